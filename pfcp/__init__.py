@@ -1,0 +1,37 @@
+"""PFCP (3GPP TS 29.244) for EdgeCUPS: a sans-I/O codec.
+
+``decode(bytes) -> Message`` and ``encode(Message) -> bytes`` with typed,
+immutable messages and IEs. Nothing in the codec opens sockets, reads clocks
+or imports asyncio::
+
+    >>> import pfcp
+    >>> msg = pfcp.HeartbeatRequest(sequence=7, recovery_time_stamp=pfcp.RecoveryTimeStamp(3900000000))
+    >>> pfcp.decode(pfcp.encode(msg)) == msg
+    True
+
+Bad input raises :class:`DecodeError`, whose ``cause`` and ``offending_ie``
+are what a PFCP node answers with (TS 29.244 §7.6).
+"""
+
+from __future__ import annotations
+
+from .constants import PFCP_PORT, PFCP_VERSION, Cause as CauseValue, IEType, MessageType
+from .errors import DecodeError, LocalProtocolError, PFCPError, RemoteProtocolError
+from .ie import *  # noqa: F403
+from .ie import __all__ as _ie_all
+from .messages import *  # noqa: F403
+from .messages import __all__ as _messages_all
+
+__all__ = [
+    "PFCP_PORT",
+    "PFCP_VERSION",
+    "CauseValue",
+    "DecodeError",
+    "IEType",
+    "LocalProtocolError",
+    "MessageType",
+    "PFCPError",
+    "RemoteProtocolError",
+    *_ie_all,
+    *_messages_all,
+]
