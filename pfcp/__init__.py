@@ -15,7 +15,8 @@ are what a PFCP node answers with (TS 29.244 §7.6).
 
 from __future__ import annotations
 
-from .constants import PFCP_PORT, PFCP_VERSION, Cause as CauseValue, IEType, MessageType
+from .constants import PFCP_PORT, PFCP_VERSION, IEType, MessageType
+from .constants import Cause as CauseValue
 from .errors import DecodeError, LocalProtocolError, PFCPError, RemoteProtocolError
 from .ie import *  # noqa: F403
 from .ie import __all__ as _ie_all

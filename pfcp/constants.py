@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["Cause", "IEType", "MessageType", "PFCP_PORT", "PFCP_VERSION"]
+__all__ = ["Cause", "IEType", "MessageType", "PFCP_PORT", "PFCP_VERSION", "ie_name"]
 
 #: UDP port of PFCP (§4.2.1).
 PFCP_PORT = 8805
@@ -366,3 +366,11 @@ class IEType(IntEnum):
     PARTIAL_FAILURE_INFORMATION_SMR = 273
     OFFENDING_IE_INFORMATION = 274
     RAT_TYPE = 275
+
+
+def ie_name(ie_type: int) -> str:
+    """``NAME(number)`` of an IE type for messages and logs; the number alone if unknown."""
+    try:
+        return f"{IEType(ie_type).name}({ie_type})"
+    except ValueError:
+        return f"vendor({ie_type})" if ie_type & 0x8000 else str(ie_type)

@@ -8,7 +8,8 @@ spec asks for it, and text that is not label-encoded still round-trips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import struct
+from dataclasses import field
 from enum import IntEnum, IntFlag
 from ipaddress import IPv4Address, IPv6Address
 from typing import Self
@@ -16,6 +17,8 @@ from typing import Self
 from ..constants import Cause, IEType
 from ..errors import DecodeError, LocalProtocolError
 from .base import IE, _at_least, _need, ie
+
+_U32 = struct.Struct(">I")
 
 __all__ = [
     "APNDNN",
@@ -41,6 +44,8 @@ __all__ = [
 
 def decode_labels(raw: bytes) -> tuple[str, bool]:
     """Decode TS 23.003 §9.1 labels to dotted text; (text, False) if not label-encoded."""
+    if raw and raw[0] == len(raw) - 1 and b"." not in raw:  # one label, the common case
+        return raw[1:].decode("utf-8", "surrogateescape"), True
     labels: list[str] = []
     pos = 0
     size = len(raw)
@@ -68,7 +73,7 @@ def encode_labels(name: str) -> bytes:
 
 
 def _ipv4(data: bytes, pos: int) -> IPv4Address:
-    return IPv4Address(data[pos : pos + 4])
+    return IPv4Address(_U32.unpack_from(data, pos)[0])
 
 
 def _ipv6(data: bytes, pos: int) -> IPv6Address:
@@ -376,10 +381,12 @@ class OuterHeaderCreationDescription(IntFlag):
 
 
 _OHC = OuterHeaderCreationDescription
-_OHC_GTPU = _OHC.GTPU_UDP_IPV4 | _OHC.GTPU_UDP_IPV6
-_OHC_V4 = _OHC.GTPU_UDP_IPV4 | _OHC.UDP_IPV4 | _OHC.IPV4
-_OHC_V6 = _OHC.GTPU_UDP_IPV6 | _OHC.UDP_IPV6 | _OHC.IPV6
-_OHC_PORT = _OHC.UDP_IPV4 | _OHC.UDP_IPV6
+_OHC_GTPU = int(_OHC.GTPU_UDP_IPV4 | _OHC.GTPU_UDP_IPV6)
+_OHC_V4 = int(_OHC.GTPU_UDP_IPV4 | _OHC.UDP_IPV4 | _OHC.IPV4)
+_OHC_V6 = int(_OHC.GTPU_UDP_IPV6 | _OHC.UDP_IPV6 | _OHC.IPV6)
+_OHC_PORT = int(_OHC.UDP_IPV4 | _OHC.UDP_IPV6)
+_OHC_C_TAG = int(_OHC.C_TAG)
+_OHC_S_TAG = int(_OHC.S_TAG)
 
 
 @ie
@@ -402,67 +409,72 @@ class OuterHeaderCreation(IE):
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
         _at_least(cls, pos, end, 2)
-        desc = _OHC(data[pos] | (data[pos + 1] << 8))
+        bits = data[pos] | (data[pos + 1] << 8)  # IntFlag arithmetic is slow: test plain ints
         p = pos + 2
         teid = port = None
         ipv4 = ipv6 = None
         c_tag = s_tag = None
-        if desc & _OHC_GTPU:
+        if bits & _OHC_GTPU:
             if end - p < 4:
                 raise _short(cls, "TEID")
-            teid = int.from_bytes(data[p : p + 4], "big")
+            teid = _U32.unpack_from(data, p)[0]
             p += 4
-        if desc & _OHC_V4:
+        if bits & _OHC_V4:
             if end - p < 4:
                 raise _short(cls, "IPv4")
             ipv4 = _ipv4(data, p)
             p += 4
-        if desc & _OHC_V6:
+        if bits & _OHC_V6:
             if end - p < 16:
                 raise _short(cls, "IPv6")
             ipv6 = _ipv6(data, p)
             p += 16
-        if desc & _OHC_PORT:
+        if bits & _OHC_PORT:
             if end - p < 2:
                 raise _short(cls, "port")
             port = (data[p] << 8) | data[p + 1]
             p += 2
-        if desc & _OHC.C_TAG:
+        if bits & _OHC_C_TAG:
             if end - p < 3:
                 raise _short(cls, "C-TAG")
             c_tag = bytes(data[p : p + 3])
             p += 3
-        if desc & _OHC.S_TAG:
+        if bits & _OHC_S_TAG:
             if end - p < 3:
                 raise _short(cls, "S-TAG")
             s_tag = bytes(data[p : p + 3])
             p += 3
         if p != end:
             raise DecodeError(f"OuterHeaderCreation: {end - p} trailing octets", Cause.INVALID_LENGTH)
-        return cls(desc, teid, ipv4, ipv6, port, c_tag, s_tag)
+        desc = _OHC._value2member_map_.get(bits)
+        if desc is None:
+            desc = _OHC(bits)
+        return cls(desc, teid, ipv4, ipv6, port, c_tag, s_tag)  # type: ignore[arg-type]
 
     def encode_payload(self) -> bytes:
-        desc = _OHC(self.description)
-        checks = (
-            (bool(desc & _OHC_GTPU), self.teid, "teid"),
-            (bool(desc & _OHC_V4), self.ipv4, "ipv4"),
-            (bool(desc & _OHC_V6), self.ipv6, "ipv6"),
-            (bool(desc & _OHC_PORT), self.port, "port"),
-            (bool(desc & _OHC.C_TAG), self.c_tag, "c_tag"),
-            (bool(desc & _OHC.S_TAG), self.s_tag, "s_tag"),
-        )
-        for wanted, value, name in checks:
-            if wanted != (value is not None):
-                raise LocalProtocolError(f"OuterHeaderCreation: {name} must be set exactly when {desc!r} asks for it")
-        out = bytearray((int(desc) & 0xFF, int(desc) >> 8))
-        if self.teid is not None:
-            out += self.teid.to_bytes(4, "big")
-        if self.ipv4 is not None:
-            out += self.ipv4.packed
-        if self.ipv6 is not None:
-            out += self.ipv6.packed
-        if self.port is not None:
-            out += self.port.to_bytes(2, "big")
+        bits = int(self.description)
+        teid, ipv4, ipv6, port = self.teid, self.ipv4, self.ipv6, self.port
+        if (
+            bool(bits & _OHC_GTPU) != (teid is not None)
+            or bool(bits & _OHC_V4) != (ipv4 is not None)
+            or bool(bits & _OHC_V6) != (ipv6 is not None)
+            or bool(bits & _OHC_PORT) != (port is not None)
+            or bool(bits & _OHC_C_TAG) != (self.c_tag is not None)
+            or bool(bits & _OHC_S_TAG) != (self.s_tag is not None)
+        ):
+            raise LocalProtocolError(
+                f"OuterHeaderCreation: teid/ipv4/ipv6/port/c_tag/s_tag must be set exactly as "
+                f"{self.description!r} asks (§8.2.56)"
+            )
+        out = bytearray((bits & 0xFF, bits >> 8))
+        if teid is not None:
+            out += _U32.pack(teid)
+        if ipv4 is not None:
+            out += ipv4.packed
+        if ipv6 is not None:
+            out += ipv6.packed
+        if port is not None:
+            out += port.to_bytes(2, "big")
         for tag in (self.c_tag, self.s_tag):
             if tag is not None:
                 if len(tag) != 3:

@@ -11,8 +11,8 @@ from typing import Self
 
 from ..constants import Cause, IEType
 from ..errors import DecodeError, LocalProtocolError
-from .base import IE, U32, Flags, GroupedIE, M, _at_least, _need, grouped, ie, ie_field
 from .addressing import RemoteGTPUPeer
+from .base import IE, U32, Flags, GroupedIE, M, _at_least, _need, grouped, ie, ie_field
 from .ids import Metric, SequenceNumber
 
 __all__ = [
@@ -453,7 +453,7 @@ class TraceInformation(IE):
         elif n == 0:
             entity = None
         else:
-            raise DecodeError("TraceInformation: collection entity address is neither IPv4 nor IPv6", Cause.INVALID_LENGTH)
+            raise DecodeError("TraceInformation: collection entity is neither IPv4 nor IPv6", Cause.INVALID_LENGTH)
         return cls(mcc, mnc, trace_id, events, depth, interfaces, entity)
 
     def encode_payload(self) -> bytes:

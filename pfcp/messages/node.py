@@ -63,7 +63,6 @@ _UE_IP_USAGE = opaque_ie_class(IEType.UE_IP_ADDRESS_USAGE_INFORMATION)
 
 
 class _Response(Message):
-    __slots__ = ()
     REQUEST: ClassVar[bool] = False
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
 from ..constants import PFCP_VERSION, Cause, MessageType
 from ..errors import DecodeError, LocalProtocolError
-from ..ie.base import IE, _Group
+from ..ie.base import _Group, install_fast_init
 
 __all__ = [
     "MESSAGE_CLASSES",
@@ -38,7 +38,7 @@ MESSAGE_CLASSES: dict[int, type[Message]] = {}
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Message(_Group):
     """Base of every PFCP message.
 
@@ -67,7 +67,8 @@ class Message(_Group):
         cls, data: bytes, pos: int, end: int, sequence: int, seid: int | None, priority: int | None
     ) -> Self:
         kwargs: dict[str, Any] = {"sequence": sequence, "seid": seid, "priority": priority}
-        return cls(**cls._decode_fields(data, pos, end, kwargs))
+        obj: Self = cls._decode_fields(data, pos, end, kwargs)
+        return obj
 
     def _encode_body(self) -> bytes:
         return self._encode_fields()
@@ -76,7 +77,8 @@ class Message(_Group):
 @dataclass_transform(frozen_default=True, kw_only_default=True)
 def message(cls: type[T]) -> type[T]:
     """Make ``cls`` a frozen slotted keyword-only dataclass and register its ``TYPE``."""
-    made: Any = dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    made: Any = dataclass(frozen=True, kw_only=True)(cls)
+    install_fast_init(made)
     made._build_schema()
     if made.TYPE in MESSAGE_CLASSES:
         raise TypeError(f"message type {made.TYPE} registered twice")
@@ -84,7 +86,7 @@ def message(cls: type[T]) -> type[T]:
     return made  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class GenericMessage(Message):
     """A message of a type this codec does not know; its IEs are kept in ``extra``."""
 
@@ -132,10 +134,10 @@ def _decode_one(data: bytes, pos: int) -> tuple[Message, int, bool]:
         priority = (tail & 0xF0) >> 4 if flags & 0x02 else None
         cls = MESSAGE_CLASSES.get(message_type)
         if cls is None:
-            kwargs = GenericMessage._decode_fields(
+            generic = GenericMessage._decode_fields(
                 data, body, end, {"sequence": sequence, "seid": seid, "priority": priority, "type": message_type}
             )
-            return GenericMessage(**kwargs), end, bool(flags & 0x04)
+            return generic, end, bool(flags & 0x04)
         return cls._decode_body(data, body, end, sequence, seid, priority), end, bool(flags & 0x04)
     except DecodeError as exc:
         exc.message_type = message_type
@@ -207,5 +209,3 @@ def encode_all(messages: list[Message]) -> bytes:
     """Encode several messages into one datagram, setting FO on all but the last."""
     last = len(messages) - 1
     return b"".join(_encode_one(m, i < last) for i, m in enumerate(messages))
-
-

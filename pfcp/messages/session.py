@@ -10,14 +10,13 @@ from typing import ClassVar
 
 from ..constants import IEType, MessageType
 from ..ie import (
+    APNDNN,
     FQCSID,
     FSEID,
     FTEID,
-    PDNType,
     SNSSAI,
     AdditionalUsageReportsInformation,
     AlternativeSMFIPAddress,
-    APNDNN,
     Cause,
     CreateBAR,
     CreatedPDR,
@@ -33,6 +32,7 @@ from ..ie import (
     OffendingIE,
     OpaqueIE,
     OverloadControlInformation,
+    PDNType,
     PFCPSMReqFlags,
     PFCPSRRspFlags,
     QueryURR,
@@ -106,12 +106,10 @@ _SESSION_REPORT = opaque_ie_class(IEType.SESSION_REPORT)
 
 
 class _Session(Message):
-    __slots__ = ()
     SESSION: ClassVar[bool] = True
 
 
 class _SessionResponse(_Session):
-    __slots__ = ()
     REQUEST: ClassVar[bool] = False
 
 
