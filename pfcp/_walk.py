@@ -26,13 +26,15 @@ def decode_group(
     data: bytes,
     pos: int,
     end: int,
-    kwargs: dict[str, Any],
+    kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """Decode ``data[pos:end]`` as the IEs of ``cls``; return the new instance.
 
     Fields are added to ``kwargs`` in arrival order and the dict becomes the
     instance's ``__dict__`` (absent fields fall back to class defaults).
     """
+    if kwargs is None:
+        kwargs = {}
     start = pos
     extra: list[Any] | None = None
     lists: list[str] | None = None

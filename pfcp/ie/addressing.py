@@ -72,6 +72,10 @@ def encode_labels(name: str) -> bytes:
     return bytes(out)
 
 
+_new = object.__new__
+_setattr = object.__setattr__
+
+
 def _ipv4(data: bytes, pos: int) -> IPv4Address:
     return IPv4Address(_U32.unpack_from(data, pos)[0])
 
@@ -346,6 +350,12 @@ class NetworkInstance(IE):
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
+        if end > pos + 1 and data[pos] == end - pos - 1:  # one label, the common case
+            raw = data[pos + 1 : end]
+            if b"." not in raw:
+                obj = _new(cls)
+                _setattr(obj, "__dict__", {"value": raw.decode("utf-8", "surrogateescape")})
+                return obj
         name, labelled = decode_labels(bytes(data[pos:end]))
         return cls(name, labelled)
 

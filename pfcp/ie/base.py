@@ -26,6 +26,7 @@ declaration:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,11 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 T = TypeVar("T")
+
+# Decoders build instances as object.__new__ plus one instance-dict assignment:
+# frozen dataclasses forbid attribute assignment, and this is the fastest way in.
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 class Presence(Enum):
@@ -166,7 +172,7 @@ def _register(made: Any) -> Any:
     if made.TYPE in IE_CLASSES and not issubclass(IE_CLASSES[made.TYPE], OpaqueIE):
         raise TypeError(f"IE type {made.TYPE} registered twice")
     IE_CLASSES[made.TYPE] = made
-    if issubclass(made, _UInt):
+    if issubclass(made, (_UInt, EnumOctet)):
         made._HEAD = _HDR.pack(made.TYPE, made.SIZE)
     return made
 
@@ -223,11 +229,16 @@ class U8(_UInt):
     def encode_payload(self) -> bytes:
         return bytes((self.value,))
 
+    def encode(self) -> bytes:
+        return self._HEAD + bytes((self.value,))
+
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
         if end - pos != 1:
             _need(cls, data, pos, end, 1)
-        return cls(data[pos])
+        obj = _new(cls)
+        _setattr(obj, "__dict__", {"value": data[pos]})
+        return obj
 
 
 @dataclass(frozen=True)
@@ -240,11 +251,16 @@ class U16(_UInt):
     def encode_payload(self) -> bytes:
         return _U16.pack(self.value)
 
+    def encode(self) -> bytes:
+        return self._HEAD + _U16.pack(self.value)
+
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
         if end - pos != 2:
             _need(cls, data, pos, end, 2)
-        return cls((data[pos] << 8) | data[pos + 1])
+        obj = _new(cls)
+        _setattr(obj, "__dict__", {"value": (data[pos] << 8) | data[pos + 1]})
+        return obj
 
 
 @dataclass(frozen=True)
@@ -265,11 +281,16 @@ class U32(_UInt):
     def encode_payload(self) -> bytes:
         return _U32.pack(self.value)
 
+    def encode(self) -> bytes:
+        return self._HEAD + _U32.pack(self.value)
+
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
         if end - pos != 4:
             _need(cls, data, pos, end, 4)
-        return cls(_U32.unpack_from(data, pos)[0])
+        obj = _new(cls)
+        _setattr(obj, "__dict__", {"value": _U32.unpack_from(data, pos)[0]})
+        return obj
 
 
 @dataclass(frozen=True)
@@ -321,16 +342,24 @@ class EnumOctet(IE):
     __slots__ = ()
     ENUM: ClassVar[type[IntEnum]]
     MASK: ClassVar[int] = 0xFF
+    SIZE: ClassVar[int] = 1
+    _HEAD: ClassVar[bytes] = b""
+    value: int
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
-        _at_least(cls, pos, end, 1)
+        if end - pos != 1:
+            _need(cls, data, pos, end, 1)
         raw = data[pos] & cls.MASK
-        value = cls.ENUM._value2member_map_.get(raw, raw)
-        return cls(value)  # type: ignore[call-arg]
+        obj = _new(cls)
+        _setattr(obj, "__dict__", {"value": cls.ENUM._value2member_map_.get(raw, raw)})
+        return obj
 
     def encode_payload(self) -> bytes:
         return bytes((self.value & self.MASK,))
+
+    def encode(self) -> bytes:
+        return self._HEAD + bytes((self.value & self.MASK,))
 
 
 class Flags(IE):
@@ -345,6 +374,8 @@ class Flags(IE):
     __slots__ = ()
     FLAGS: ClassVar[type[IntFlag]]
     MIN_OCTETS: ClassVar[int] = 1
+    value: int
+    octets: int
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
@@ -355,7 +386,9 @@ class Flags(IE):
         value = cls.FLAGS._value2member_map_.get(raw)
         if value is None:
             value = cls.FLAGS(raw)
-        return cls(value, end - pos)  # type: ignore[call-arg]
+        obj = _new(cls)
+        _setattr(obj, "__dict__", {"value": value, "octets": end - pos})
+        return obj
 
     def encode_payload(self) -> bytes:
         value: int = self.value
@@ -490,8 +523,6 @@ def ie_field(cls: type[IE], presence: Presence = O, *, multiple: bool = False) -
 
 _EXTRA = "extra"
 _Row = tuple[str, Callable[[bytes, int, int], Any], bool, bool, bool, int]
-_new = object.__new__
-_setattr = object.__setattr__
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -539,7 +570,7 @@ class _Group:
         cls._BY_TYPE = {t: tuple(v) for t, v in by_type.items()}
         cls._MANDATORY_NAMES = tuple((s.name, s.ie_type) for s in specs if s.presence is M)
         cls._ROWS = {
-            s.name: (s.name, s.cls.decode_payload, s.multiple, s.presence is M, issubclass(s.cls, _Group), s.ie_type)
+            s.name: (s.name, _decoder(s.cls), s.multiple, s.presence is M, issubclass(s.cls, _Group), s.ie_type)
             for s in specs
         }
         cls._TABLE = {t: cls._ROWS[v[0].name] for t, v in by_type.items()}
@@ -676,6 +707,14 @@ class _Group:
         return out
 
 
+def _decoder(cls: type[IE]) -> Callable[[bytes, int, int], Any]:
+    """The fastest callable that decodes a payload of ``cls``: grouped IEs go
+    straight to the walker with their tables bound."""
+    if issubclass(cls, _Group):
+        return functools.partial(_walk.decode_group, cls, cls._TABLE, cls._MANDATORY_NAMES)
+    return cls.decode_payload
+
+
 def _decode_or_raw(ie_type: int, data: bytes, pos: int, end: int) -> IE:
     """Decode an IE a container does not declare; keep it raw if it is malformed."""
     try:
@@ -690,8 +729,16 @@ class GroupedIE(_Group, IE):
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
-        obj: Self = cls._decode_fields(data, pos, end, {})
+        obj: Self = _walk.decode_group(cls, cls._TABLE, cls._MANDATORY_NAMES, data, pos, end, {})
         return obj
+
+    def encode(self) -> bytes:
+        values = self.__dict__
+        if values.get("wire_order") is None:
+            payload = _walk.encode_group(self, values, self._ROWS, self._MANDATORY_NAMES)
+        else:
+            payload = self._encode_in_wire_order()
+        return _HDR.pack(self.TYPE, len(payload)) + payload
 
     def encode_payload(self) -> bytes:
         return self._encode_fields()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
+from .. import _walk
 from ..constants import PFCP_VERSION, Cause, MessageType
 from ..errors import DecodeError, LocalProtocolError
 from ..ie.base import _Group, install_fast_init
@@ -61,14 +62,6 @@ class Message(_Group):
     def message_type(self) -> int:
         """The message type number on the wire."""
         return self.TYPE
-
-    @classmethod
-    def _decode_body(
-        cls, data: bytes, pos: int, end: int, sequence: int, seid: int | None, priority: int | None
-    ) -> Self:
-        kwargs: dict[str, Any] = {"sequence": sequence, "seid": seid, "priority": priority}
-        obj: Self = cls._decode_fields(data, pos, end, kwargs)
-        return obj
 
     def _encode_body(self) -> bytes:
         return self._encode_fields()
@@ -138,7 +131,16 @@ def _decode_one(data: bytes, pos: int) -> tuple[Message, int, bool]:
                 data, body, end, {"sequence": sequence, "seid": seid, "priority": priority, "type": message_type}
             )
             return generic, end, bool(flags & 0x04)
-        return cls._decode_body(data, body, end, sequence, seid, priority), end, bool(flags & 0x04)
+        msg = _walk.decode_group(
+            cls,
+            cls._TABLE,
+            cls._MANDATORY_NAMES,
+            data,
+            body,
+            end,
+            {"sequence": sequence, "seid": seid, "priority": priority},
+        )
+        return msg, end, bool(flags & 0x04)
     except DecodeError as exc:
         exc.message_type = message_type
         if end <= size and end >= body:
