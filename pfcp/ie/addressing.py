@@ -370,7 +370,7 @@ class NetworkInstance(IE):
 
 @ie
 class APNDNN(NetworkInstance):
-    """APN/DNN, §8.2.103: label-encoded as in TS 23.003 §9.1."""
+    """APN/DNN, §8.2.117: label-encoded as in TS 23.003 §9.1."""
 
     TYPE = IEType.APN_DNN
 
@@ -594,7 +594,7 @@ class SourceIPAddress(IE):
 
 @ie
 class AlternativeSMFIPAddress(IE):
-    """Alternative SMF IP Address, §8.2.134. ``preferred`` is the PPE flag."""
+    """Alternative SMF IP Address, §8.2.129. ``preferred`` is the PPE flag."""
 
     TYPE = IEType.ALTERNATIVE_SMF_IP_ADDRESS
     ipv4: IPv4Address | None = None
@@ -614,7 +614,7 @@ class AlternativeSMFIPAddress(IE):
 
 @ie
 class CPPFCPEntityIPAddress(IE):
-    """CP PFCP Entity IP Address, §8.2.139."""
+    """CP PFCP Entity IP Address, §8.2.135."""
 
     TYPE = IEType.CP_PFCP_ENTITY_IP_ADDRESS
     ipv4: IPv4Address | None = None

@@ -96,14 +96,14 @@ class LinkedURRID(U32):
 
 @ie
 class BARID(U8):
-    """BAR ID, §8.2.88."""
+    """BAR ID, §8.2.57."""
 
     TYPE = IEType.BAR_ID
 
 
 @ie
 class MARID(U16):
-    """MAR ID, §8.2.143."""
+    """MAR ID, §8.2.123."""
 
     TYPE = IEType.MAR_ID
 
@@ -257,7 +257,7 @@ class UserPlaneInactivityTimer(U32):
 
 @ie
 class SubsequentTimeQuota(U32):
-    """Subsequent Time Quota, §8.2.89, in seconds."""
+    """Subsequent Time Quota, §8.2.87, in seconds."""
 
     TYPE = IEType.SUBSEQUENT_TIME_QUOTA
 
@@ -278,14 +278,14 @@ class DownlinkDataNotificationDelay(U8):
 
 @ie
 class SuggestedBufferingPacketsCount(U8):
-    """Suggested Buffering Packets Count, §8.2.91."""
+    """Suggested Buffering Packets Count, §8.2.100."""
 
     TYPE = IEType.SUGGESTED_BUFFERING_PACKETS_COUNT
 
 
 @ie
 class EthernetInactivityTimer(U32):
-    """Ethernet Inactivity Timer, §8.2.102, in seconds."""
+    """Ethernet Inactivity Timer, §8.2.105, in seconds."""
 
     TYPE = IEType.ETHERNET_INACTIVITY_TIMER
 
@@ -306,14 +306,14 @@ class EventThreshold(U32):
 
 @ie
 class SubsequentEventQuota(U32):
-    """Subsequent Event Quota, §8.2.114."""
+    """Subsequent Event Quota, §8.2.106."""
 
     TYPE = IEType.SUBSEQUENT_EVENT_QUOTA
 
 
 @ie
 class SubsequentEventThreshold(U32):
-    """Subsequent Event Threshold, §8.2.115."""
+    """Subsequent Event Threshold, §8.2.107."""
 
     TYPE = IEType.SUBSEQUENT_EVENT_THRESHOLD
 
@@ -327,7 +327,7 @@ class FramedRouting(U32):
 
 @ie
 class AveragingWindow(U32):
-    """Averaging Window, §8.2.123, in milliseconds."""
+    """Averaging Window, §8.2.115, in milliseconds."""
 
     TYPE = IEType.AVERAGING_WINDOW
 
@@ -348,20 +348,20 @@ class DeactivationTime(U32):
 
 @ie
 class QuotaValidityTime(U32):
-    """Quota Validity Time, §8.2.139, in seconds."""
+    """Quota Validity Time, §8.2.132, in seconds."""
 
     TYPE = IEType.QUOTA_VALIDITY_TIME
 
 
 @ie
 class NumberOfReports(U16):
-    """Number of Reports, §8.2.140."""
+    """Number of Reports, §8.2.133."""
 
     TYPE = IEType.NUMBER_OF_REPORTS
 
 
 @ie
 class RATType(U8):
-    """RAT Type, §8.2.202 (TS 29.274 values)."""
+    """RAT Type, §8.2.186 (TS 29.274 values)."""
 
     TYPE = IEType.RAT_TYPE

@@ -301,12 +301,18 @@ class UserPlanePathRecoveryReport(GroupedIE):
 
 @ie
 class FQCSID(IE):
-    """FQ-CSID, §8.2.46: a node (IPv4, IPv6, or MCC/MNC-based 32-bit id) and
-    the PDN Connection Set Identifiers it allocated."""
+    """FQ-CSID, §8.2.43: a node (IPv4, IPv6, or MCC/MNC-based 32-bit id) and
+    the PDN Connection Set Identifiers it allocated.
+
+    ``node_type`` is the Rel-17 octet after the CSIDs (Spare | Node Type,
+    Rel-17 Figure 8.2.43-1: 0 MME, 1 SGW-C, 2 PGW-C/SMF, 3 ePDG, 4 TWAN,
+    5 PGW-U/SGW-U/UPF); None when absent, as Rel-15/16 peers send it.
+    """
 
     TYPE = IEType.FQ_CSID
     node: IPv4Address | IPv6Address | int
     csids: tuple[int, ...] = ()
+    node_type: int | None = None
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
@@ -329,8 +335,13 @@ class FQCSID(IE):
             p += 4
         else:
             raise DecodeError(f"FQCSID: unknown node id type {kind}", Cause.MANDATORY_IE_INCORRECT, IEType.FQ_CSID)
-        _need(cls, data, p, end, 2 * count)
-        return cls(node, tuple((data[p + 2 * i] << 8) | data[p + 2 * i + 1] for i in range(count)))
+        _at_least(cls, p, end, 2 * count)
+        csids = tuple((data[p + 2 * i] << 8) | data[p + 2 * i + 1] for i in range(count))
+        p += 2 * count
+        if p == end:
+            return cls(node, csids)
+        _need(cls, data, p, end, 1)
+        return cls(node, csids, data[p] & 0x0F)
 
     def encode_payload(self) -> bytes:
         if len(self.csids) > 15:
@@ -341,7 +352,12 @@ class FQCSID(IE):
             kind, raw = 1, self.node.packed
         else:
             kind, raw = 2, self.node.to_bytes(4, "big")
-        return bytes(((kind << 4) | len(self.csids),)) + raw + b"".join(c.to_bytes(2, "big") for c in self.csids)
+        out = bytes(((kind << 4) | len(self.csids),)) + raw + b"".join(c.to_bytes(2, "big") for c in self.csids)
+        if self.node_type is None:
+            return out
+        if not 0 <= self.node_type <= 15:
+            raise LocalProtocolError(f"FQCSID: node type {self.node_type} is not 0..15")
+        return out + bytes((self.node_type,))
 
 
 def _tbcd_decode(raw: bytes) -> str:
@@ -411,7 +427,7 @@ class UserID(IE):
 
 @ie
 class TraceInformation(IE):
-    """Trace Information, §8.2.98: PLMN (MCC, MNC), Trace ID, triggering
+    """Trace Information, §8.2.108: PLMN (MCC, MNC), Trace ID, triggering
     events, session trace depth, list of interfaces and the IP address of the
     trace collection entity (TS 32.422)."""
 

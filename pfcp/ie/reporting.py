@@ -180,7 +180,7 @@ class UsageInformationFlags(IntFlag):
 
 @ie
 class UsageInformation(Flags):
-    """Usage Information, §8.2.60."""
+    """Usage Information, §8.2.59."""
 
     TYPE = IEType.USAGE_INFORMATION
     FLAGS = UsageInformationFlags

@@ -647,7 +647,7 @@ class EthernetPDUSessionInformation(IE):
 
 @ie
 class SNSSAI(IE):
-    """S-NSSAI, §8.2.201: Slice/Service Type and Slice Differentiator."""
+    """S-NSSAI, §8.2.176: Slice/Service Type and Slice Differentiator."""
 
     TYPE = IEType.S_NSSAI
     sst: int
