@@ -263,12 +263,13 @@ class SessionSetDeletionResponse(_Response):
 @message
 class SessionSetModificationRequest(Message):
     """PFCP Session Set Modification Request, Table 7.4.7.1-1 (Rel-17): move
-    the sessions of FQ-CSIDs to an alternative SMF address. Group Id and CP IP
-    Address (Rel-18 types) arrive in ``extra``."""
+    the sessions of FQ-CSIDs, Group IDs or CP IP addresses to an alternative SMF."""
 
     TYPE = MessageType.SESSION_SET_MODIFICATION_REQUEST
     alternative_smf_ip_address: AlternativeSMFIPAddress = ie_field(AlternativeSMFIPAddress, M)
     fq_csid: tuple[FQCSID, ...] = ie_field(FQCSID, C, multiple=True)
+    group_id: tuple[OpaqueIE, ...] = ie_field(opaque_ie_class(IEType.GROUP_ID), C, multiple=True)
+    cp_ip_address: tuple[OpaqueIE, ...] = ie_field(opaque_ie_class(IEType.CP_IP_ADDRESS), C, multiple=True)
 
 
 @message
