@@ -19,6 +19,7 @@ from ..errors import DecodeError, LocalProtocolError
 from .base import IE, _at_least, _need, ie
 
 _U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 
 __all__ = [
     "APNDNN",
@@ -44,14 +45,14 @@ __all__ = [
 
 def decode_labels(raw: bytes) -> tuple[str, bool]:
     """Decode TS 23.003 §9.1 labels to dotted text; (text, False) if not label-encoded."""
-    if raw and raw[0] == len(raw) - 1 and b"." not in raw:  # one label, the common case
+    if 0 < len(raw) - 1 == raw[0] <= 63 and b"." not in raw:  # one label, the common case
         return raw[1:].decode("utf-8", "surrogateescape"), True
     labels: list[str] = []
     pos = 0
     size = len(raw)
     while pos < size:
         n = raw[pos]
-        if n == 0 or pos + 1 + n > size:
+        if n == 0 or n > 63 or pos + 1 + n > size:  # labels are 1..63 octets (TS 23.003 §9.1)
             return raw.decode("utf-8", "surrogateescape"), False
         labels.append(raw[pos + 1 : pos + 1 + n].decode("utf-8", "surrogateescape"))
         pos += 1 + n
@@ -76,8 +77,17 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
+def _name_octets(name: str, label_encoded: bool) -> bytes:
+    return encode_labels(name) if label_encoded else name.encode("utf-8", "surrogateescape")
+
+
 def _ipv4(data: bytes, pos: int) -> IPv4Address:
-    return IPv4Address(_U32.unpack_from(data, pos)[0])
+    # IPv4Address.__init__ re-validates what four octets cannot get wrong; an
+    # address decoded from the wire is built directly (about 3x faster). The
+    # result is an ordinary IPv4Address: equal, hashable and printable as usual.
+    address = _new(IPv4Address)
+    _setattr(address, "_ip", _U32.unpack_from(data, pos)[0])
+    return address
 
 
 def _ipv6(data: bytes, pos: int) -> IPv6Address:
@@ -101,22 +111,23 @@ class FSEID(IE):
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
         _at_least(cls, pos, end, 9)
         flags = data[pos]
-        seid = int.from_bytes(data[pos + 1 : pos + 9], "big")
+        values: dict[str, object] = {"seid": _U64.unpack_from(data, pos + 1)[0]}
         p = pos + 9
-        ipv4 = ipv6 = None
         if flags & 0x02:
             if end - p < 4:
                 raise _short(cls, "IPv4")
-            ipv4 = _ipv4(data, p)
+            values["ipv4"] = _ipv4(data, p)
             p += 4
         if flags & 0x01:
             if end - p < 16:
                 raise _short(cls, "IPv6")
-            ipv6 = _ipv6(data, p)
+            values["ipv6"] = _ipv6(data, p)
             p += 16
         if p != end:
             raise DecodeError(f"FSEID: {end - p} trailing octets", Cause.INVALID_LENGTH)
-        return cls(seid, ipv4, ipv6)
+        obj = _new(cls)
+        _setattr(obj, "__dict__", values)
+        return obj
 
     def encode_payload(self) -> bytes:
         flags = (0x02 if self.ipv4 is not None else 0) | (0x01 if self.ipv6 is not None else 0)
@@ -168,22 +179,23 @@ class FTEID(IE):
             return cls(None, None, None, bool(flags & 0x01), bool(flags & 0x02), choose_id)
         if end - p < 4:
             raise _short(cls, "TEID")
-        teid = int.from_bytes(data[p : p + 4], "big")
+        values: dict[str, object] = {"teid": _U32.unpack_from(data, p)[0]}
         p += 4
-        ipv4 = ipv6 = None
         if flags & 0x01:
             if end - p < 4:
                 raise _short(cls, "IPv4")
-            ipv4 = _ipv4(data, p)
+            values["ipv4"] = _ipv4(data, p)
             p += 4
         if flags & 0x02:
             if end - p < 16:
                 raise _short(cls, "IPv6")
-            ipv6 = _ipv6(data, p)
+            values["ipv6"] = _ipv6(data, p)
             p += 16
         if p != end:
             raise DecodeError(f"FTEID: {end - p} trailing octets", Cause.INVALID_LENGTH)
-        return cls(teid, ipv4, ipv6)
+        obj = _new(cls)
+        _setattr(obj, "__dict__", values)
+        return obj
 
     def encode_payload(self) -> bytes:
         if self.teid is None:
@@ -350,7 +362,7 @@ class NetworkInstance(IE):
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
-        if end > pos + 1 and data[pos] == end - pos - 1:  # one label, the common case
+        if end > pos + 1 and data[pos] == end - pos - 1 <= 63:  # one label (1..63 octets), the common case
             raw = data[pos + 1 : end]
             if b"." not in raw:
                 obj = _new(cls)
@@ -641,11 +653,14 @@ class RemoteGTPUPeer(IE):
     ipv6: IPv6Address | None = None
     destination_interface: int | None = None
     network_instance: str | None = None
+    #: False when the peer sent the Network Instance as plain text (kept as is).
+    network_instance_label_encoded: bool = field(default=True, compare=False)
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
         flags, ipv4, ipv6, p = _v4v6_decode(cls, data, pos, end)
         di = ni = None
+        labelled = True
         if flags & 0x04:
             if end - p < 3:
                 raise _short(cls, "Destination Interface")
@@ -660,11 +675,11 @@ class RemoteGTPUPeer(IE):
             n = (data[p] << 8) | data[p + 1]
             if end - p - 2 < n:
                 raise _short(cls, "Network Instance")
-            ni = decode_labels(bytes(data[p + 2 : p + 2 + n]))[0]
+            ni, labelled = decode_labels(bytes(data[p + 2 : p + 2 + n]))
             p += 2 + n
         if p != end:
             raise DecodeError(f"RemoteGTPUPeer: {end - p} trailing octets", Cause.INVALID_LENGTH)
-        return cls(ipv4, ipv6, di, ni)
+        return cls(ipv4, ipv6, di, ni, labelled)
 
     def encode_payload(self) -> bytes:
         flags = (0x04 if self.destination_interface is not None else 0) | (
@@ -674,7 +689,7 @@ class RemoteGTPUPeer(IE):
         if self.destination_interface is not None:
             out += b"\x00\x01" + bytes((self.destination_interface,))
         if self.network_instance is not None:
-            ni = encode_labels(self.network_instance)
+            ni = _name_octets(self.network_instance, self.network_instance_label_encoded)
             out += len(ni).to_bytes(2, "big") + ni
         return bytes(out)
 
@@ -695,6 +710,8 @@ class UserPlaneIPResourceInformation(IE):
     teid_range: int | None = None
     network_instance: str | None = None
     source_interface: int | None = None
+    #: False when the peer sent the Network Instance as plain text (kept as is).
+    network_instance_label_encoded: bool = field(default=True, compare=False)
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
@@ -720,11 +737,12 @@ class UserPlaneIPResourceInformation(IE):
             ipv6 = _ipv6(data, p)
             p += 16
         si = ni = None
+        labelled = True
         ni_end = end - 1 if flags & 0x40 else end
         if flags & 0x20:
             if ni_end <= p:
                 raise _short(cls, "Network Instance")
-            ni = decode_labels(bytes(data[p:ni_end]))[0]
+            ni, labelled = decode_labels(bytes(data[p:ni_end]))
             p = ni_end
         if flags & 0x40:
             if end - p != 1:
@@ -733,7 +751,7 @@ class UserPlaneIPResourceInformation(IE):
             p += 1
         if p != end:
             raise DecodeError(f"UserPlaneIPResourceInformation: {end - p} trailing octets", Cause.INVALID_LENGTH)
-        return cls(ipv4, ipv6, teidri, teid_range, ni, si)
+        return cls(ipv4, ipv6, teidri, teid_range, ni, si, labelled)
 
     def encode_payload(self) -> bytes:
         if (self.teid_range_bits == 0) != (self.teid_range is None):
@@ -753,7 +771,7 @@ class UserPlaneIPResourceInformation(IE):
         if self.ipv6 is not None:
             out += self.ipv6.packed
         if self.network_instance is not None:
-            out += encode_labels(self.network_instance)
+            out += _name_octets(self.network_instance, self.network_instance_label_encoded)
         if self.source_interface is not None:
             out.append(self.source_interface)
         return bytes(out)
