@@ -20,8 +20,20 @@ from .constants import Cause as CauseValue
 from .errors import DecodeError, LocalProtocolError, PFCPError, RemoteProtocolError
 from .ie import *  # noqa: F403
 from .ie import __all__ as _ie_all
+
+# The family modules once more, directly: type checkers cannot evaluate the
+# ``[*a, *b]`` __all__ of pfcp.ie and pfcp.messages, and without these lines
+# ``pfcp.FTEID`` (every IE and message class) is unknown to mypy.
+from .ie.addressing import *  # noqa: F403
+from .ie.ids import *  # noqa: F403
+from .ie.node import *  # noqa: F403
+from .ie.reporting import *  # noqa: F403
+from .ie.rules import *  # noqa: F403
+from .ie.values import *  # noqa: F403
 from .messages import *  # noqa: F403
 from .messages import __all__ as _messages_all
+from .messages.node import *  # noqa: F403
+from .messages.session import *  # noqa: F403
 
 __all__ = [
     "PFCP_PORT",

@@ -27,11 +27,15 @@ def decode_group(
     pos: int,
     end: int,
     kwargs: dict[str, Any] | None = None,
+    order: list[str] | None = None,
 ) -> Any:
     """Decode ``data[pos:end]`` as the IEs of ``cls``; return the new instance.
 
     Fields are added to ``kwargs`` in arrival order and the dict becomes the
-    instance's ``__dict__`` (absent fields fall back to class defaults).
+    instance's ``__dict__`` (absent fields fall back to class defaults). The
+    order of a dict cannot say that IEs of one repeated field arrived in
+    separate runs (A, B, A); when that happens the walk starts again with
+    ``order`` recording every IE, and the instance keeps it as ``wire_order``.
     """
     if kwargs is None:
         kwargs = {}
@@ -79,11 +83,13 @@ def decode_group(
                         else:
                             lists.append(name)
                     else:
-                        if last != name:
-                            return cls._decode_in_order(data, start, end, kwargs)
+                        if last != name and order is None:
+                            return _again_in_order(cls, table, mandatory_names, data, start, end, kwargs)
                         lst.append(value)
                 else:
                     kwargs[name] = value
+                if order is not None:
+                    order.append(name)
                 last = name
                 pos = nxt
                 continue
@@ -94,9 +100,11 @@ def decode_group(
             extra = [value]
             kwargs[_EXTRA] = extra
         else:
-            if last != _EXTRA:
-                return cls._decode_in_order(data, start, end, kwargs)
+            if last != _EXTRA and order is None:
+                return _again_in_order(cls, table, mandatory_names, data, start, end, kwargs)
             extra.append(value)
+        if order is not None:
+            order.append(_EXTRA)
         last = _EXTRA
         pos = nxt
     if lists is not None:
@@ -109,9 +117,25 @@ def decode_group(
             raise DecodeError(
                 f"{cls.__name__}: mandatory IE {ie_name(ie_type)} is missing", Cause.MANDATORY_IE_MISSING, ie_type
             )
+    if order is not None:
+        kwargs["wire_order"] = tuple(order)
     obj = _new(cls)
     _setattr(obj, "__dict__", kwargs)
     return obj
+
+
+def _again_in_order(
+    cls: Any,
+    table: dict[int, Any],
+    mandatory_names: tuple[tuple[str, int], ...],
+    data: bytes,
+    start: int,
+    end: int,
+    kwargs: dict[str, Any],
+) -> Any:
+    # Keep what the caller put in (message header values), drop what the walk added.
+    header = {k: v for k, v in kwargs.items() if k not in cls._ROWS and k != _EXTRA}
+    return decode_group(cls, table, mandatory_names, data, start, end, header, [])
 
 
 def encode_group(

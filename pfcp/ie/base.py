@@ -424,7 +424,8 @@ class OpaqueIE(RawIE):
 
 @dataclass(frozen=True)
 class UnknownIE(RawIE):
-    """An IE type below 32768 that Table 8.1.2-1 does not list (a later release's)."""
+    """An IE type that Table 8.1.2-1 does not list (a later release's), or a
+    vendor-specific IE too short to hold its Enterprise ID, kept as bytes."""
 
     type: int
     payload: bytes
@@ -437,8 +438,8 @@ class UnknownIE(RawIE):
         return self.payload
 
     def encode(self) -> bytes:
-        if not 0 <= self.type < 0x8000:
-            raise LocalProtocolError(f"UnknownIE type {self.type} is not a 3GPP IE type")
+        if not 0 <= self.type <= 0xFFFF:
+            raise LocalProtocolError(f"UnknownIE type {self.type} is not 16-bit")
         return _HDR.pack(self.type, len(self.payload)) + self.payload
 
 
@@ -600,41 +601,6 @@ class _Group:
             if spec.multiple or spec.name not in kwargs:
                 return cls._ROWS[spec.name]
         return None
-
-    @classmethod
-    def _decode_in_order(cls, data: bytes, pos: int, end: int, kwargs: dict[str, Any]) -> Any:
-        """Slow path for IEs of a repeated field interleaved with others: decode
-        again, this time recording the arrival order in ``wire_order``."""
-        for key in [k for k in kwargs if k in cls._ROWS or k == _EXTRA]:
-            del kwargs[key]
-        order: list[str] = []
-        values: dict[str, list[Any]] = {}
-        while pos < end:
-            ie_type = (data[pos] << 8) | data[pos + 1]
-            nxt = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
-            pos += 4
-            row = cls._TABLE.get(ie_type)
-            if row is not None and row[0] in values and not row[2]:
-                row = cls._next_row(ie_type, {k: v for k, v in values.items()})
-            name = _EXTRA
-            if row is not None:
-                try:
-                    value = row[1](data, pos, nxt)
-                    name = row[0]
-                except Exception:
-                    value = raw_ie(ie_type, data, pos, nxt)  # errors were raised on the fast path
-            else:
-                value = _decode_or_raw(ie_type, data, pos, nxt)
-            values.setdefault(name, []).append(value)
-            order.append(name)
-            pos = nxt
-        for name, items in values.items():
-            multiple = name == _EXTRA or cls._ROWS[name][2]
-            kwargs[name] = tuple(items) if multiple else items[0]
-        kwargs["wire_order"] = tuple(order)
-        obj = _new(cls)
-        _setattr(obj, "__dict__", kwargs)
-        return obj
 
     def _encode_fields(self) -> bytes:
         values = self.__dict__

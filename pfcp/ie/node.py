@@ -444,6 +444,9 @@ class TraceInformation(IE):
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
         _at_least(cls, pos, end, 7)
         d = data
+        digits = (d[pos] & 0x0F, d[pos] >> 4, d[pos + 1] & 0x0F, d[pos + 2] & 0x0F, d[pos + 2] >> 4)
+        if max(digits) > 9 or 9 < d[pos + 1] >> 4 < 0x0F:  # TBCD digits; MNC digit 3 may be the filler F
+            raise DecodeError("TraceInformation: MCC/MNC digits are not decimal", Cause.MANDATORY_IE_INCORRECT)
         mcc = f"{d[pos] & 0x0F}{d[pos] >> 4}{d[pos + 1] & 0x0F}"
         mnc3 = d[pos + 1] >> 4
         mnc = f"{d[pos + 2] & 0x0F}{d[pos + 2] >> 4}" + ("" if mnc3 == 0x0F else str(mnc3))

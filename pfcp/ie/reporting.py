@@ -446,11 +446,11 @@ class FailedRuleID(IE):
 
 @ie
 class AdditionalUsageReportsInformation(IE):
-    """Additional Usage Reports Information, §8.2.91: AURI, or the number of
-    usage reports still to come (15 bits)."""
+    """Additional Usage Reports Information, §8.2.91: how many more usage
+    reports will follow (15 bits), or AURI, "more, number not given"."""
 
     TYPE = IEType.ADDITIONAL_USAGE_REPORTS_INFORMATION
-    number_of_reports: int | None = None
+    number_of_reports: int = 0
     auri: bool = False
 
     @classmethod
@@ -458,12 +458,12 @@ class AdditionalUsageReportsInformation(IE):
         if end - pos != 2:
             raise DecodeError("AdditionalUsageReportsInformation: two octets expected", Cause.INVALID_LENGTH)
         raw = (data[pos] << 8) | data[pos + 1]
-        auri = bool(raw & 0x8000)
-        return cls(None if auri and not raw & 0x7FFF else raw & 0x7FFF, auri)
+        return cls(raw & 0x7FFF, bool(raw & 0x8000))
 
     def encode_payload(self) -> bytes:
-        raw = (0x8000 if self.auri else 0) | ((self.number_of_reports or 0) & 0x7FFF)
-        return raw.to_bytes(2, "big")
+        if not 0 <= self.number_of_reports <= 0x7FFF:
+            raise LocalProtocolError("AdditionalUsageReportsInformation: number of reports is 15 bits")
+        return ((0x8000 if self.auri else 0) | self.number_of_reports).to_bytes(2, "big")
 
 
 @grouped

@@ -143,7 +143,7 @@ def _decode_one(data: bytes, pos: int) -> tuple[Message, int, bool]:
         return msg, end, bool(flags & 0x04)
     except DecodeError as exc:
         exc.message_type = message_type
-        if end <= size and end >= body:
+        if size >= body:  # the header itself arrived: a node can still address its answer
             exc.seid = _SEID_SEQ.unpack_from(data, pos + 4)[0] if s_flag else None
             exc.sequence = (_SEQ.unpack_from(data, pos + (12 if s_flag else 4))[0]) >> 8
         raise

@@ -610,7 +610,7 @@ EXPECTED: dict[type[pfcp.IE], Callable[[Any], dict[str, Any]]] = {
         "PPI": int(ie.paging_policy_indication is not None),
         "QFII": int(ie.qfi is not None),
     },
-    pfcp.AdditionalUsageReportsInformation: lambda ie: {"AURI": int(ie.auri), "Num": ie.number_of_reports or 0},
+    pfcp.AdditionalUsageReportsInformation: lambda ie: {"AURI": int(ie.auri), "Num": ie.number_of_reports},
     pfcp.TraceInformation: lambda ie: {"TraceID": ie.trace_id, "SessionTraceDepth": ie.session_trace_depth},
     pfcp.UserID: lambda ie: {
         "IMSIF": int(ie.imsi is not None),

@@ -1,0 +1,72 @@
+# EdgeCUPS developer commands. CI runs `make test` through .ci/run.
+#
+#   make test    venv + project (editable, test extras) + tshark, then ruff, mypy and pytest
+#   make lint    ruff and mypy only
+#   make bench   PFCP codec benchmark (bench/pfcp_codec.py)
+#   make run     the simulated multi-site topology (not available yet)
+#   make clean   caches and build output; `make distclean` also removes .venv
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# pip runs again only when this stamp is older than what it installed from: the
+# project metadata, or a top-level package (the editable install maps each
+# top-level package when it is installed, so a new one needs a reinstall).
+STAMP := $(VENV)/.edgecups-installed
+PACKAGE_INITS := $(wildcard pfcp/__init__.py control_plane/__init__.py user_plane/__init__.py \
+                            edge_sites/__init__.py db/__init__.py)
+PYTEST_ARGS ?=
+
+.PHONY: help test lint run bench clean distclean install system-deps
+
+help:
+	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(PACKAGE_INITS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+# Debian packages the tests use: tshark (the PFCP interop oracle, and editcap).
+system-deps:
+	@if ! command -v tshark >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "tshark is missing and installing it needs root or sudo" >&2; exit 1; fi; \
+	  echo "installing tshark (apt-get)"; \
+	  $$sudo apt-get update; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) system-deps lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@if [ ! -f bench/pfcp_codec.py ]; then \
+	  echo "make bench: bench/pfcp_codec.py is not in this checkout" >&2; exit 1; fi
+	$(BIN)/python bench/pfcp_codec.py
+
+run:
+	@echo "make run: not available yet. The main job runs the control plane and UPF agents on a" >&2
+	@echo "simulated multi-site topology, which arrives in a later issue. Today the repository" >&2
+	@echo "holds the PFCP codec and the 'edgecups pfcp decode' tool (see README.md)." >&2
+	@exit 1
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist ./*.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The ``edgecups`` command line (Typer + Rich)."""

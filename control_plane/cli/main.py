@@ -1,0 +1,20 @@
+"""The ``edgecups`` command: one Typer application with a group per area."""
+
+from __future__ import annotations
+
+import typer
+
+from . import pfcp_commands
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="edgecups",
+    help="EdgeCUPS: control/user plane separation for edge mobile cores.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(pfcp_commands.app, name="pfcp")
+
+if __name__ == "__main__":  # pragma: no cover - `python -m control_plane.cli.main`
+    app()
