@@ -1,0 +1,232 @@
+"""asyncio adapter for :class:`~pfcp.endpoint.PfcpEndpoint`: one UDP socket,
+one timer, futures for requests, and handlers for incoming requests.
+
+Everything protocol-related lives in the endpoint; this module only moves
+datagrams and time in, and datagrams, events and results out (aioquic's
+``QuicConnectionProtocol.transmit`` pattern).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from .constants import PFCP_PORT, Cause
+from .endpoint import EndpointConfig, PfcpEndpoint
+from .events import (
+    Address,
+    AssociationEstablished,
+    AssociationSetupFailed,
+    Event,
+    RequestReceived,
+    RequestTimedOut,
+    ResponseReceived,
+)
+from .messages import Message
+
+__all__ = ["AssociationFailed", "PfcpNode", "RequestHandler", "RequestTimeout"]
+
+log = logging.getLogger("pfcp.aio")
+
+#: Answers a request: returns the response (sync or async), or None to answer
+#: later with :meth:`PfcpNode.respond`.
+RequestHandler = Callable[[RequestReceived], "Message | Awaitable[Message | None] | None"]
+
+
+class RequestTimeout(Exception):
+    """No response after N1 retransmissions (TS 29.244 §6.4)."""
+
+
+class AssociationFailed(Exception):
+    """The peer rejected our Association Setup Request, or never answered."""
+
+
+class PfcpNode(asyncio.DatagramProtocol):
+    """A PFCP node on a UDP socket (IPv4 or IPv6; port 8805 by default)."""
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        handler: RequestHandler | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        max_pending_handlers: int = 10_000,
+    ) -> None:
+        self.endpoint = PfcpEndpoint(config)
+        self.handler = handler
+        self.on_event = on_event
+        self.max_pending_handlers = max_pending_handlers
+        self.session_handlers: dict[int, RequestHandler] = {}
+        self.local_address: Address | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._futures: dict[tuple[Address, int], asyncio.Future[Message]] = {}
+        self._setups: dict[Address, asyncio.Future[AssociationEstablished]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def start(self, host: str = "0.0.0.0", port: int = PFCP_PORT) -> Address:
+        """Bind the socket; returns the bound (host, port)."""
+        self._loop = asyncio.get_running_loop()
+        await self._loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        assert self._transport is not None
+        sockname = self._transport.get_extra_info("sockname")
+        self.local_address = (sockname[0], sockname[1])
+        return self.local_address
+
+    def close(self) -> None:
+        """Close the socket, cancel the timer and fail what is still waiting."""
+        if self._timer is not None:
+            self._timer.cancel()
+        closed = ConnectionAbortedError("PFCP node closed")
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(closed)
+        for setup in self._setups.values():
+            if not setup.done():
+                setup.set_exception(closed)
+        for task in self._tasks:
+            task.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+    async def __aenter__(self) -> PfcpNode:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- API --------------------------------------------------------------
+
+    async def request(self, peer: Address, msg: Message) -> Message:
+        """Send ``msg`` reliably and return the response; raises RequestTimeout."""
+        loop = self._running_loop()
+        sequence = self.endpoint.send_request(msg, peer, loop.time())
+        future: asyncio.Future[Message] = loop.create_future()
+        self._futures[(peer, sequence)] = future
+        self._transmit()
+        try:
+            return await future
+        finally:
+            self._futures.pop((peer, sequence), None)
+
+    async def associate(self, peer: Address) -> AssociationEstablished:
+        """Set up a PFCP association with ``peer``; raises AssociationFailed."""
+        loop = self._running_loop()
+        future: asyncio.Future[AssociationEstablished] = loop.create_future()
+        self._setups[peer] = future
+        self.endpoint.associate(peer, loop.time())
+        self._transmit()
+        try:
+            return await future
+        finally:
+            self._setups.pop(peer, None)
+
+    def release(self, peer: Address) -> None:
+        """Start releasing the association with ``peer`` (an event tells the end)."""
+        self.endpoint.release(peer, self._running_loop().time())
+        self._transmit()
+
+    def respond(self, request: RequestReceived, response: Message) -> None:
+        """Answer a request whose handler returned None."""
+        self.endpoint.send_response(request, response, self._running_loop().time())
+        self._transmit()
+
+    def reject(self, request: RequestReceived, cause: Cause) -> None:
+        """Answer a request with the rejection response of its type."""
+        self.endpoint.reject(request, cause, self._running_loop().time())
+        self._transmit()
+
+    # -- asyncio.DatagramProtocol -------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.endpoint.receive_datagram(data, (addr[0], addr[1]), self._running_loop().time())
+        self._transmit()
+
+    def error_received(self, exc: Exception) -> None:
+        log.warning("PFCP socket error: %s", exc)  # e.g. ICMP port unreachable; retransmission covers it
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _transmit(self) -> None:
+        endpoint = self.endpoint
+        while (event := endpoint.next_event()) is not None:
+            self._dispatch(event)
+        transport = self._transport
+        if transport is not None:
+            for data, addr in endpoint.datagrams_to_send():
+                transport.sendto(data, addr)
+        deadline = endpoint.get_timer()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None if deadline is None else self._running_loop().call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.endpoint.handle_timer(self._running_loop().time())
+        self._transmit()
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._handle_request(event)
+            return
+        if isinstance(event, ResponseReceived | RequestTimedOut):
+            future = self._futures.get((event.peer, event.request.sequence))
+            if future is not None and not future.done():
+                if isinstance(event, ResponseReceived):
+                    future.set_result(event.response)
+                else:
+                    future.set_exception(RequestTimeout(f"no answer from {event.peer} to {event.request!r}"))
+        elif isinstance(event, AssociationEstablished | AssociationSetupFailed):
+            setup = self._setups.get(event.peer)
+            if setup is not None and not setup.done():
+                if isinstance(event, AssociationEstablished):
+                    setup.set_result(event)
+                else:
+                    setup.set_exception(AssociationFailed(f"{event.peer}: cause {event.cause}"))
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _handle_request(self, event: RequestReceived) -> None:
+        msg = event.message
+        handler = self.session_handlers.get(msg.seid or 0) if msg.SESSION else None
+        handler = handler or self.handler
+        if handler is None:
+            self.endpoint.reject(event, Cause.SERVICE_NOT_SUPPORTED, self._running_loop().time())
+            return
+        result = handler(event)
+        if inspect.isawaitable(result):
+            if len(self._tasks) >= self.max_pending_handlers:
+                self.endpoint.reject(event, Cause.PFCP_ENTITY_IN_CONGESTION, self._running_loop().time())
+                return
+            task = self._running_loop().create_task(self._answer_later(event, result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif result is not None:
+            self.endpoint.send_response(event, result, self._running_loop().time())
+
+    async def _answer_later(self, event: RequestReceived, pending: Awaitable[Message | None]) -> None:
+        try:
+            response = await pending
+        except Exception:
+            log.exception("PFCP request handler failed for %r", event.message)
+            self.reject(event, Cause.SYSTEM_FAILURE)
+            return
+        if response is not None:
+            self.respond(event, response)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
