@@ -341,9 +341,9 @@ class PfcpEndpoint:
             if isinstance(msg, m.HeartbeatResponse):
                 self._check_recovery(assoc, msg.recovery_time_stamp)
             if assoc is not None and assoc.heartbeat_sequence == msg.sequence:
-                assoc.heartbeat_sequence = None
+                assoc.heartbeat_sequence = None  # our own heartbeat: nobody else waits for it
                 self._schedule_heartbeat(assoc, now)
-            return
+                return
         self._events.append(ResponseReceived(addr, tx.request, msg))
         if t == MessageType.ASSOCIATION_SETUP_REQUEST:
             self._on_setup_response(msg, addr, now)
@@ -372,8 +372,8 @@ class PfcpEndpoint:
     def _on_timeout(self, tx: TxTransaction, now: float) -> None:
         t = tx.request.message_type
         assoc = self._by_addr.get(tx.peer)
-        if t == MessageType.HEARTBEAT_REQUEST:
-            if assoc is not None and assoc.heartbeat_sequence == tx.sequence and assoc.node_id is not None:
+        if t == MessageType.HEARTBEAT_REQUEST and assoc is not None and assoc.heartbeat_sequence == tx.sequence:
+            if assoc.node_id is not None:  # our own heartbeat went unanswered N1+1 times
                 node_id = assoc.node_id
                 assoc.fire(Trigger.PEER_LOST)
                 self._forget(assoc)
