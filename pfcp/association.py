@@ -99,8 +99,12 @@ class Association:
 
     @property
     def associated(self) -> bool:
-        """True in ASSOCIATED (and while our own release is in flight)."""
-        return self.state in (AssociationState.ASSOCIATED, AssociationState.RELEASING)
+        """True in ASSOCIATED, while our own release is in flight, and while we
+        set up again an association that exists (it keeps serving meanwhile)."""
+        state = self.state
+        if state is AssociationState.SETUP_SENT:
+            return self.info is not None
+        return state is AssociationState.ASSOCIATED or state is AssociationState.RELEASING
 
     def fire(self, trigger: Trigger) -> AssociationState:
         """Apply ``trigger``; return the new state or raise :class:`InvalidTransition`."""

@@ -111,6 +111,7 @@ class PfcpEndpoint:
         self._by_addr: dict[Address, Association] = {}
         self._by_node: dict[NodeID, Association] = {}
         self._heartbeats: list[tuple[float, Address]] = []
+        self._own_heartbeats: set[tuple[Address, int]] = set()
         self._sequence = 0
 
     # ------------------------------------------------------------------
@@ -122,8 +123,15 @@ class PfcpEndpoint:
             received = decode_all(data)
         except UnsupportedVersion as exc:
             self._drop(addr, "version not supported")
-            if exc.sequence is not None:
-                reply = m.VersionNotSupportedResponse(sequence=exc.sequence, seid=exc.seid)
+            sequence = exc.sequence
+            if sequence is None and len(data) >= (16 if data[0] & 0x01 else 8):
+                # The codec stops at the version octet; read the sequence number
+                # where version 1 keeps it (§7.2.2.1) to address the answer.
+                at = 12 if data[0] & 0x01 else 4
+                sequence = int.from_bytes(data[at : at + 3], "big")
+            known = m.MESSAGE_CLASSES.get(exc.message_type or 0)
+            if sequence is not None and (known is None or known.REQUEST):  # never answer a response
+                reply = m.VersionNotSupportedResponse(sequence=sequence, seid=exc.seid)
                 self._out.append((encode(reply), addr))
             return
         except DecodeError as exc:
@@ -331,19 +339,24 @@ class PfcpEndpoint:
     # Responses and timeouts
 
     def _on_response(self, msg: Message, addr: Address, now: float) -> None:
-        tx = self._tx.pop(addr, msg.sequence)
+        tx = self._tx.get(addr, msg.sequence)
         if tx is None:
             self._drop(addr, "response to no pending request")  # late duplicate, §7.6.5
             return
         t = tx.request.message_type
+        if msg.message_type != t + 1 and not isinstance(msg, m.VersionNotSupportedResponse):
+            self._drop(addr, f"{type(msg).__name__} does not answer {type(tx.request).__name__}")  # §7.6.5
+            return
+        self._tx.pop(addr, msg.sequence)
         assoc = self._by_addr.get(addr)
-        if t == MessageType.HEARTBEAT_REQUEST:
-            if isinstance(msg, m.HeartbeatResponse):
-                self._check_recovery(assoc, msg.recovery_time_stamp)
+        if t == MessageType.HEARTBEAT_REQUEST and isinstance(msg, m.HeartbeatResponse):
+            self._check_recovery(assoc, msg.recovery_time_stamp)
+        if (addr, msg.sequence) in self._own_heartbeats:
+            self._own_heartbeats.discard((addr, msg.sequence))  # nobody else waits for it
             if assoc is not None and assoc.heartbeat_sequence == msg.sequence:
-                assoc.heartbeat_sequence = None  # our own heartbeat: nobody else waits for it
+                assoc.heartbeat_sequence = None
                 self._schedule_heartbeat(assoc, now)
-                return
+            return
         self._events.append(ResponseReceived(addr, tx.request, msg))
         if t == MessageType.ASSOCIATION_SETUP_REQUEST:
             self._on_setup_response(msg, addr, now)
@@ -358,11 +371,11 @@ class PfcpEndpoint:
         assoc = self._by_addr.get(addr)
         if assoc is None or assoc.state is not AssociationState.SETUP_SENT:
             return  # the peer's own Setup Request got there first
-        if not isinstance(msg, m.AssociationSetupResponse) or not CauseValue(msg.cause.value).accepted:
+        # A cause the codec does not know stays a plain int: judge it by its range (§8.2.1).
+        if not isinstance(msg, m.AssociationSetupResponse) or not 1 <= msg.cause.value <= 63:
             assoc.fire(Trigger.SETUP_REJECTED)
             cause = msg.cause.value if isinstance(msg, m.AssociationSetupResponse) else None
-            if assoc.info is None:
-                del self._by_addr[addr]
+            self._forget(assoc)  # a refused setup ends whatever association there was
             self._events.append(AssociationSetupFailed(addr, cause))
             return
         info = PeerInfo(msg.node_id, msg.recovery_time_stamp, msg.up_function_features, msg.cp_function_features)
@@ -372,8 +385,10 @@ class PfcpEndpoint:
     def _on_timeout(self, tx: TxTransaction, now: float) -> None:
         t = tx.request.message_type
         assoc = self._by_addr.get(tx.peer)
-        if t == MessageType.HEARTBEAT_REQUEST and assoc is not None and assoc.heartbeat_sequence == tx.sequence:
-            if assoc.node_id is not None:  # our own heartbeat went unanswered N1+1 times
+        if (tx.peer, tx.sequence) in self._own_heartbeats:
+            self._own_heartbeats.discard((tx.peer, tx.sequence))
+            if assoc is not None and assoc.heartbeat_sequence == tx.sequence and assoc.node_id is not None:
+                # our own heartbeat went unanswered N1 + 1 times
                 node_id = assoc.node_id
                 assoc.fire(Trigger.PEER_LOST)
                 self._forget(assoc)
@@ -383,8 +398,7 @@ class PfcpEndpoint:
         if t == MessageType.ASSOCIATION_SETUP_REQUEST and assoc is not None:
             if assoc.state is AssociationState.SETUP_SENT:
                 assoc.fire(Trigger.SETUP_TIMED_OUT)
-                if assoc.info is None:
-                    del self._by_addr[tx.peer]
+                self._forget(assoc)  # an unanswered setup ends whatever association there was
                 self._events.append(AssociationSetupFailed(tx.peer, None))
         elif t == MessageType.ASSOCIATION_RELEASE_REQUEST and assoc is not None:
             if assoc.state is AssociationState.RELEASING and assoc.node_id is not None:
@@ -463,6 +477,7 @@ class PfcpEndpoint:
             assoc.next_heartbeat = None
             request = m.HeartbeatRequest(recovery_time_stamp=self.config.recovery_time_stamp)
             assoc.heartbeat_sequence = self.send_request(request, peer, now)
+            self._own_heartbeats.add((peer, assoc.heartbeat_sequence))
 
     # ------------------------------------------------------------------
     # Answers

@@ -81,6 +81,10 @@ class TxQueue:
         self._pending[(tx.peer, tx.sequence)] = tx
         self._push(tx)
 
+    def get(self, peer: Address, sequence: int) -> TxTransaction | None:
+        """The pending transaction for (peer, sequence), if any."""
+        return self._pending.get((peer, sequence))
+
     def pop(self, peer: Address, sequence: int) -> TxTransaction | None:
         """Remove and return the transaction a response answers (None if unknown)."""
         return self._pending.pop((peer, sequence), None)
@@ -99,7 +103,9 @@ class TxQueue:
     def due(self, now: float) -> tuple[list[TxTransaction], list[TxTransaction]]:
         """Transactions whose deadline passed: (to resend, timed out).
 
-        Resent ones get their next deadline; timed-out ones are removed.
+        Resent ones get their next deadline, T1 after ``now`` (the resend), so a
+        late call resends each transaction once rather than in a burst of
+        catch-up copies; timed-out ones are removed.
         """
         resend: list[TxTransaction] = []
         expired: list[TxTransaction] = []
@@ -114,7 +120,7 @@ class TxQueue:
                 expired.append(tx)
             else:
                 tx.sent += 1
-                tx.deadline = deadline + self.policy.t1
+                tx.deadline = now + self.policy.t1
                 self._push(tx)
                 resend.append(tx)
 
