@@ -1,10 +1,12 @@
 # EdgeCUPS developer commands. CI runs `make test` through .ci/run.
 #
-#   make test    venv + project (editable, test extras) + tshark, then ruff, mypy and pytest
+#   make test    venv + project (editable, test extras) + tshark, ruff, mypy, then pytest twice:
+#                everything with the compiled codec, the codec tests again in pure Python
 #   make lint    ruff and mypy only
-#   make bench   PFCP codec benchmark (bench/pfcp_codec.py)
+#   make accel   compile the codec in place (Cython; optional, the pure package is the reference)
+#   make bench   PFCP codec benchmark (bench/pfcp_codec.py), compiled and pure
 #   make run     the simulated multi-site topology (not available yet)
-#   make clean   caches and build output; `make distclean` also removes .venv
+#   make clean   caches, build output and compiled modules (clean-accel); `make distclean` also .venv
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,11 +22,14 @@ STAMP := $(VENV)/.edgecups-installed
 PACKAGE_INITS := $(wildcard pfcp/__init__.py control_plane/__init__.py user_plane/__init__.py \
                             edge_sites/__init__.py db/__init__.py)
 PYTEST_ARGS ?=
+# The tests run again in pure Python (EDGECUPS_PURE=1: pfcp ignores its compiled
+# modules): the codec's own tests and the interop oracles.
+PURE_TESTS := tests/unit/pfcp tests/interop
 
-.PHONY: help test lint run bench clean distclean install system-deps
+.PHONY: help test lint run bench accel clean-accel clean distclean install system-deps
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,10 +55,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps lint accel
 	$(BIN)/pytest $(PYTEST_ARGS)
+	EDGECUPS_PURE=1 $(BIN)/pytest $(PYTEST_ARGS) $(PURE_TESTS)
 
-bench: $(STAMP)
+# In-place extensions next to the .py files; only changed modules recompile.
+# pfcp refuses to import an extension older than its source (run this again).
+accel: $(STAMP)
+	$(BIN)/python pfcp/_build_accel.py
+
+clean-accel:
+	$(PYTHON) pfcp/_build_accel.py --clean
+
+bench: $(STAMP) accel
 	@if [ ! -f bench/pfcp_codec.py ]; then \
 	  echo "make bench: bench/pfcp_codec.py is not in this checkout" >&2; exit 1; fi
 	$(BIN)/python bench/pfcp_codec.py
@@ -64,7 +78,7 @@ run:
 	@echo "holds the PFCP codec and the 'edgecups pfcp decode' tool (see README.md)." >&2
 	@exit 1
 
-clean:
+clean: clean-accel
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist ./*.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 

@@ -6,6 +6,11 @@ Run from the repository root::
     .venv/bin/python bench/pfcp_codec.py --quick          # smoke run, a few seconds
     .venv/bin/python bench/pfcp_codec.py --json out.json  # also write the results
 
+Our codec runs compiled when ``make accel`` has built it (``make bench`` does),
+pure Python otherwise; the report says which. A compiled run also measures our
+codec in pure Python, in a child process with ``EDGECUPS_PURE=1``, and reports
+both (``--no-pure`` skips that).
+
 What is measured
 ----------------
 Three messages, each as one fixed byte string that every implementation reads:
@@ -73,15 +78,19 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.machinery import EXTENSION_SUFFIXES
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import pfcp
+import pfcp.ie.base
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Shared reference material lives next to the repository, never inside it.
@@ -526,6 +535,8 @@ class Report:
     measurements: list[Measurement] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Our codec's results in pure Python (a child process), when this run was compiled.
+    pure: list[dict[str, Any]] | None = None
 
     def rate(self, message: str, codec: str, op: str) -> float | None:
         """Messages per second of one (message, library, operation), if measured."""
@@ -556,6 +567,7 @@ class Report:
             "target": self.target(),
             "checks": [asdict(c) for c in self.checks],
             "notes": self.notes,
+            "pure_results": self.pure,
         }
 
     def target(self) -> dict[str, Any]:
@@ -580,9 +592,39 @@ class Report:
         return out
 
 
+def codec_mode() -> str:
+    """``compiled`` when pfcp's codec was imported from Cython extensions, else ``pure``."""
+    return "compiled" if pfcp.ie.base.__file__.endswith(tuple(EXTENSION_SUFFIXES)) else "pure"
+
+
+def pure_results(
+    *, min_time: float, repeats: int, golden_path: Path, no_gc: bool
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Our codec's results measured in pure Python by a child process (``EDGECUPS_PURE=1``).
+
+    Returns (results, None), or (None, why) when the child failed.
+    """
+    with tempfile.TemporaryDirectory(prefix="pfcp-bench-") as tmp:
+        out = Path(tmp) / "pure.json"
+        argv = [sys.executable, str(Path(__file__).resolve()), "--codec", "ours", "--no-pure"]
+        argv += ["--min-time", str(min_time), "--repeats", str(repeats), "--golden", str(golden_path)]
+        argv += ["--json", str(out)] + (["--no-gc"] if no_gc else [])
+        proc = subprocess.run(
+            argv, env={**os.environ, "EDGECUPS_PURE": "1"}, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0 or not out.exists():
+            return None, f"the pure-Python run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}"
+        data = json.loads(out.read_text())
+    if data["environment"].get("pfcp_mode") != "pure":
+        return None, "the pure-Python run did not run pure Python"
+    results: list[dict[str, Any]] = data["results"]
+    return results, None
+
+
 def environment() -> dict[str, Any]:
-    """Python version, CPU model, core count, date and load average."""
+    """Python version, CPU model, core count, date, load average and pfcp's mode."""
     return {
+        "pfcp_mode": codec_mode(),
         "python": sys.version.replace("\n", " "),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
@@ -664,6 +706,8 @@ def format_report(report: Report) -> str:
         + (f" (fixed {report.settings['iterations']} calls)" if report.settings["iterations"] else "")
         + f", gc {'on' if report.settings['gc_enabled'] else 'off'}",
         "  libs     " + ", ".join(f"{k} {v}" for k, v in report.settings["codecs"].items()),
+        f"  pfcp     {env.get('pfcp_mode', codec_mode())}"
+        + (" (Cython extensions, make accel)" if env.get("pfcp_mode") == "compiled" else " (pure Python)"),
         "",
     ]
     peers = [c for c in report.settings["codecs"] if c != "ours"]
@@ -697,6 +741,21 @@ def format_report(report: Report) -> str:
             f"Target: ours >= {TARGET_SER_ROUNDTRIPS:,} golden SER round trips/s; "
             f"measured {target['measured']:,.0f} ({verdict})"
         )
+    if report.pure:
+        lines.append("")
+        lines.append("ours in pure Python (EDGECUPS_PURE=1, child process), against the compiled run above:")
+        for r in report.pure:
+            compiled = report.rate(r["message"], "ours", r["op"])
+            ratio = "" if not compiled else f"   compiled/pure {compiled / r['msgs_per_s']:.2f}x"
+            label = labels.get(r["message"], r["message"])
+            lines.append(f"  {label:<{width}} {r['op']:<10}{r['msgs_per_s']:>15,.0f}{ratio}")
+        pure_ser = next(
+            (r["msgs_per_s"] for r in report.pure
+             if (r["message"], r["op"]) == ("session-establishment-request", "roundtrip")),
+            None,
+        )
+        if pure_ser is not None:
+            lines.append(f"  golden SER round trips/s: compiled {target['measured'] or 0:,.0f}, pure {pure_ser:,.0f}")
     lines.append("")
     lines.append("Output checks (encode / roundtrip output == input bytes):")
     for check in report.checks:
@@ -725,6 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--golden", type=Path, default=GOLDEN_SER_PATH, help="the golden SER hex file")
     parser.add_argument("--no-gc", action="store_true", help="disable the garbage collector while timing")
+    parser.add_argument(
+        "--no-pure", action="store_true", help="when compiled, do not also measure our codec in pure Python"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print each result as it is measured")
     args = parser.parse_args(argv)
 
@@ -751,6 +813,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if gc_was_enabled:
             gc.enable()
+    if not args.no_pure and "ours" in codecs and codec_mode() == "compiled":
+        report.pure, failure = pure_results(
+            min_time=min_time, repeats=repeats, golden_path=args.golden, no_gc=args.no_gc
+        )
+        if failure is not None:
+            report.notes.append(failure)
     print(format_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")

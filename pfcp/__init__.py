@@ -15,6 +15,8 @@ are what a PFCP node answers with (TS 29.244 §7.6).
 
 from __future__ import annotations
 
+# First of all: refuses stale compiled modules and honours EDGECUPS_PURE (see pfcp/_accel.py).
+from . import _accel  # noqa: F401
 from .constants import PFCP_PORT, PFCP_VERSION, IEType, MessageType
 from .constants import Cause as CauseValue
 from .errors import DecodeError, LocalProtocolError, PFCPError, RemoteProtocolError

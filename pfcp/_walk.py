@@ -1,14 +1,18 @@
 """The two hot loops of the codec: walking the IEs of a grouped IE or message.
 
-Kept free of classes and of anything dynamic so that it can be compiled with
-mypyc (see ``setup.py``); the interpreted module behaves identically. The
-callers in :mod:`pfcp.ie.base` own the tables; this module only walks them.
+Kept free of classes and of anything dynamic so that the optional compiled
+build (``make accel``: Cython, with the C types of ``_walk.pxd``) can make it
+fast; the interpreted module behaves identically. The callers in
+:mod:`pfcp.ie.base` own the tables; this module only walks them.
 
-A row is ``(field name, decode_payload, multiple, mandatory, grouped, IE type)``.
+A row is ``(field name, decode_payload, multiple, mandatory, grouped, IE type,
+layout, class, payload size, value mask, value map, IE header)``; the layout
+lets the walker decode and encode the simplest leaves without a call.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from .constants import Cause, ie_name
@@ -17,6 +21,14 @@ from .errors import DecodeError
 _EXTRA = "extra"
 _new = object.__new__
 _setattr = object.__setattr__
+_unpack_u32 = struct.Struct(">I").unpack_from
+_pack_u16 = struct.Struct(">H").pack
+_pack_u32 = struct.Struct(">I").pack
+# The row layouts of pfcp.ie.base (LAYOUT_*); this module cannot import it.
+_LAYOUT_U8 = 1
+_LAYOUT_U16 = 2
+_LAYOUT_U32 = 3
+_LAYOUT_ENUM = 4
 
 
 def decode_group(
@@ -60,6 +72,39 @@ def decode_group(
             row = cls._next_row(ie_type, kwargs)  # several fields of one type, or repeated
         if row is not None:
             name: str = row[0]
+            layout: int = row[6]
+            if layout and nxt - pos == row[8]:
+                # U8/U16/U32/EnumOctet leaves, inline (see pfcp.ie.base._layout)
+                if layout == _LAYOUT_U32:
+                    raw = _unpack_u32(data, pos)[0]
+                elif layout == _LAYOUT_U16:
+                    raw = (data[pos] << 8) | data[pos + 1]
+                elif layout == _LAYOUT_U8:
+                    raw = data[pos]
+                else:
+                    raw = data[pos] & row[9]
+                    raw = row[10].get(raw, raw)
+                value = _new(row[7])
+                _setattr(value, "value", raw)
+                if row[2]:
+                    lst = kwargs.get(name)
+                    if lst is None:
+                        kwargs[name] = [value]
+                        if lists is None:
+                            lists = [name]
+                        else:
+                            lists.append(name)
+                    else:
+                        if last != name and order is None:
+                            return _again_in_order(cls, table, mandatory_names, data, start, end, kwargs)
+                        lst.append(value)
+                else:
+                    kwargs[name] = value
+                if order is not None:
+                    order.append(name)
+                last = name
+                pos = nxt
+                continue
             try:
                 value = row[1](data, pos, nxt)
             except Exception as exc:
@@ -155,9 +200,14 @@ def encode_group(
         ie_type: int = row[5]
         if row[2]:
             for item in value:
+                if type(item) is row[7] and row[6]:
+                    parts.append(_encode_inline(row, item.value))
+                    continue
                 if item.TYPE != ie_type:
                     raise obj._wrong(name, item)
                 parts.append(item.encode())
+        elif type(value) is row[7] and row[6]:
+            parts.append(_encode_inline(row, value.value))
         else:
             if value.TYPE != ie_type:
                 raise obj._wrong(name, value)
@@ -166,3 +216,15 @@ def encode_group(
         if not values.get(name):
             raise obj._missing(name)
     return b"".join(parts)
+
+
+def _encode_inline(row: Any, value: int) -> bytes:
+    """Header and payload of a U8/U16/U32/EnumOctet leaf (see pfcp.ie.base._layout)."""
+    layout: int = row[6]
+    if layout == _LAYOUT_U32:
+        return row[11] + _pack_u32(value)  # type: ignore[no-any-return]
+    if layout == _LAYOUT_U16:
+        return row[11] + _pack_u16(value)  # type: ignore[no-any-return]
+    if layout == _LAYOUT_U8:
+        return row[11] + bytes((value,))  # type: ignore[no-any-return]
+    return row[11] + bytes((value & row[9],))  # type: ignore[no-any-return]

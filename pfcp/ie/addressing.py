@@ -20,6 +20,13 @@ from .base import IE, _at_least, _need, ie
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+# One pack for the common IPv4-only forms (the encoders below special-case them):
+# flags + SEID + IPv4 (F-SEID), flags + TEID + IPv4 (F-TEID), flags + IPv4 (UE IP
+# Address), description + TEID + IPv4 (Outer Header Creation, GTP-U/UDP/IPv4).
+_FSEID_V4 = struct.Struct(">BQI")
+_FTEID_V4 = struct.Struct(">BII")
+_FLAGS_V4 = struct.Struct(">BI")
+_OHC_GTPU_V4 = struct.Struct(">BBII")
 
 __all__ = [
     "APNDNN",
@@ -63,6 +70,10 @@ def decode_labels(raw: bytes) -> tuple[str, bool]:
 
 def encode_labels(name: str) -> bytes:
     """Encode dotted text as TS 23.003 §9.1 labels (length octet + label, no root)."""
+    if "." not in name:  # one label, the common case ("internet")
+        raw = name.encode("utf-8", "surrogateescape")
+        if 0 < len(raw) < 64:
+            return bytes((len(raw),)) + raw
     out = bytearray()
     for label in name.split("."):
         raw = label.encode("utf-8", "surrogateescape")
@@ -130,7 +141,10 @@ class FSEID(IE):
         return obj
 
     def encode_payload(self) -> bytes:
-        flags = (0x02 if self.ipv4 is not None else 0) | (0x01 if self.ipv6 is not None else 0)
+        ipv4 = self.ipv4
+        if self.ipv6 is None and type(ipv4) is IPv4Address:
+            return _FSEID_V4.pack(0x02, self.seid, ipv4._ip)  # type: ignore[attr-defined]
+        flags = (0x02 if ipv4 is not None else 0) | (0x01 if self.ipv6 is not None else 0)
         out = bytes((flags,)) + self.seid.to_bytes(8, "big")
         if self.ipv4 is not None:
             out += self.ipv4.packed
@@ -207,7 +221,10 @@ class FTEID(IE):
             return bytes((flags | 0x08, self.choose_id))
         if self.choose_v4 or self.choose_v6 or self.choose_id is not None:
             raise LocalProtocolError("FTEID: choose_* apply only with teid=None (CH)")
-        flags = (0x01 if self.ipv4 is not None else 0) | (0x02 if self.ipv6 is not None else 0)
+        ipv4 = self.ipv4
+        if self.ipv6 is None and type(ipv4) is IPv4Address:
+            return _FTEID_V4.pack(0x01, self.teid, ipv4._ip)  # type: ignore[attr-defined]
+        flags = (0x01 if ipv4 is not None else 0) | (0x02 if self.ipv6 is not None else 0)
         out = bytes((flags,)) + self.teid.to_bytes(4, "big")
         if self.ipv4 is not None:
             out += self.ipv4.packed
@@ -275,9 +292,12 @@ class UEIPAddress(IE):
             | (0x20 if self.choose_v6 else 0)
             | (0x40 if self.ipv6_prefix_length is not None else 0)
         )
+        ipv4 = self.ipv4
+        if flags & 0x69 == 0 and type(ipv4) is IPv4Address:  # IPv4 only, no prefix octets
+            return _FLAGS_V4.pack(flags, ipv4._ip)  # type: ignore[attr-defined]
         out = bytearray((flags,))
-        if self.ipv4 is not None:
-            out += self.ipv4.packed
+        if ipv4 is not None:
+            out += ipv4.packed
         if self.ipv6 is not None:
             out += self.ipv6.packed
         if self.ipv6_prefix_delegation_bits is not None:
@@ -366,7 +386,7 @@ class NetworkInstance(IE):
             raw = data[pos + 1 : end]
             if b"." not in raw:
                 obj = _new(cls)
-                _setattr(obj, "__dict__", {"value": raw.decode("utf-8", "surrogateescape")})
+                _setattr(obj, "value", raw.decode("utf-8", "surrogateescape"))
                 return obj
         name, labelled = decode_labels(bytes(data[pos:end]))
         return cls(name, labelled)
@@ -409,6 +429,7 @@ _OHC_V6 = int(_OHC.GTPU_UDP_IPV6 | _OHC.UDP_IPV6 | _OHC.IPV6)
 _OHC_PORT = int(_OHC.UDP_IPV4 | _OHC.UDP_IPV6)
 _OHC_C_TAG = int(_OHC.C_TAG)
 _OHC_S_TAG = int(_OHC.S_TAG)
+_OHC_GTPU_UDP_IPV4 = int(_OHC.GTPU_UDP_IPV4)
 
 
 @ie
@@ -488,6 +509,8 @@ class OuterHeaderCreation(IE):
                 f"OuterHeaderCreation: teid/ipv4/ipv6/port/c_tag/s_tag must be set exactly as "
                 f"{self.description!r} asks (§8.2.56)"
             )
+        if bits == _OHC_GTPU_UDP_IPV4 and type(ipv4) is IPv4Address:
+            return _OHC_GTPU_V4.pack(bits, 0, teid, ipv4._ip)  # type: ignore[attr-defined]
         out = bytearray((bits & 0xFF, bits >> 8))
         if teid is not None:
             out += _U32.pack(teid)

@@ -237,7 +237,7 @@ class U8(_UInt):
         if end - pos != 1:
             _need(cls, data, pos, end, 1)
         obj = _new(cls)
-        _setattr(obj, "__dict__", {"value": data[pos]})
+        _setattr(obj, "value", data[pos])
         return obj
 
 
@@ -259,7 +259,7 @@ class U16(_UInt):
         if end - pos != 2:
             _need(cls, data, pos, end, 2)
         obj = _new(cls)
-        _setattr(obj, "__dict__", {"value": (data[pos] << 8) | data[pos + 1]})
+        _setattr(obj, "value", (data[pos] << 8) | data[pos + 1])
         return obj
 
 
@@ -289,7 +289,7 @@ class U32(_UInt):
         if end - pos != 4:
             _need(cls, data, pos, end, 4)
         obj = _new(cls)
-        _setattr(obj, "__dict__", {"value": _U32.unpack_from(data, pos)[0]})
+        _setattr(obj, "value", _U32.unpack_from(data, pos)[0])
         return obj
 
 
@@ -352,7 +352,7 @@ class EnumOctet(IE):
             _need(cls, data, pos, end, 1)
         raw = data[pos] & cls.MASK
         obj = _new(cls)
-        _setattr(obj, "__dict__", {"value": cls.ENUM._value2member_map_.get(raw, raw)})
+        _setattr(obj, "value", cls.ENUM._value2member_map_.get(raw, raw))
         return obj
 
     def encode_payload(self) -> bytes:
@@ -387,7 +387,8 @@ class Flags(IE):
         if value is None:
             value = cls.FLAGS(raw)
         obj = _new(cls)
-        _setattr(obj, "__dict__", {"value": value, "octets": end - pos})
+        _setattr(obj, "value", value)
+        _setattr(obj, "octets", end - pos)
         return obj
 
     def encode_payload(self) -> bytes:
@@ -523,7 +524,46 @@ def ie_field(cls: type[IE], presence: Presence = O, *, multiple: bool = False) -
 
 
 _EXTRA = "extra"
-_Row = tuple[str, Callable[[bytes, int, int], Any], bool, bool, bool, int]
+#: (name, decode_payload, multiple, mandatory, grouped, IE type, layout, class,
+#: payload size, value mask, value map, header): see :func:`_layout`.
+_Row = tuple[
+    str, Callable[[bytes, int, int], Any], bool, bool, bool, int, int, type, int, int, dict[int, Any] | None, bytes
+]
+
+# Layouts the walker decodes and encodes inline (pfcp._walk), for the classes
+# that keep the generic code of U8, U16, U32 and EnumOctet: a leaf of these is
+# a third of the IEs of a typical session message, and a call per IE is most of
+# its cost. Any other class (or one overriding either method) is LAYOUT_CALL.
+LAYOUT_CALL = 0
+LAYOUT_U8 = 1
+LAYOUT_U16 = 2
+LAYOUT_U32 = 3
+LAYOUT_ENUM = 4
+
+
+def _layout(cls: type[IE]) -> tuple[int, int, int, dict[int, Any] | None, bytes]:
+    """(layout, payload size, value mask, value map, IE header) of a leaf class."""
+    decode = getattr(cls.decode_payload, "__func__", None)
+    layouts: tuple[tuple[Any, int], ...] = (
+        (U8, LAYOUT_U8),
+        (U16, LAYOUT_U16),
+        (U32, LAYOUT_U32),
+        (EnumOctet, LAYOUT_ENUM),
+    )
+    for base, layout in layouts:
+        if (
+            issubclass(cls, base)
+            and decode is base.decode_payload.__func__
+            and cls.encode is base.encode
+            and cls.encode_payload is base.encode_payload
+        ):
+            leaf: Any = cls
+            size: int = leaf.SIZE
+            head = _HDR.pack(leaf.TYPE, size)
+            if layout == LAYOUT_ENUM:
+                return layout, size, leaf.MASK, leaf.ENUM._value2member_map_, head
+            return layout, size, 0, None, head
+    return LAYOUT_CALL, 0, 0, None, b""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -571,7 +611,17 @@ class _Group:
         cls._BY_TYPE = {t: tuple(v) for t, v in by_type.items()}
         cls._MANDATORY_NAMES = tuple((s.name, s.ie_type) for s in specs if s.presence is M)
         cls._ROWS = {
-            s.name: (s.name, _decoder(s.cls), s.multiple, s.presence is M, issubclass(s.cls, _Group), s.ie_type)
+            s.name: (
+                s.name,
+                _decoder(s.cls),
+                s.multiple,
+                s.presence is M,
+                issubclass(s.cls, _Group),
+                s.ie_type,
+                *_layout(s.cls)[:1],
+                s.cls,
+                *_layout(s.cls)[1:],
+            )
             for s in specs
         }
         cls._TABLE = {t: cls._ROWS[v[0].name] for t, v in by_type.items()}
@@ -583,6 +633,8 @@ class _Group:
         ``kwargs`` may hold header values already (messages); the IE fields are
         added in arrival order.
         """
+        if type(data) is not bytes:
+            data = bytes(data)  # bytearray, memoryview: the walker reads bytes
         return _walk.decode_group(cls, cls._TABLE, cls._MANDATORY_NAMES, data, pos, end, kwargs)
 
     @staticmethod
@@ -695,6 +747,8 @@ class GroupedIE(_Group, IE):
 
     @classmethod
     def decode_payload(cls, data: bytes, pos: int, end: int) -> Self:
+        if type(data) is not bytes:
+            data = bytes(data)  # bytearray, memoryview: the walker reads bytes
         obj: Self = _walk.decode_group(cls, cls._TABLE, cls._MANDATORY_NAMES, data, pos, end, {})
         return obj
 

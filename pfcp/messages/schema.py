@@ -153,6 +153,8 @@ def _decode_one(data: bytes, pos: int) -> tuple[Message, int, bool]:
 
 def decode_all(data: bytes) -> list[Message]:
     """Decode every message of one datagram (several when the FO flag is set, §7.2.2.1)."""
+    if type(data) is not bytes:
+        data = bytes(data)  # bytearray, memoryview: the walker reads bytes
     messages: list[Message] = []
     pos = 0
     while True:
@@ -168,6 +170,8 @@ def decode(data: bytes) -> Message:
     A datagram that carries several messages (FO flag) must go through
     :func:`decode_all`.
     """
+    if type(data) is not bytes:
+        data = bytes(data)  # bytearray, memoryview: the walker reads bytes
     msg, end, follow_on = _decode_one(data, 0)
     if follow_on and end < len(data):
         raise DecodeError("datagram carries more than one message (FO=1); use decode_all", Cause.REQUEST_REJECTED)
