@@ -119,9 +119,10 @@ class PfcpNode(asyncio.DatagramProtocol):
     async def associate(self, peer: Address) -> AssociationEstablished:
         """Set up a PFCP association with ``peer``; raises AssociationFailed."""
         loop = self._running_loop()
+        # First: a setup already in progress raises here, leaving its waiter registered.
+        self.endpoint.associate(peer, loop.time())
         future: asyncio.Future[AssociationEstablished] = loop.create_future()
         self._setups[peer] = future
-        self.endpoint.associate(peer, loop.time())
         self._transmit()
         try:
             return await future
@@ -205,9 +206,16 @@ class PfcpNode(asyncio.DatagramProtocol):
         if handler is None:
             self.endpoint.reject(event, Cause.SERVICE_NOT_SUPPORTED, self._running_loop().time())
             return
-        result = handler(event)
+        try:
+            result = handler(event)
+        except Exception:  # as for async handlers: answer System Failure, keep the node going
+            log.exception("PFCP request handler failed for %r", event.message)
+            self.endpoint.reject(event, Cause.SYSTEM_FAILURE, self._running_loop().time())
+            return
         if inspect.isawaitable(result):
             if len(self._tasks) >= self.max_pending_handlers:
+                if inspect.iscoroutine(result):
+                    result.close()  # never run: no "coroutine was never awaited" warning
                 self.endpoint.reject(event, Cause.PFCP_ENTITY_IN_CONGESTION, self._running_loop().time())
                 return
             task = self._running_loop().create_task(self._answer_later(event, result))

@@ -1,0 +1,136 @@
+"""PfcpNode's API edges, between two PfcpNodes on loopback UDP.
+
+* A request handler that raises, sync or async, gets the peer a System Failure
+  answer, and the node keeps serving.
+* Past ``max_pending_handlers`` async handlers, requests get PFCP Entity In
+  Congestion; the refused handler coroutine is closed, not left to warn that it
+  was never awaited.
+* A second ``associate()`` while a setup is in progress fails at once, and the
+  first one still completes (it used to wait forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Awaitable, Callable
+
+import pfcp
+from pfcp.aio import PfcpNode, RequestHandler
+from pfcp.association import InvalidTransition
+from pfcp.endpoint import EndpointConfig
+from pfcp.events import AssociationEstablished, RequestReceived
+from pfcp.transaction import RetransmitPolicy
+
+LOOPBACK = "127.0.0.1"
+RTS = pfcp.RecoveryTimeStamp(3_899_836_800)
+CP_NODE = pfcp.NodeID("cp.handlers.test")
+UP_NODE = pfcp.NodeID("up.handlers.test")
+DEADLINE = 10.0
+
+
+def _config(node_id: pfcp.NodeID) -> EndpointConfig:
+    return EndpointConfig(
+        node_id=node_id, recovery_time_stamp=RTS, retransmit=RetransmitPolicy(t1=0.2, n1=3), heartbeat_interval=None
+    )
+
+
+def _report(flag: pfcp.NodeReportTypeFlags) -> pfcp.NodeReportRequest:
+    """A node-related request (no association needed); ``flag`` tells the handler what to do."""
+    return pfcp.NodeReportRequest(node_id=UP_NODE, node_report_type=pfcp.NodeReportType(flag))
+
+
+def _accepted(event: RequestReceived) -> pfcp.NodeReportResponse:
+    return pfcp.NodeReportResponse(node_id=CP_NODE, cause=pfcp.Cause(pfcp.CauseValue.REQUEST_ACCEPTED))
+
+
+async def _with_nodes(
+    handler: RequestHandler, body: Callable[[PfcpNode, tuple[str, int]], Awaitable[None]], max_pending: int = 10_000
+) -> None:
+    """The CP node runs ``handler``; ``body`` gets the UP node (the requester) and the CP's address."""
+    cp = PfcpNode(_config(CP_NODE), handler=handler, max_pending_handlers=max_pending)
+    up = PfcpNode(_config(UP_NODE))
+    try:
+        cp_address = await cp.start(LOOPBACK, 0)
+        await up.start(LOOPBACK, 0)
+        await body(up, cp_address)
+    finally:
+        up.close()
+        cp.close()
+
+
+def _cause(response: pfcp.Message) -> int:
+    assert isinstance(response, pfcp.NodeReportResponse)
+    assert response.node_id == CP_NODE
+    return response.cause.value
+
+
+def test_a_failing_handler_answers_system_failure_and_the_node_goes_on() -> None:
+    flags = pfcp.NodeReportTypeFlags
+
+    def sync_handler(event: RequestReceived) -> pfcp.Message:
+        assert isinstance(event.message, pfcp.NodeReportRequest)
+        if event.message.node_report_type.value & flags.UPFR:
+            raise ValueError("sync handler bug")
+        return _accepted(event)
+
+    async def async_handler(event: RequestReceived) -> pfcp.Message:
+        await asyncio.sleep(0)
+        return sync_handler(event)
+
+    causes: list[int] = []
+
+    async def body(up: PfcpNode, cp: tuple[str, int]) -> None:
+        causes.append(_cause(await up.request(cp, _report(flags.UPFR))))  # the handler raises
+        causes.append(_cause(await up.request(cp, _report(flags.GPQR))))  # and still serves the next
+
+    for handler in (sync_handler, async_handler):
+        asyncio.run(asyncio.wait_for(_with_nodes(handler, body), DEADLINE))
+    failure, accepted = pfcp.CauseValue.SYSTEM_FAILURE, pfcp.CauseValue.REQUEST_ACCEPTED
+    assert causes == [failure, accepted, failure, accepted]
+
+
+def test_past_max_pending_handlers_requests_get_congestion() -> None:
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def slow(event: RequestReceived) -> pfcp.Message:
+        started.append(event.message.sequence)
+        await release.wait()
+        return _accepted(event)
+
+    causes: list[int] = []
+
+    async def body(up: PfcpNode, cp: tuple[str, int]) -> None:
+        first = asyncio.create_task(up.request(cp, _report(pfcp.NodeReportTypeFlags.UPFR)))
+        while not started:  # the one handler slot is taken
+            await asyncio.sleep(0.01)
+        causes.append(_cause(await up.request(cp, _report(pfcp.NodeReportTypeFlags.UPFR))))
+        release.set()
+        causes.append(_cause(await first))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(asyncio.wait_for(_with_nodes(slow, body, max_pending=1), DEADLINE))
+    assert causes == [pfcp.CauseValue.PFCP_ENTITY_IN_CONGESTION, pfcp.CauseValue.REQUEST_ACCEPTED]
+    assert len(started) == 1  # the refused handler never ran
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+def test_a_second_associate_while_one_is_in_progress_leaves_the_first_intact() -> None:
+    outcomes: list[object] = []
+
+    async def body(up: PfcpNode, cp: tuple[str, int]) -> None:
+        first = asyncio.create_task(up.associate(cp))
+        await asyncio.sleep(0)  # its Association Setup Request is out
+        try:
+            await up.associate(cp)
+        except InvalidTransition as exc:
+            outcomes.append(exc)
+        outcomes.append(await asyncio.wait_for(first, 5.0))
+
+    asyncio.run(asyncio.wait_for(_with_nodes(_accepted, body), DEADLINE))
+    refused, established = outcomes
+    assert isinstance(refused, InvalidTransition)
+    assert isinstance(established, AssociationEstablished)
+    assert established.initiated_by_us and established.info.node_id == CP_NODE
