@@ -137,11 +137,12 @@ class PfcpEndpoint:
         except DecodeError as exc:
             self._reject_malformed(exc, addr, now)
             return
+        digest = hash(data)
         for msg in received:
             if isinstance(msg, m.GenericMessage):
                 self._drop(addr, f"unknown message type {msg.message_type}")  # §7.6.4
             elif msg.REQUEST:
-                self._on_request(msg, addr, now)
+                self._on_request(msg, addr, now, digest)
             else:
                 self._on_response(msg, addr, now)
 
@@ -149,7 +150,7 @@ class PfcpEndpoint:
         """Send ``msg`` to ``peer`` reliably; returns the sequence number it got."""
         sequence = self._next_sequence(peer)
         if msg.sequence != sequence:
-            msg = dataclasses.replace(msg, sequence=sequence)
+            msg = msg.with_sequence(sequence)
         data = encode(msg)
         self._out.append((data, peer))
         self._tx.add(TxTransaction(peer, sequence, msg, data, 1, now + self.policy.t1))
@@ -252,18 +253,17 @@ class PfcpEndpoint:
     # ------------------------------------------------------------------
     # Incoming requests
 
-    def _on_request(self, msg: Message, addr: Address, now: float) -> None:
+    def _on_request(self, msg: Message, addr: Address, now: float, digest: int) -> None:
         key = (addr, msg.sequence)
-        entry = self._rx.get(key, now)
+        entry = self._rx.get(key, now, digest)
         if entry is not None:  # a retransmission (§6.4)
-            entry.duplicates += 1
             if entry.response is not None:
                 self._out.append((entry.response, addr))
                 self._drop(addr, "duplicate request answered from cache")
             else:
                 self._drop(addr, "duplicate request while still in progress")
             return
-        self._rx.begin(key, now)
+        self._rx.begin(key, now, digest)
         t = msg.message_type
         if t == MessageType.HEARTBEAT_REQUEST:
             assert isinstance(msg, m.HeartbeatRequest)
@@ -484,7 +484,7 @@ class PfcpEndpoint:
 
     def _respond(self, request: Message, addr: Address, response: Message, now: float) -> None:
         if response.sequence != request.sequence:
-            response = dataclasses.replace(response, sequence=request.sequence)
+            response = response.with_sequence(request.sequence)
         data = encode(response)
         self._out.append((data, addr))
         self._rx.answer((addr, request.sequence), data, now)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .events import Address
 from .messages import Message
@@ -136,13 +137,20 @@ class TxQueue:
         heapq.heappush(self._heap, (tx.deadline, self._tie, (tx.peer, tx.sequence)))
 
 
-@dataclass(slots=True)
-class RxEntry:
-    """A request received: ``response`` is None while the application works on it."""
+class RxEntry(NamedTuple):
+    """A request received: ``response`` is None while the application works on it.
+
+    ``digest`` identifies the request's bytes: a retransmission is identical
+    (§6.4), so a different request under the same (peer, sequence number), from a
+    peer that restarted and counts from 1 again, is a new request.
+
+    A tuple of plain values on purpose: the garbage collector stops tracking
+    such tuples, so a cache of 100,000 entries costs it nothing to scan.
+    """
 
     expires: float
+    digest: int = 0
     response: bytes | None = None
-    duplicates: int = field(default=0)
 
 
 class RxCache:
@@ -157,21 +165,21 @@ class RxCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: tuple[Address, int], now: float) -> RxEntry | None:
-        """The live entry for ``key``, or None if new (or expired)."""
+    def get(self, key: tuple[Address, int], now: float, digest: int = 0) -> RxEntry | None:
+        """The live entry for ``key`` holding the same request, or None if new."""
         entry = self._entries.get(key)
-        if entry is not None and entry.expires <= now:
+        if entry is not None and (entry.expires <= now or entry.digest != digest):
             del self._entries[key]
             return None
         return entry
 
-    def begin(self, key: tuple[Address, int], now: float) -> RxEntry:
+    def begin(self, key: tuple[Address, int], now: float, digest: int = 0) -> RxEntry:
         """Remember a new request handed to the application."""
         self.expire(now)
         while len(self._entries) >= self.max_entries:
             self._entries.popitem(last=False)
             self.evicted += 1
-        entry = RxEntry(now + self.policy.holding_time)
+        entry = RxEntry(now + self.policy.holding_time, digest)
         self._entries[key] = entry
         return entry
 
@@ -180,7 +188,7 @@ class RxCache:
         entry = self._entries.get(key)
         if entry is None:  # expired or evicted while the application worked
             entry = self.begin(key, now)
-        entry.response = data
+        self._entries[key] = entry._replace(response=data)  # same key: keeps its place
 
     def expire(self, now: float) -> None:
         """Drop entries past their holding time (entries are in arrival order)."""

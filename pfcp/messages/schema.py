@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
 from .. import _walk
 from ..constants import PFCP_VERSION, Cause, MessageType
@@ -62,6 +62,15 @@ class Message(_Group):
     def message_type(self) -> int:
         """The message type number on the wire."""
         return self.TYPE
+
+    def with_sequence(self, sequence: int) -> Self:
+        """This message with another sequence number (cheaper than ``dataclasses.replace``,
+        which rebuilds every field; the result is as frozen as the original)."""
+        copy = object.__new__(type(self))
+        values = dict(self.__dict__)
+        values["sequence"] = sequence
+        object.__setattr__(copy, "__dict__", values)
+        return copy
 
     def _encode_body(self) -> bytes:
         return self._encode_fields()

@@ -191,3 +191,20 @@ def test_heartbeats_are_answered_once_per_sequence_and_from_the_cache() -> None:
     assert isinstance(response, pfcp.HeartbeatResponse) and response.sequence == 3
     assert response.recovery_time_stamp == pair.cp_cfg.recovery_time_stamp
     assert pair.cp.drops[(UP_ADDR, FROM_CACHE)] == 1
+
+
+def test_a_different_request_under_a_cached_sequence_number_is_new() -> None:
+    # A peer that restarts on the same address counts from 1 again: its new
+    # request must not be answered with the response cached for the old one.
+    pair = PfcpPair()
+    src = ("127.0.0.9", 8805)
+    heartbeat = pfcp.encode(pfcp.HeartbeatRequest(sequence=1, recovery_time_stamp=pfcp.RecoveryTimeStamp(100)))
+    first = pair.inject("cp", heartbeat, src)
+    assert [pfcp.decode(d.data).message_type for d in first] == [MessageType.HEARTBEAT_RESPONSE]
+    again = pair.inject("cp", heartbeat, src)  # a true retransmission: from the cache
+    assert [d.data for d in again] == [d.data for d in first]
+    setup = pfcp.AssociationSetupRequest(
+        sequence=1, node_id=UP_NODE_ID, recovery_time_stamp=pfcp.RecoveryTimeStamp(200)
+    )
+    replies = pair.inject("cp", pfcp.encode(setup), src)
+    assert [pfcp.decode(d.data).message_type for d in replies] == [MessageType.ASSOCIATION_SETUP_RESPONSE]
