@@ -750,8 +750,11 @@ def format_report(report: Report) -> str:
             label = labels.get(r["message"], r["message"])
             lines.append(f"  {label:<{width}} {r['op']:<10}{r['msgs_per_s']:>15,.0f}{ratio}")
         pure_ser = next(
-            (r["msgs_per_s"] for r in report.pure
-             if (r["message"], r["op"]) == ("session-establishment-request", "roundtrip")),
+            (
+                r["msgs_per_s"]
+                for r in report.pure
+                if (r["message"], r["op"]) == ("session-establishment-request", "roundtrip")
+            ),
             None,
         )
         if pure_ser is not None:

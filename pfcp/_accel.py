@@ -63,9 +63,7 @@ class _SourceOnlyFinder:
         if fullname not in MODULES or not path:
             return None
         for entry in path:
-            finder = FileFinder(
-                entry, (SourceFileLoader, SOURCE_SUFFIXES), (SourcelessFileLoader, BYTECODE_SUFFIXES)
-            )
+            finder = FileFinder(entry, (SourceFileLoader, SOURCE_SUFFIXES), (SourcelessFileLoader, BYTECODE_SUFFIXES))
             spec = finder.find_spec(fullname, target)
             if spec is not None:
                 return spec

@@ -798,4 +798,3 @@ class UserPlaneIPResourceInformation(IE):
         if self.source_interface is not None:
             out.append(self.source_interface)
         return bytes(out)
-

@@ -488,4 +488,3 @@ class TraceInformation(IE):
         raw = b"" if self.collection_entity is None else self.collection_entity.packed
         out += bytes((len(raw),)) + raw
         return bytes(out)
-

@@ -119,9 +119,7 @@ class PDI(GroupedIE):
     traffic_endpoint_id: tuple[TrafficEndpointID, ...] = ie_field(TrafficEndpointID, C, multiple=True)
     sdf_filter: tuple[SDFFilter, ...] = ie_field(SDFFilter, O, multiple=True)
     application_id: ApplicationID | None = ie_field(ApplicationID, O)
-    ethernet_pdu_session_information: EthernetPDUSessionInformation | None = ie_field(
-        EthernetPDUSessionInformation, O
-    )
+    ethernet_pdu_session_information: EthernetPDUSessionInformation | None = ie_field(EthernetPDUSessionInformation, O)
     qfi: tuple[QFI, ...] = ie_field(QFI, O, multiple=True)
     framed_route: tuple[FramedRoute, ...] = ie_field(FramedRoute, O, multiple=True)
     framed_routing: FramedRouting | None = ie_field(FramedRouting, O)
@@ -141,9 +139,7 @@ class CreatePDR(GroupedIE):
     far_id: FARID | None = ie_field(FARID, C)
     urr_id: tuple[URRID, ...] = ie_field(URRID, C, multiple=True)
     qer_id: tuple[QERID, ...] = ie_field(QERID, C, multiple=True)
-    activate_predefined_rules: tuple[ActivatePredefinedRules, ...] = ie_field(
-        ActivatePredefinedRules, C, multiple=True
-    )
+    activate_predefined_rules: tuple[ActivatePredefinedRules, ...] = ie_field(ActivatePredefinedRules, C, multiple=True)
     activation_time: ActivationTime | None = ie_field(ActivationTime, O)
     deactivation_time: DeactivationTime | None = ie_field(DeactivationTime, O)
     mar_id: MARID | None = ie_field(MARID, C)
@@ -243,9 +239,7 @@ class CreateBAR(GroupedIE):
 
     TYPE = IEType.CREATE_BAR
     bar_id: BARID = ie_field(BARID, M)
-    downlink_data_notification_delay: DownlinkDataNotificationDelay | None = ie_field(
-        DownlinkDataNotificationDelay, C
-    )
+    downlink_data_notification_delay: DownlinkDataNotificationDelay | None = ie_field(DownlinkDataNotificationDelay, C)
     suggested_buffering_packets_count: SuggestedBufferingPacketsCount | None = ie_field(
         SuggestedBufferingPacketsCount, C
     )
@@ -273,9 +267,7 @@ class UpdatePDR(GroupedIE):
     far_id: FARID | None = ie_field(FARID, C)
     urr_id: tuple[URRID, ...] = ie_field(URRID, C, multiple=True)
     qer_id: tuple[QERID, ...] = ie_field(QERID, C, multiple=True)
-    activate_predefined_rules: tuple[ActivatePredefinedRules, ...] = ie_field(
-        ActivatePredefinedRules, C, multiple=True
-    )
+    activate_predefined_rules: tuple[ActivatePredefinedRules, ...] = ie_field(ActivatePredefinedRules, C, multiple=True)
     deactivate_predefined_rules: tuple[DeactivatePredefinedRules, ...] = ie_field(
         DeactivatePredefinedRules, C, multiple=True
     )
@@ -380,9 +372,7 @@ class UpdateBAR(GroupedIE):
 
     TYPE = IEType.UPDATE_BAR
     bar_id: BARID = ie_field(BARID, M)
-    downlink_data_notification_delay: DownlinkDataNotificationDelay | None = ie_field(
-        DownlinkDataNotificationDelay, C
-    )
+    downlink_data_notification_delay: DownlinkDataNotificationDelay | None = ie_field(DownlinkDataNotificationDelay, C)
     suggested_buffering_packets_count: SuggestedBufferingPacketsCount | None = ie_field(
         SuggestedBufferingPacketsCount, C
     )
@@ -394,9 +384,7 @@ class UpdateBARSessionReportResponse(GroupedIE):
 
     TYPE = IEType.UPDATE_BAR_SESSION_REPORT_RESPONSE
     bar_id: BARID = ie_field(BARID, M)
-    downlink_data_notification_delay: DownlinkDataNotificationDelay | None = ie_field(
-        DownlinkDataNotificationDelay, C
-    )
+    downlink_data_notification_delay: DownlinkDataNotificationDelay | None = ie_field(DownlinkDataNotificationDelay, C)
     dl_buffering_duration: DLBufferingDuration | None = ie_field(DLBufferingDuration, C)
     dl_buffering_suggested_packet_count: DLBufferingSuggestedPacketCount | None = ie_field(
         DLBufferingSuggestedPacketCount, C

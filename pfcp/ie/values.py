@@ -660,4 +660,3 @@ class SNSSAI(IE):
 
     def encode_payload(self) -> bytes:
         return bytes((self.sst,)) + self.sd.to_bytes(3, "big")
-

@@ -161,9 +161,7 @@ class AssociationUpdateRequest(Message):
     user_plane_ip_resource_information: tuple[UserPlaneIPResourceInformation, ...] = ie_field(
         UserPlaneIPResourceInformation, O, multiple=True
     )
-    pfcp_association_release_request: PFCPAssociationReleaseRequest | None = ie_field(
-        PFCPAssociationReleaseRequest, C
-    )
+    pfcp_association_release_request: PFCPAssociationReleaseRequest | None = ie_field(PFCPAssociationReleaseRequest, C)
     graceful_release_period: GracefulReleasePeriod | None = ie_field(GracefulReleasePeriod, C)
     pfcpaureq_flags: OpaqueIE | None = ie_field(_PFCPAUREQ_FLAGS, O)
     alternative_smf_ip_address: tuple[AlternativeSMFIPAddress, ...] = ie_field(
@@ -280,4 +278,3 @@ class SessionSetModificationResponse(_Response):
     node_id: NodeID = ie_field(NodeID, M)
     cause: Cause = ie_field(Cause, M)
     offending_ie: OffendingIE | None = ie_field(OffendingIE, C)
-
