@@ -33,9 +33,13 @@ def _config(node_id: pfcp.NodeID) -> EndpointConfig:
     )
 
 
+def _f_seid(seid: int, ip: IPv4Address | IPv6Address) -> pfcp.FSEID:
+    return pfcp.FSEID(seid, ipv6=ip) if isinstance(ip, IPv6Address) else pfcp.FSEID(seid, ipv4=ip)
+
+
 def _establishment(cp_seid: int, host: str) -> pfcp.SessionEstablishmentRequest:
     ip = IPv6Address(host) if ":" in host else IPv4Address(host)
-    f_seid = pfcp.FSEID(cp_seid, ipv6=ip) if ":" in host else pfcp.FSEID(cp_seid, ipv4=ip)
+    f_seid = _f_seid(cp_seid, ip)
     pdi = pfcp.PDI(source_interface=pfcp.SourceInterface(pfcp.SourceInterfaceValue.CORE))
     return pfcp.SessionEstablishmentRequest(
         node_id=pfcp.NodeID(ip),
@@ -51,7 +55,7 @@ def test_session_requests_reach_their_session_handler(host: str) -> None:
 
 
 async def _scenario(host: str) -> None:
-    ip = IPv6Address(host) if ":" in host else IPv4Address(host)
+    ip: IPv4Address | IPv6Address = IPv6Address(host) if ":" in host else IPv4Address(host)
     up_node_id = pfcp.NodeID(ip)
     seen: dict[str, list[int]] = {"up-session": [], "up-default": [], "cp-session": []}
     up = PfcpNode(_config(up_node_id))
@@ -72,7 +76,7 @@ async def _scenario(host: str) -> None:
                 seid=msg.cp_f_seid.seid,
                 node_id=up_node_id,
                 cause=ACCEPTED,
-                up_f_seid=pfcp.FSEID(up_seid, ipv6=ip) if ":" in host else pfcp.FSEID(up_seid, ipv4=ip),
+                up_f_seid=_f_seid(up_seid, ip),
             )
         return pfcp.SessionModificationResponse(seid=0, cause=NOT_FOUND)
 
