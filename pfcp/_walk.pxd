@@ -10,6 +10,7 @@ import cython
     nxt=Py_ssize_t,
     ie_type=int,
     layout=int,
+    kept=bint,
     extra=list,
     lists=list,
     lst=list,

@@ -73,6 +73,7 @@ def decode_group(
         if row is not None:
             name: str = row[0]
             layout: int = row[6]
+            kept = True
             if layout and nxt - pos == row[8]:
                 # U8/U16/U32/EnumOctet leaves, inline (see pfcp.ie.base._layout)
                 if layout == _LAYOUT_U32:
@@ -86,39 +87,22 @@ def decode_group(
                     raw = row[10].get(raw, raw)
                 value = _new(row[7])
                 _setattr(value, "value", raw)
-                if row[2]:
-                    lst = kwargs.get(name)
-                    if lst is None:
-                        kwargs[name] = [value]
-                        if lists is None:
-                            lists = [name]
-                        else:
-                            lists.append(name)
-                    else:
-                        if last != name and order is None:
-                            return _again_in_order(cls, table, mandatory_names, data, start, end, kwargs)
-                        lst.append(value)
-                else:
-                    kwargs[name] = value
-                if order is not None:
-                    order.append(name)
-                last = name
-                pos = nxt
-                continue
-            try:
-                value = row[1](data, pos, nxt)
-            except Exception as exc:
-                if row[4] and isinstance(exc, DecodeError):
-                    raise  # errors inside a grouped IE keep their own cause and IE
-                if row[3]:
-                    raise DecodeError(
-                        f"{cls.__name__}: mandatory IE {ie_name(ie_type)} is malformed: {exc}",
-                        Cause.MANDATORY_IE_INCORRECT,
-                        ie_type,
-                    ) from None
-                # TS 29.244 §7.6.8: an incorrect optional IE is discarded (kept as bytes)
-                value = cls._raw(ie_type, data, pos, nxt)
             else:
+                try:
+                    value = row[1](data, pos, nxt)
+                except Exception as exc:
+                    if row[4] and isinstance(exc, DecodeError):
+                        raise  # errors inside a grouped IE keep their own cause and IE
+                    if row[3]:
+                        raise DecodeError(
+                            f"{cls.__name__}: mandatory IE {ie_name(ie_type)} is malformed: {exc}",
+                            Cause.MANDATORY_IE_INCORRECT,
+                            ie_type,
+                        ) from None
+                    # TS 29.244 §7.6.8: an incorrect optional IE is discarded (kept as bytes)
+                    value = cls._raw(ie_type, data, pos, nxt)
+                    kept = False
+            if kept:
                 if row[2]:
                     lst = kwargs.get(name)
                     if lst is None:
