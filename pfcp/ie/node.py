@@ -3,7 +3,6 @@ FQ-CSIDs, and the subscriber and trace identities of a session."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import field
 from enum import IntEnum, IntFlag
 from ipaddress import IPv4Address, IPv6Address
@@ -55,11 +54,6 @@ class RecoveryTimeStamp(U32):
     def from_unix(cls, seconds: float) -> RecoveryTimeStamp:
         """Build from a Unix time (seconds since 1970)."""
         return cls((int(seconds) + NTP_UNIX_OFFSET) & 0xFFFFFFFF)
-
-    @classmethod
-    def now(cls) -> RecoveryTimeStamp:
-        """The current wall-clock time as a Recovery Time Stamp."""
-        return cls.from_unix(time.time())
 
     def to_unix(self) -> int:
         """The Unix time (seconds since 1970) this stamp stands for."""
