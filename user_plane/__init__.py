@@ -1,0 +1,1 @@
+"""EdgeCUPS user plane: the UPF agent and its dataplane building blocks."""
