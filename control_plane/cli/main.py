@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import pfcp_commands
+from . import pfcp_commands, upf_commands
 
 __all__ = ["app"]
 
@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(pfcp_commands.app, name="pfcp")
+app.add_typer(upf_commands.app, name="upf")
 
 if __name__ == "__main__":  # pragma: no cover - `python -m control_plane.cli.main`
     app()
