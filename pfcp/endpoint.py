@@ -123,15 +123,9 @@ class PfcpEndpoint:
             received = decode_all(data)
         except UnsupportedVersion as exc:
             self._drop(addr, "version not supported")
-            sequence = exc.sequence
-            if sequence is None and len(data) >= (16 if data[0] & 0x01 else 8):
-                # The codec stops at the version octet; read the sequence number
-                # where version 1 keeps it (§7.2.2.1) to address the answer.
-                at = 12 if data[0] & 0x01 else 4
-                sequence = int.from_bytes(data[at : at + 3], "big")
             known = m.MESSAGE_CLASSES.get(exc.message_type or 0)
-            if sequence is not None and (known is None or known.REQUEST):  # never answer a response
-                reply = m.VersionNotSupportedResponse(sequence=sequence, seid=exc.seid)
+            if exc.sequence is not None and (known is None or known.REQUEST):  # never answer a response
+                reply = m.VersionNotSupportedResponse(sequence=exc.sequence)  # a node message: no SEID
                 self._out.append((encode(reply), addr))
             return
         except DecodeError as exc:

@@ -117,6 +117,14 @@ def _decode_one(data: bytes, pos: int) -> tuple[Message, int, bool]:
     if flags >> 5 != PFCP_VERSION:
         err: DecodeError = UnsupportedVersion(flags >> 5)
         err.message_type = message_type
+        if size - pos >= (16 if flags & 0x01 else 8):
+            # Read SEID and sequence number where version 1 keeps them (§7.2.2.1),
+            # so that the Version Not Supported Response can be addressed (§7.6.2).
+            if flags & 0x01:
+                err.seid, tail = _SEID_SEQ.unpack_from(data, pos + 4)
+            else:
+                tail = _SEQ.unpack_from(data, pos + 4)[0]
+            err.sequence = tail >> 8
         raise err
     s_flag = flags & 0x01
     body = pos + (16 if s_flag else 8)

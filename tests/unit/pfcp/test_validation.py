@@ -408,3 +408,12 @@ def test_short_vendor_ie_survives_a_round_trip() -> None:
     msg = pfcp.decode(data)
     assert msg.extra == (pfcp.UnknownIE(0x8001, b"\x01"),)
     assert pfcp.encode(msg) == data
+
+
+def test_unsupported_version_still_carries_the_header_values() -> None:
+    # A node answers Version Not Supported with the request's sequence number (§7.6.2).
+    data = bytearray(session_message(50, b"", seid=0x1234, sequence=77))
+    data[0] = (2 << 5) | 0x01
+    with pytest.raises(pfcp.UnsupportedVersion) as info:
+        pfcp.decode(bytes(data))
+    assert (info.value.version, info.value.sequence, info.value.seid) == (2, 77, 0x1234)
