@@ -753,11 +753,7 @@ class GroupedIE(_Group, IE):
         return obj
 
     def encode(self) -> bytes:
-        values = self.__dict__
-        if values.get("wire_order") is None:
-            payload = _walk.encode_group(self, values, self._ROWS, self._MANDATORY_NAMES)
-        else:
-            payload = self._encode_in_wire_order()
+        payload = self._encode_fields()
         return _HDR.pack(self.TYPE, len(payload)) + payload
 
     def encode_payload(self) -> bytes:
