@@ -136,7 +136,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("log_level", "debug, info, warning, error or critical. Default: info."),
     Option(
         "capacity.max_sessions",
-        "Most PFCP sessions held at once; more get cause 73, No resources available. Default: 100000.",
+        "Most PFCP sessions held at once; more get cause 75, No resources available (Table 8.2.1-1). Default: 100000.",
     ),
     Option("timers.t1", "Seconds between PFCP request retransmissions (T1). Default: 3."),
     Option("timers.n1", "Retransmissions before a request times out (N1). Default: 3."),
