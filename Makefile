@@ -40,15 +40,19 @@ $(STAMP): pyproject.toml $(PACKAGE_INITS) | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian packages the tests use: tshark (the PFCP interop oracle, and editcap).
+# Debian packages the tests use: tshark (the PFCP and GTP-U oracle, and editcap), ethtool (checksum
+# offload off on the DN-side veth, ../shared/DATAPLANE.md pitfall 3), iproute2 (ip netns).
+SYSTEM_TOOLS := tshark:tshark ethtool:ethtool ip:iproute2
 system-deps:
-	@if ! command -v tshark >/dev/null 2>&1; then \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-	  else echo "tshark is missing and installing it needs root or sudo" >&2; exit 1; fi; \
-	  echo "installing tshark (apt-get)"; \
+	  else echo "missing Debian packages:$$missing; installing them needs root or sudo" >&2; exit 1; fi; \
+	  echo "installing$$missing (apt-get)"; \
 	  $$sudo apt-get update; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
 lint: $(STAMP)
