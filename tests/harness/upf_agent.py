@@ -144,6 +144,15 @@ class TestCp:
         )
         self.loop = asyncio.new_event_loop()
         self.node = PfcpNode(config, handler=self._on_request)
+        # Every datagram the CP receives, raw, for tests that send hand-made bytes.
+        self.received: queue.Queue[bytes] = queue.Queue()
+        receive = self.node.endpoint.receive_datagram
+
+        def record(data: bytes, addr: pfcp.events.Address, now: float) -> None:
+            self.received.put(bytes(data))
+            receive(data, addr, now)
+
+        self.node.endpoint.receive_datagram = record  # type: ignore[method-assign]
         self._thread = run_in_netns(cp_ns, self._start_thread)
         self.call(self.node.start(str(node_id), pfcp.PFCP_PORT))
         self.peer = (str(UPF_N4.ip), pfcp.PFCP_PORT)
@@ -166,6 +175,18 @@ class TestCp:
 
     def request(self, msg: pfcp.Message, timeout: float = 15.0) -> pfcp.Message:
         return self.call(self.node.request(self.peer, msg), timeout)
+
+    def exchange_raw(self, data: bytes, timeout: float = 5.0) -> pfcp.Message:
+        """Send hand-made bytes from the CP's socket; the response with the same sequence number."""
+        sequence = int.from_bytes(data[12:15] if data[0] & 0x01 else data[4:7], "big")  # §7.2.2: after the SEID when S=1
+        sock = self.node.socket
+        assert sock is not None
+        self.loop.call_soon_threadsafe(sock.sendto, data, self.peer)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = pfcp.decode(self.received.get(timeout=max(0.0, deadline - time.monotonic())))
+            if reply.sequence == sequence and not reply.REQUEST:
+                return reply
 
     def associate(self) -> pfcp.events.AssociationEstablished:
         return self.call(self.node.associate(self.peer))
