@@ -179,6 +179,11 @@ class Driver(Protocol):
         Raises :class:`DriverError` leaving the previous state in force."""
         ...
 
+    def take_removed_reports(self, up_seid: int) -> list[UsageReport]:
+        """Final reports (TERMR) of the URRs that :meth:`install` removed from the session
+        since the last call: they go in the Session Modification Response (§7.5.5.2)."""
+        ...
+
     def remove(self, up_seid: int) -> list[UsageReport]:
         """Remove a session; returns the final usage report of each URR (TERMR)."""
         ...
