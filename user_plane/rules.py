@@ -169,6 +169,9 @@ class Urr:
     measurement_information: pfcp.MeasurementInformationFlags | None = None
     far_id_for_quota_action: int | None = None
     number_of_reports: int | None = None
+    #: How many times a Volume/Time Quota was granted by Update URR: a re-grant of the same
+    #: value is a new quota (§5.2.2.2), so it must change the desired state.
+    quota_grants: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +389,8 @@ def update_urr(urr: Urr, ie: pfcp.UpdateURR) -> Urr:
     """``urr`` changed by Update URR (Table 7.5.4.4-1); Linked URR IDs, when present,
     are the complete new list."""
     changes = _present(ie, _URR_FIELDS)
+    if ie.volume_quota is not None or ie.time_quota is not None:
+        changes["quota_grants"] = urr.quota_grants + 1
     if ie.linked_urr_id:
         changes["linked_urr_ids"] = _ids(ie.linked_urr_id)
     return replace(urr, **changes) if changes else urr
