@@ -88,6 +88,10 @@ class UsageReport:
     last_packet: float | None = None
     usage_information: pfcp.UsageInformationFlags | None = None
     query_urr_reference: int | None = None
+    #: The URR measures volume (Measurement Method VOLUM): Volume Measurement is reported.
+    volume_measured: bool = True
+    #: The CP asked for packet counts too (Measurement Information MNOP, §8.2.44).
+    packets_measured: bool = True
 
     @property
     def total_bytes(self) -> int:
@@ -102,15 +106,17 @@ class UsageReport:
             "usage_report_trigger": pfcp.UsageReportTrigger(self.trigger),
             "start_time": pfcp.StartTime(ntp_seconds(self.start_time)),
             "end_time": pfcp.EndTime(ntp_seconds(self.end_time)),
-            "volume_measurement": pfcp.VolumeMeasurement(
+        }
+        if self.volume_measured:
+            packets = self.packets_measured
+            fields["volume_measurement"] = pfcp.VolumeMeasurement(
                 total_volume=self.total_bytes,
                 uplink_volume=self.ul_bytes,
                 downlink_volume=self.dl_bytes,
-                total_packets=self.ul_packets + self.dl_packets,
-                uplink_packets=self.ul_packets,
-                downlink_packets=self.dl_packets,
-            ),
-        }
+                total_packets=self.ul_packets + self.dl_packets if packets else None,
+                uplink_packets=self.ul_packets if packets else None,
+                downlink_packets=self.dl_packets if packets else None,
+            )
         if self.duration is not None:
             fields["duration_measurement"] = pfcp.DurationMeasurement(self.duration)
         if self.first_packet is not None:

@@ -472,6 +472,8 @@ class UrrMeter:
             first_packet=first,
             last_packet=None if first is None else self._last,
             query_urr_reference=reference,
+            volume_measured=bool(self.urr.measurement_method & _MM.VOLUM),
+            packets_measured=bool(self.urr.measurement_information and self.urr.measurement_information & _MI.MNOP),
         )
         self._seqn = (self._seqn + 1) & 0xFFFFFFFF
         self._rep_ul, self._rep_dl = self._ul_bytes, self._dl_bytes

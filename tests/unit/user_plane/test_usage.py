@@ -74,6 +74,8 @@ def test_counts_each_direction_and_query_reports_the_interval() -> None:
         first_packet=T0 + 1,
         last_packet=T0 + 3.5,
         query_urr_reference=0xABCD,
+        volume_measured=True,
+        packets_measured=False,  # no MNOP in Measurement Information
     )
 
 
@@ -108,6 +110,18 @@ def test_report_encodes_as_a_usage_report_ie() -> None:
     assert decoded.volume_measurement is not None
     assert decoded.volume_measurement.uplink_volume == 150
     assert decoded.end_time is not None and decoded.end_time.value == ntp_seconds(T0 + 1)
+    assert decoded.volume_measurement.uplink_packets is None  # §8.2.44: packet counts only with MNOP
+
+
+def test_packet_counts_with_mnop_and_no_volume_without_volum() -> None:
+    with_mnop = UrrMeter(urr(measurement_information=MI.MNOP), T0)
+    with_mnop.count(UL, 150, T0 + 1)
+    volume = with_mnop.query(T0 + 2).to_ie(pfcp.UsageReportSMR).volume_measurement
+    assert volume is not None and (volume.uplink_packets, volume.total_packets, volume.uplink_volume) == (1, 1, 150)
+    duration_only = UrrMeter(urr(method=MM.DURAT), T0)
+    duration_only.count(UL, 150, T0 + 1)
+    ie = duration_only.query(T0 + 3).to_ie(pfcp.UsageReportSDR)
+    assert ie.volume_measurement is None and ie.duration_measurement is not None
 
 
 def _payload(ie: pfcp.UsageReportSRR) -> tuple[bytes, int, int]:
