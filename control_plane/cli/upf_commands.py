@@ -1,14 +1,22 @@
-"""``edgecups upf ...``: the UPF agent's configuration, checked before it is deployed.
+"""``edgecups upf ...``: the UPF agent, and its configuration checked before it is deployed.
 
-``edgecups upf check-config FILE`` loads a YAML configuration with
-:func:`user_plane.config.load_config` and prints a summary (or JSON), or every
-problem, one per line. The agent itself (``edgecups upf --config FILE``) is not
-part of this build yet: no command here pretends to run it.
+* ``edgecups upf --config FILE`` runs the agent (:class:`user_plane.agent.UpfAgent`)
+  with the software dataplane (:class:`user_plane.software.SoftwareDriver`)
+  until SIGINT or SIGTERM, then stops cleanly (sessions dropped, driver
+  stopped, N4 socket closed). Logs go to stderr at the configured ``log_level``.
+  A configuration with problems is reported as ``check-config`` reports it
+  (exit status 1) before anything starts.
+* ``edgecups upf check-config FILE`` loads a YAML configuration with
+  :func:`user_plane.config.load_config` and prints a summary (or JSON), or every
+  problem, one per line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -19,11 +27,14 @@ from rich.console import Console
 from rich.text import Text
 
 from user_plane.config import OPTIONS, ConfigError, UpfConfig, load_config, unavailable
+from user_plane.driver import Driver, DriverError
 
 __all__ = ["app"]
 
 #: Exit status when the configuration has problems (or asks for what this build lacks).
 EXIT_INVALID = 1
+#: Exit status when the agent cannot start (the N4 address cannot be bound, no TUN device...).
+EXIT_START_FAILED = 3
 
 #: Output width when stdout is not a terminal.
 _PIPE_WIDTH = 10_000
@@ -38,11 +49,101 @@ def _reference() -> str:
 
 app = typer.Typer(
     name="upf",
-    help="UPF (user-plane function) agent tools. The agent itself (edgecups upf --config FILE) arrives with "
-    "issue 4's next steps; this build can only check its configuration files.",
-    no_args_is_help=True,
+    help="UPF (user-plane function) agent: run it with edgecups upf --config FILE (software dataplane, until "
+    "SIGINT/SIGTERM), or check a configuration file with edgecups upf check-config FILE.",
     add_completion=False,
+    invoke_without_command=True,
+    epilog=_reference(),
 )
+
+
+@app.callback()
+def upf(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="FILE",
+            help="Run the agent with this YAML configuration (keys below) until SIGINT or SIGTERM.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the UPF agent (PFCP UP function) with the software dataplane.
+
+    Exit status 0 after SIGINT/SIGTERM; 1 when the configuration has problems
+    (reported as check-config reports them); 2 on bad usage; 3 when the agent
+    cannot start (N4 address not bindable, dataplane devices not creatable).
+    """
+    if ctx.invoked_subcommand is not None:
+        if config is not None:
+            raise typer.BadParameter("--config runs the agent: give it without a subcommand", param_hint="--config")
+        return
+    if config is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    loaded = _load_or_exit(config)
+    logging.basicConfig(
+        level=loaded.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        asyncio.run(run_agent(loaded, _software_driver(loaded)))
+    except (OSError, DriverError) as exc:
+        typer.echo(f"{config}: the agent could not start: {exc}", err=True)
+        raise typer.Exit(EXIT_START_FAILED) from None
+
+
+def _load_or_exit(file: Path) -> UpfConfig:
+    try:
+        config = load_config(file)
+        problems = list(unavailable(config))
+    except ConfigError as exc:
+        problems = list(exc.errors)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="--config") from None
+    for problem in problems:
+        typer.echo(f"{file}: {problem}", err=True)
+    if problems:
+        raise typer.Exit(EXIT_INVALID)
+    return config
+
+
+def _software_driver(config: UpfConfig) -> Driver:
+    # Imported here: the software dataplane (TUN devices, sockets) is only needed to run the agent.
+    from user_plane.software import SoftwareDriver
+
+    return SoftwareDriver.from_config(config.n3, config.n6)
+
+
+async def run_agent(config: UpfConfig, driver: Driver, *, stop: asyncio.Event | None = None) -> None:
+    """Run the agent until ``stop`` is set, or SIGINT/SIGTERM arrives; then stop it cleanly."""
+    from user_plane.agent import UpfAgent
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError):  # not the main thread: the caller sets stop
+            pass
+    agent = UpfAgent(config, driver)
+    try:
+        await agent.start()
+        try:
+            await stop.wait()
+            logging.getLogger("user_plane.agent").info("stopping on request")
+        finally:
+            await agent.stop()
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 class OutputFormat(StrEnum):

@@ -126,6 +126,8 @@ class BasicSession:
             volume_threshold=None
             if self.volume_threshold is None
             else pfcp.VolumeThreshold(total=self.volume_threshold),
+            # packet counts in the reports too (§8.2.68 MNOP)
+            measurement_information=pfcp.MeasurementInformation(pfcp.MeasurementInformationFlags.MNOP),
         )
         return pfcp.SessionEstablishmentRequest(
             node_id=node_id,
