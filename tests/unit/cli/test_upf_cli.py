@@ -132,17 +132,6 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert result.stdout == ""
 
 
-def test_upf_help_says_the_agent_is_not_here_yet() -> None:
-    result = runner.invoke(app, ["upf", "--help"])
-    assert result.exit_code == 0
-    text = " ".join(result.stdout.split())
-    assert "The agent itself (edgecups upf --config FILE) arrives with issue 4's next steps" in text
-    # No command pretends to run the agent: checking configurations is all there is.
-    assert [c.name for c in upf_commands.app.registered_commands] == ["check-config"]
-    assert not upf_commands.app.registered_groups
-    assert runner.invoke(app, ["upf", "--config", str(EXAMPLE)]).exit_code == 2
-
-
 def test_check_config_help_documents_every_option() -> None:
     result = runner.invoke(app, ["upf", "check-config", "--help"])
     assert result.exit_code == 0
