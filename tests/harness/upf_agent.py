@@ -178,7 +178,8 @@ class TestCp:
 
     def exchange_raw(self, data: bytes, timeout: float = 5.0) -> pfcp.Message:
         """Send hand-made bytes from the CP's socket; the response with the same sequence number."""
-        sequence = int.from_bytes(data[12:15] if data[0] & 0x01 else data[4:7], "big")  # §7.2.2: after the SEID when S=1
+        # §7.2.2: the sequence number follows the SEID when S=1
+        sequence = int.from_bytes(data[12:15] if data[0] & 0x01 else data[4:7], "big")
         sock = self.node.socket
         assert sock is not None
         self.loop.call_soon_threadsafe(sock.sendto, data, self.peer)

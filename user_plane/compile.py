@@ -1,0 +1,370 @@
+"""Install-time half of the forwarding engine: a session's rules compiled for the fast path.
+
+:class:`RuleCompiler` turns a :class:`~user_plane.session.SessionState` into one
+:class:`Rule` per PDR and the two lookup keys :class:`~user_plane.forward.Forwarder`
+registers: uplink by the local F-TEID's TEID, downlink by the UE IP address (IPv4
+exactly, IPv6 by prefix, /64 unless the UE IP Address IE says otherwise, §8.2.62).
+Compilation only reads the state and raises :class:`DriverError` on anything the
+engine cannot apply, so the forwarder can check a whole session before it changes
+anything. :func:`link` then binds a rule to its session's meters and buckets.
+
+* The UE's own addresses (the downlink keys) are the UE IP Addresses an ACCESS
+  PDR matches as source (S/D = 0) and a CORE / SGi-LAN PDR matches as destination
+  (S/D = 1, §8.2.62).
+* Rules are in precedence order (lower value first, §5.2.1; PDR ID breaks ties).
+* A downlink rule carries the QFI (and RQI) of its first QER that has one: what the
+  gNB sees in the PDU Session Container (TS 38.415).
+
+Unsupported (compilation raises DriverError naming the rule): Application ID and
+predefined rules; source interfaces other than ACCESS, CORE, SGi-LAN/N6-LAN;
+uplink BUFF, uplink Outer Header Creation (N9) and FORW to anything but CORE /
+SGi-LAN; downlink FORW other than GTP-U/UDP/IPv4|IPv6 to ACCESS; Apply Action
+flags other than DROP, FORW, BUFF, NOCP (DUPL, IPMA/IPMD, DFRT...); duplicating
+parameters, Transport Level Marking, Forwarding Policy; Outer Header Removal
+other than GTP-U/UDP/IP; a BAR's DL Data Notification Delay is not applied.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Collection
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from typing import Final
+
+import pfcp
+
+from . import gtpu
+from .driver import DriverError, UsageReport
+from .qos import TokenBucket
+from .rules import Pdr
+from .sdf import SdfError, SdfFilter, UeAddress
+from .session import SessionState
+from .usage import UrrMeter
+
+__all__ = [
+    "BUFF",
+    "DEFAULT_BUFFER_PACKETS",
+    "DROP",
+    "TO_GTPU",
+    "TO_N6",
+    "FarAction",
+    "Rule",
+    "RuleCompiler",
+    "Session",
+    "UeMatch",
+    "link",
+    "ue_keys",
+]
+
+#: Downlink packets buffered per session when the FAR's BAR suggests no count (§8.2.67).
+DEFAULT_BUFFER_PACKETS: Final = 64
+
+#: FAR kinds on the fast path.
+DROP: Final = 0
+TO_N6: Final = 1
+TO_GTPU: Final = 2
+BUFF: Final = 3
+
+_A = pfcp.ApplyActionFlags
+_SUPPORTED_ACTIONS: Final = _A.DROP | _A.FORW | _A.BUFF | _A.NOCP
+_SI = pfcp.SourceInterfaceValue
+_DI = pfcp.DestinationInterfaceValue
+_OHC = pfcp.OuterHeaderCreationDescription
+_OHC_GTPU: Final = int(_OHC.GTPU_UDP_IPV4 | _OHC.GTPU_UDP_IPV6)
+_OHR = pfcp.OuterHeaderRemovalDescription
+_OHR_GTPU: Final = frozenset({_OHR.GTPU_UDP_IPV4, _OHR.GTPU_UDP_IPV6, _OHR.GTPU_UDP_IP})
+_CORE_SIDE: Final = frozenset({_SI.CORE, _SI.SGI_LAN_N6_LAN})
+_MBQE: Final = pfcp.MeasurementInformationFlags.MBQE
+_M64: Final = (1 << 64) - 1
+
+#: (check the destination (S/D = 1), IPv4 as int, IPv6 prefix as (high, high mask, low, low mask)).
+UeMatch = tuple[bool, int | None, tuple[int, int, int, int] | None]
+
+
+class FarAction:
+    """A FAR as one direction's fast path needs it."""
+
+    __slots__ = ("buffer_limit", "far_id", "instance", "kind", "nocp", "peer", "teid")
+
+    def __init__(
+        self,
+        far_id: int,
+        kind: int,
+        *,
+        instance: str = "",
+        teid: int = 0,
+        peer: tuple[str, int] = ("", 0),
+        nocp: bool = False,
+        buffer_limit: int = 0,
+    ) -> None:
+        self.far_id, self.kind, self.instance, self.teid, self.peer = far_id, kind, instance, teid, peer
+        self.nocp, self.buffer_limit = nocp, buffer_limit
+
+
+class Rule:
+    """One PDR compiled for its direction, linked to its session's meters and buckets."""
+
+    __slots__ = (
+        "buckets",
+        "far",
+        "gate_closed",
+        "instance",
+        "mbqe",
+        "pdr_id",
+        "post",
+        "pre",
+        "qer_ids",
+        "qfi",
+        "qfis",
+        "quota",
+        "quota_fars",
+        "rqi",
+        "sdfs",
+        "session",
+        "ue",
+        "uplink",
+        "urr_ids",
+    )
+
+    def __init__(self, pdr: Pdr, uplink: bool, far: FarAction) -> None:
+        self.pdr_id = pdr.pdr_id
+        self.uplink = uplink
+        self.far = far
+        self.qfis: frozenset[int] | None = frozenset(pdr.qfis) if pdr.qfis else None
+        self.ue: tuple[UeMatch, ...] | None = None
+        self.sdfs: tuple[SdfFilter, ...] = ()
+        self.instance: str | None = None  # downlink: the N6 the packet must come from
+        self.qer_ids, self.urr_ids = pdr.qer_ids, pdr.urr_ids
+        self.gate_closed = False
+        self.qfi: int | None = None
+        self.rqi = False
+        self.mbqe: frozenset[int] = frozenset()
+        self.quota_fars: dict[int, FarAction] = {}  # URR ID -> its FAR ID for Quota Action
+        # Set by link():
+        self.session: Session
+        self.buckets: tuple[TokenBucket, ...] = ()
+        self.pre: tuple[UrrMeter, ...] = ()
+        self.post: tuple[UrrMeter, ...] = ()
+        self.quota: tuple[tuple[UrrMeter, FarAction | None], ...] = ()
+
+
+class Session:
+    """What the forwarder holds for one PFCP session: its compiled rules and keys, and
+    the state that outlives a rule change (meters, buckets, the downlink buffer)."""
+
+    __slots__ = ("buckets", "buffer", "dl", "dldr_sent", "meters", "removed_reports", "state", "ul", "v4", "v6")
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+        self.ul: dict[int, tuple[Rule, ...]] = {}
+        self.dl: tuple[Rule, ...] = ()
+        self.v4: frozenset[int] = frozenset()
+        self.v6: tuple[IPv6Network, ...] = ()
+        self.meters: dict[int, UrrMeter] = {}
+        self.buckets: dict[int, tuple[TokenBucket | None, TokenBucket | None]] = {}
+        self.buffer: collections.deque[tuple[str, bytes]] = collections.deque()
+        self.dldr_sent = False
+        self.removed_reports: list[UsageReport] = []
+
+    @property
+    def up_seid(self) -> int:
+        return self.state.up_seid
+
+
+def _v6_network(ie: pfcp.UEIPAddress) -> IPv6Network:
+    """The UE's IPv6 prefix: IPv6 Prefix Length (IP6PL), else /64 minus the IPv6
+    Prefix Delegation Bits (IPv6D), else /64 (§8.2.62, §5.14); 0 means unset."""
+    assert ie.ipv6 is not None
+    length = ie.ipv6_prefix_length or 64 - (ie.ipv6_prefix_delegation_bits or 0)
+    if not 0 < length <= 128:
+        raise DriverError(f"UE IP Address {ie.ipv6}: IPv6 prefix length {length} out of range")
+    return IPv6Network((ie.ipv6, length), strict=False)
+
+
+def _ue_match(ie: pfcp.UEIPAddress) -> UeMatch:
+    if ie.ipv4 is None and ie.ipv6 is None:
+        raise DriverError("UE IP Address without an address (CHV4/CHV6 not resolved)")
+    v6 = None
+    if ie.ipv6 is not None:
+        net = _v6_network(ie)
+        value, mask = int(net.network_address), int(net.netmask)
+        v6 = (value >> 64, mask >> 64, value & _M64, mask & _M64)
+    return (ie.is_destination, None if ie.ipv4 is None else int(ie.ipv4), v6)
+
+
+def ue_keys(state: SessionState) -> tuple[frozenset[int], tuple[IPv6Network, ...]]:
+    """The UE's own addresses: what an ACCESS PDR matches as source, a CORE-side PDR
+    as destination (§8.2.62 S/D)."""
+    v4: set[int] = set()
+    v6: dict[IPv6Network, None] = {}
+    for pdr in state.pdrs.values():
+        uplink = pdr.source_interface == _SI.ACCESS
+        for ie in pdr.ue_ip_addresses:
+            if ie.is_destination == uplink:
+                continue
+            if ie.ipv4 is not None:
+                v4.add(int(ie.ipv4))
+            if ie.ipv6 is not None:
+                v6[_v6_network(ie)] = None
+    return frozenset(v4), tuple(v6)
+
+
+def _sdf_ue(pdr: Pdr, v4: frozenset[int], v6: tuple[IPv6Network, ...]) -> list[UeAddress]:
+    """What ``assigned`` means in the PDR's SDF filters: its own UE IP Address, else the session's."""
+    out: list[UeAddress] = []
+    for ie in pdr.ue_ip_addresses:
+        if ie.ipv4 is not None:
+            out.append(ie.ipv4)
+        if ie.ipv6 is not None:
+            out.append(_v6_network(ie))
+    if not out:
+        out = [IPv4Address(a) for a in sorted(v4)]
+        out += list(v6)
+    return out
+
+
+class RuleCompiler:
+    """Compiles sessions for a forwarder whose N6 interfaces are ``instances`` and
+    whose N3 addresses are ``n3_ipv4`` / ``n3_ipv6`` (Outer Header Creation needs a
+    peer of a family the I/O layer can send from)."""
+
+    def __init__(self, n3_ipv4: IPv4Address | None, n3_ipv6: IPv6Address | None, instances: Collection[str]) -> None:
+        self.n3_ipv4 = n3_ipv4
+        self.n3_ipv6 = n3_ipv6
+        self.instances = frozenset(instances)
+
+    def compile(
+        self, state: SessionState, v4: frozenset[int], v6: tuple[IPv6Network, ...]
+    ) -> tuple[dict[int, list[Rule]], list[Rule]]:
+        """(uplink rules by TEID, downlink rules), each in precedence order; ``v4`` / ``v6``
+        are the session's :func:`ue_keys`. Raises DriverError on what cannot be applied."""
+        ul: dict[int, list[Rule]] = {}
+        dl: list[Rule] = []
+        for pdr in sorted(state.pdrs.values(), key=lambda p: (p.precedence, p.pdr_id)):
+            rule = self._compile_pdr(state, pdr, v4, v6)
+            if rule.uplink:
+                assert pdr.local_f_teid is not None
+                ul.setdefault(pdr.local_f_teid.teid, []).append(rule)
+            else:
+                dl.append(rule)
+        return ul, dl
+
+    def _compile_pdr(self, state: SessionState, pdr: Pdr, v4: frozenset[int], v6: tuple[IPv6Network, ...]) -> Rule:
+        where = f"PDR {pdr.pdr_id}"
+        if pdr.application_id is not None:
+            raise DriverError(
+                f"{where}: Application ID {pdr.application_id!r} (application detection) is not supported"
+            )
+        if pdr.predefined_rules or pdr.far_id is None:
+            raise DriverError(f"{where}: predefined rules are not supported")
+        if pdr.source_interface == _SI.ACCESS:
+            uplink = True
+            if pdr.local_f_teid is None or pdr.local_f_teid.teid < 0:
+                raise DriverError(f"{where}: an ACCESS PDR needs a local F-TEID (a TEID to match G-PDUs on)")
+        elif pdr.source_interface in _CORE_SIDE:
+            uplink = False
+            if pdr.local_f_teid is not None or pdr.outer_header_removal is not None:
+                raise DriverError(f"{where}: GTP-U from the core side (N9) is not supported")
+            if pdr.network_instance is not None and pdr.network_instance not in self.instances:
+                raise DriverError(f"{where}: Network Instance {pdr.network_instance!r} has no N6 interface")
+            if not v4 and not v6:
+                raise DriverError(f"{where}: the session has no UE IP Address to match downlink packets on")
+        else:
+            raise DriverError(f"{where}: source interface {pdr.source_interface} is not supported")
+        rule = Rule(pdr, uplink, self._far_action(state, pdr.far_id, pdr, uplink))
+        if not uplink:
+            rule.instance = pdr.network_instance
+        if pdr.ue_ip_addresses:
+            rule.ue = tuple(_ue_match(ie) for ie in pdr.ue_ip_addresses)
+        if pdr.sdf_filters:
+            try:
+                ue_addresses = _sdf_ue(pdr, v4, v6)
+                rule.sdfs = tuple(SdfFilter.from_ie(ie, ue_addresses or None) for ie in pdr.sdf_filters)
+            except SdfError as exc:
+                raise DriverError(f"{where}: SDF filter: {exc}") from None
+        for qer_id in pdr.qer_ids:
+            qer = state.qers.get(qer_id)
+            if qer is None:
+                raise DriverError(f"{where}: QER {qer_id} is not in the session")
+            if (qer.gate_ul if uplink else qer.gate_dl) == pfcp.Gate.CLOSED:
+                rule.gate_closed = True
+            if not uplink and rule.qfi is None and qer.qfi is not None:  # the QFI the gNB sees (TS 38.415)
+                rule.qfi, rule.rqi = qer.qfi, qer.rqi
+        mbqe: set[int] = set()
+        for urr_id in pdr.urr_ids:
+            urr = state.urrs.get(urr_id)
+            if urr is None:
+                raise DriverError(f"{where}: URR {urr_id} is not in the session")
+            if urr.measurement_information is not None and urr.measurement_information & _MBQE:
+                mbqe.add(urr_id)
+            if urr.far_id_for_quota_action is not None:
+                rule.quota_fars[urr_id] = self._far_action(state, urr.far_id_for_quota_action, pdr, uplink)
+        rule.mbqe = frozenset(mbqe)
+        return rule
+
+    def _far_action(self, state: SessionState, far_id: int, pdr: Pdr, uplink: bool) -> FarAction:
+        far = state.fars.get(far_id)
+        where = f"FAR {far_id}"
+        if far is None:
+            raise DriverError(f"PDR {pdr.pdr_id}: {where} is not in the session")
+        action = far.apply_action
+        if action & ~_SUPPORTED_ACTIONS or far.duplicating_parameters:
+            raise DriverError(f"{where}: Apply Action {action!r} is not supported (only DROP, FORW, BUFF, NOCP)")
+        if action & _A.DROP:
+            return FarAction(far_id, DROP)
+        if action & _A.BUFF:
+            if uplink:
+                raise DriverError(f"{where}: buffering uplink packets is not supported")
+            bar = None if far.bar_id is None else state.bars.get(far.bar_id)
+            count = None if bar is None else bar.suggested_buffering_packets_count
+            limit = DEFAULT_BUFFER_PACKETS if count is None else count
+            return FarAction(far_id, BUFF, nocp=bool(action & _A.NOCP), buffer_limit=limit)
+        if not action & _A.FORW:
+            raise DriverError(f"{where}: Apply Action {action!r} names no action")
+        if far.transport_level_marking is not None or far.forwarding_policy is not None:
+            raise DriverError(f"{where}: Transport Level Marking and Forwarding Policy are not supported")
+        ohc = far.outer_header_creation
+        dest = far.destination_interface
+        if uplink:
+            if ohc is not None:
+                raise DriverError(f"{where}: uplink Outer Header Creation (N9 forwarding) is not supported")
+            if dest not in (_DI.CORE, _DI.SGI_LAN_N6_LAN):
+                raise DriverError(f"{where}: uplink FORW to destination interface {dest} is not supported")
+            ohr = pdr.outer_header_removal
+            if ohr is None or ohr.description not in _OHR_GTPU:
+                raise DriverError(f"PDR {pdr.pdr_id}: forwarding to N6 needs Outer Header Removal GTP-U/UDP/IP")
+            instance = far.network_instance or pdr.network_instance
+            if instance is None and len(self.instances) == 1:
+                (instance,) = self.instances  # one N6: no name needed to choose it
+            if instance not in self.instances:
+                raise DriverError(f"{where}: Network Instance {instance!r} has no N6 interface")
+            assert instance is not None
+            return FarAction(far_id, TO_N6, instance=instance)
+        if dest != _DI.ACCESS or ohc is None:
+            raise DriverError(f"{where}: downlink FORW must go to ACCESS with Outer Header Creation GTP-U")
+        teid, peer = self.gtpu_path(far_id, ohc)
+        return FarAction(far_id, TO_GTPU, teid=teid, peer=peer)
+
+    def gtpu_path(self, far_id: int, ohc: pfcp.OuterHeaderCreation) -> tuple[int, tuple[str, int]]:
+        """(TEID, (peer, 2152)) of a GTP-U/UDP/IPv4|IPv6 Outer Header Creation (§8.2.56);
+        with both bits set, IPv4 when we have an IPv4 N3 address."""
+        bits = int(ohc.description)
+        if bits & ~_OHC_GTPU or not bits & _OHC_GTPU or ohc.teid is None:
+            raise DriverError(f"FAR {far_id}: Outer Header Creation {ohc.description!r} is not supported")
+        if bits & _OHC.GTPU_UDP_IPV4 and ohc.ipv4 is not None and self.n3_ipv4 is not None:
+            return ohc.teid, (str(ohc.ipv4), gtpu.GTPU_PORT)
+        if bits & _OHC.GTPU_UDP_IPV6 and ohc.ipv6 is not None and self.n3_ipv6 is not None:
+            return ohc.teid, (str(ohc.ipv6), gtpu.GTPU_PORT)
+        raise DriverError(f"FAR {far_id}: no N3 address of the peer's IP version for {ohc.description!r}")
+
+
+def link(rule: Rule, session: Session) -> None:
+    """Bind ``rule`` to the meters and buckets ``session`` carries; the URRs whose
+    Measurement Information has MBQE count before QoS enforcement (§8.2.68)."""
+    rule.session = session
+    side = 0 if rule.uplink else 1
+    rule.buckets = tuple(b for q in rule.qer_ids if (b := session.buckets[q][side]) is not None)
+    meters = session.meters
+    rule.pre = tuple(meters[u] for u in rule.urr_ids if u in rule.mbqe)
+    rule.post = tuple(meters[u] for u in rule.urr_ids if u not in rule.mbqe)
+    rule.quota = tuple((meters[u], rule.quota_fars.get(u)) for u in rule.urr_ids)

@@ -1,0 +1,504 @@
+"""The software dataplane: a :class:`~user_plane.forward.Forwarder` behind sockets and TUN devices.
+
+Theory of operation:
+
+* N3 is one UDP socket on port 2152 per configured N3 address; N6 is one TUN
+  device per Network Instance (:mod:`user_plane.tun`) with the instance's UE
+  pools routed into it. The kernel does the rest of the routing: uplink inner
+  packets written into a TUN leave by whatever route the namespace has towards
+  their destination, downlink packets for a UE address arrive through the TUN.
+* The I/O is ``loop.add_reader`` callbacks that drain up to ``read_batch``
+  datagrams or packets per wakeup, not asyncio's ``DatagramProtocol``: one
+  transport callback per datagram caps the uplink at about 50k packets/s, the
+  batched reader at about 260k (measured in ../shared/DATAPLANE.md §3).
+* G-PDUs go to :meth:`Forwarder.uplink`, IP packets read from a TUN to
+  :meth:`Forwarder.downlink`; the Forwarder holds every rule, meter and buffer.
+  This module answers the GTP-U signalling itself: Echo Request (TS 29.281
+  §7.2.2), Error Indication for a G-PDU on a TEID no session owns (§7.3.1,
+  rate-limited), and counts what arrives from peers (Error Indication, End
+  Marker, Echo Response).
+* Nothing ever blocks the loop: sockets and TUNs are non-blocking, and a write
+  that would block is a counted drop (GTP-U has no flow control; the socket
+  buffer or TUN queue being full means we are past capacity anyway).
+* Usage reports and downlink-data notifications raised while forwarding are
+  handed to the event handler after each batch; URR timers run from one asyncio
+  timer armed at :meth:`Forwarder.next_deadline`, re-armed lazily (only when the
+  earliest deadline moved earlier).
+* Everything is created in the network namespace of the thread that calls
+  :meth:`SoftwareDriver.start` (the agent runs inside the UPF's namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from ipaddress import IPv4Address, IPv6Address
+from typing import Final
+
+import pfcp
+
+from . import gtpu, tun
+from .config import N6Config
+from .driver import DriverError, DriverEvent, UsageReport
+from .forward import Forwarder, UnknownTeid
+from .session import SessionState
+
+__all__ = ["IPV4_ENCAP_OVERHEAD", "IPV6_ENCAP_OVERHEAD", "SoftwareDriver"]
+
+log = logging.getLogger(__name__)
+
+#: Outer IPv4 (20) + UDP (8) + GTP-U with a PDU Session Container (16).
+IPV4_ENCAP_OVERHEAD: Final = 44
+#: Outer IPv6 (40) + UDP (8) + GTP-U with a PDU Session Container (16).
+IPV6_ENCAP_OVERHEAD: Final = 64
+#: Largest datagram we read: anything longer than an IP packet cannot be valid.
+_MAX_PACKET: Final = 65535
+_G_PDU: Final = gtpu.MessageType.G_PDU
+#: socket(7) SO_RCVBUFFORCE / SO_SNDBUFFORCE: with CAP_NET_ADMIN, beyond net.core.rmem_max (which
+#: a child namespace cannot raise).
+_SO_SNDBUFFORCE: Final = getattr(socket, "SO_SNDBUFFORCE", 32)
+_SO_RCVBUFFORCE: Final = getattr(socket, "SO_RCVBUFFORCE", 33)
+#: After packet batches, the earliest URR deadline is looked up at most this often (seconds).
+_DEADLINE_RECHECK: Final = 0.05
+#: A timer that fires and finds its deadline still due waits at least this long (a stuck deadline
+#: must not spin the loop).
+_MIN_TIMER_DELAY: Final = 0.001
+
+IPAddress = IPv4Address | IPv6Address
+
+
+class SoftwareDriver:
+    """The ``software`` :class:`~user_plane.driver.Driver`: Python forwarding over UDP sockets and TUN devices.
+
+    ``n3_addresses``: the local GTP-U addresses (a socket is bound to each; the
+    first IPv4 and first IPv6 one are the source of what the UPF sends). ``n6``:
+    per Network Instance, the TUN device name and the UE pools routed into it.
+    ``tun_mtu`` defaults to the smallest MTU of the N3 devices minus the
+    encapsulation overhead, so that an encapsulated downlink packet fits on N3.
+    ``error_indication_rate``: Error Indications sent per second at most (a
+    token bucket with as many tokens of burst).
+    """
+
+    name: str = "software"
+
+    def __init__(
+        self,
+        n3_addresses: Iterable[IPAddress],
+        n6: Mapping[str, N6Config],
+        *,
+        read_batch: int = 64,
+        rcvbuf: int = 8 << 20,
+        sndbuf: int = 4 << 20,
+        tun_mtu: int | None = None,
+        tun_txqueuelen: int = 1000,
+        error_indication_rate: float = 100.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._n3: tuple[IPAddress, ...] = tuple(n3_addresses)
+        if not self._n3:
+            raise ValueError("at least one N3 address is needed")
+        if not n6:
+            raise ValueError("at least one Network Instance (N6) is needed")
+        if read_batch < 1:
+            raise ValueError("read_batch must be at least 1")
+        self._n3_ipv4 = next((a for a in self._n3 if isinstance(a, IPv4Address)), None)
+        self._n3_ipv6 = next((a for a in self._n3 if isinstance(a, IPv6Address)), None)
+        self._n6: dict[str, N6Config] = dict(n6)
+        self._read_batch = read_batch
+        self._rcvbuf = rcvbuf
+        self._sndbuf = sndbuf
+        self._tun_mtu = tun_mtu
+        self._tun_txqueuelen = tun_txqueuelen
+        self._clock = clock
+        #: The forwarding engine (rules, meters, buffers); replaced by a fresh one on stop().
+        self.forwarder = self._new_forwarder()
+        #: I/O counters: ``n3.rx``/``n3.tx`` and ``n6.<instance>.rx``/``.tx`` packets, GTP-U signalling
+        #: (``n3.rx.echo_request``, ``n3.tx.error_indication``, ...) and ``drop.<reason>``. The engine's
+        #: own drop reasons are in ``forwarder.counters``; :meth:`all_counters` merges both.
+        self.counters: collections.Counter[str] = collections.Counter()
+        #: The last Error Indications received from peers: (peer address, TEID, GTP-U Peer Address).
+        #: A gNB sends one when it no longer knows the TEID we send downlink on (TS 29.281 §7.3.1).
+        self.error_indications: collections.deque[tuple[str, int | None, str | None]] = collections.deque(maxlen=64)
+        self._handler: Callable[[DriverEvent], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._n3_sockets: list[socket.socket] = []
+        self._send_v4: socket.socket | None = None
+        self._send_v6: socket.socket | None = None
+        self._tun_fds: dict[str, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._deadline_recheck_at = 0.0
+        self._ei_rate = error_indication_rate
+        self._ei_tokens = error_indication_rate
+        self._ei_last = 0.0
+
+    @classmethod
+    def from_config(cls, n3: Iterable[IPAddress], n6: Mapping[str, N6Config]) -> SoftwareDriver:
+        """From the agent's configuration pieces (``UpfConfig.n3``, ``UpfConfig.n6``)."""
+        return cls(n3, n6)
+
+    def _new_forwarder(self) -> Forwarder:
+        return Forwarder(self._n3_ipv4, self._n3_ipv6, tuple(self._n6))
+
+    # -- Driver protocol ------------------------------------------------------------------------
+
+    @property
+    def features(self) -> pfcp.UPFeatures:
+        return self.forwarder.features
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
+
+    @property
+    def tun_mtu(self) -> int | None:
+        """The MTU given to the TUN devices (known after start when derived from N3)."""
+        return self._tun_mtu
+
+    async def start(self) -> None:
+        if self._loop is not None:
+            raise DriverError("the software dataplane is already started")
+        loop = asyncio.get_running_loop()
+        try:
+            await self._open(loop)
+        except BaseException as exc:
+            self._close()
+            if isinstance(exc, OSError):
+                raise DriverError(f"software dataplane: {exc}") from exc
+            raise
+        self._loop = loop
+        for instance, n6 in self._n6.items():
+            if n6.gateway is not None:
+                # Not applied yet: it would need a policy rule (iif <tun>) that outlives the device.
+                log.warning(
+                    "n6.%s.gateway %s is not applied: uplink follows this namespace's routes", instance, n6.gateway
+                )
+        off = tun.forwarding_disabled(pool.version for n6 in self._n6.values() for pool in n6.ue_pool)
+        if off:
+            log.warning("IP forwarding is off for IPv%s here: N6 traffic will not be routed", "/".join(map(str, off)))
+        log.info(
+            "software dataplane up: N3 %s, N6 %s, TUN MTU %s",
+            ", ".join(map(str, self._n3)),
+            ", ".join(f"{ni}={n6.interface}" for ni, n6 in self._n6.items()),
+            self._tun_mtu,
+        )
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Sockets first: a wrong N3 address fails before any device exists.
+        for address in self._n3:
+            sock = self._n3_socket(address)
+            self._n3_sockets.append(sock)
+            if isinstance(address, IPv4Address) and self._send_v4 is None:
+                self._send_v4 = sock
+            elif isinstance(address, IPv6Address) and self._send_v6 is None:
+                self._send_v6 = sock
+        if self._tun_mtu is None:
+            self._tun_mtu = await self._derive_tun_mtu()
+        for instance, n6 in self._n6.items():
+            fd = tun.open_tun(n6.interface)
+            self._tun_fds[instance] = fd
+            if not any(pool.version == 6 for pool in n6.ue_pool):
+                tun.disable_ipv6(n6.interface)
+            await tun.configure_tun(n6.interface, self._tun_mtu, n6.ue_pool, self._tun_txqueuelen)
+        for sock, address in zip(self._n3_sockets, self._n3, strict=True):
+            loop.add_reader(sock.fileno(), self._on_n3, sock, address)
+        for instance, fd in self._tun_fds.items():
+            loop.add_reader(fd, self._on_n6, instance, fd)
+
+    def _n3_socket(self, address: IPAddress) -> socket.socket:
+        family = socket.AF_INET if isinstance(address, IPv4Address) else socket.AF_INET6
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            _set_buffer(sock, _SO_RCVBUFFORCE, socket.SO_RCVBUF, self._rcvbuf)
+            _set_buffer(sock, _SO_SNDBUFFORCE, socket.SO_SNDBUF, self._sndbuf)
+            sock.setblocking(False)
+            sock.bind((str(address), gtpu.GTPU_PORT))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"N3 socket on [{address}]:{gtpu.GTPU_PORT}: {exc.strerror}") from None
+        return sock
+
+    async def _derive_tun_mtu(self) -> int:
+        mtus = [m for m in [await tun.interface_mtu(a) for a in self._n3] if m is not None]
+        n3_mtu = min(mtus) if mtus else 1500
+        overhead = IPV6_ENCAP_OVERHEAD if self._n3_ipv6 is not None else IPV4_ENCAP_OVERHEAD
+        # IPv6 needs at least 1280 on every link (RFC 8200 §5); below that the N3 MTU must be raised.
+        return max(n3_mtu - overhead, 1280)
+
+    async def stop(self) -> None:
+        self._close()
+        self.forwarder = self._new_forwarder()
+
+    def _close(self) -> None:
+        loop, self._loop = self._loop, None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+        for sock in self._n3_sockets:
+            if loop is not None:
+                loop.remove_reader(sock.fileno())
+            sock.close()
+        self._n3_sockets.clear()
+        self._send_v4 = self._send_v6 = None
+        for fd in self._tun_fds.values():
+            if loop is not None:
+                loop.remove_reader(fd)
+            os.close(fd)  # the device and its routes go with the last descriptor
+        self._tun_fds.clear()
+
+    def set_event_handler(self, handler: Callable[[DriverEvent], None]) -> None:
+        self._handler = handler
+        self._dispatch_events()
+
+    def install(self, state: SessionState, end_marker_fars: Collection[int] = ()) -> None:
+        datagrams = self.forwarder.install(state, self._clock(), end_marker_fars)
+        for data, peer in datagrams:
+            self._send(data, peer)
+        self._after_batch()
+
+    def remove(self, up_seid: int) -> list[UsageReport]:
+        reports = self.forwarder.remove(up_seid, self._clock())
+        self._after_batch()
+        return reports
+
+    def query(
+        self, up_seid: int, urr_ids: Collection[int] | None = None, reference: int | None = None
+    ) -> list[UsageReport]:
+        return self.forwarder.query(up_seid, urr_ids, self._clock(), reference)
+
+    def take_removed_reports(self, up_seid: int) -> list[UsageReport]:
+        """Final reports of URRs that installs removed since the last call (§7.5.4: they go in
+        the Session Modification Response); the agent looks this up on the driver."""
+        return self.forwarder.take_removed_reports(up_seid)
+
+    def drop_buffered(self, up_seid: int) -> int:
+        return self.forwarder.drop_buffered(up_seid)
+
+    def installed(self) -> Mapping[int, SessionState]:
+        return self.forwarder.installed()
+
+    def all_counters(self) -> dict[str, int]:
+        """I/O counters and the forwarding engine's (prefixed ``forward.``) in one mapping."""
+        merged = dict(self.counters)
+        merged.update({f"forward.{key}": value for key, value in self.forwarder.counters.items()})
+        return merged
+
+    # -- hot paths ------------------------------------------------------------------------------
+
+    def _on_n3(self, sock: socket.socket, local: IPAddress) -> None:
+        """Drain up to ``read_batch`` datagrams from an N3 socket."""
+        recvfrom = sock.recvfrom
+        uplink = self.forwarder.uplink
+        tun_fds = self._tun_fds
+        write = os.write
+        now = self._clock()
+        received = 0
+        written: dict[str, int] = {}
+        for _ in range(self._read_batch):
+            try:
+                data, peer = recvfrom(_MAX_PACKET)
+            except BlockingIOError:
+                break
+            except OSError as exc:  # e.g. a queued ICMP error on the socket
+                self.counters[f"n3.rx_error.{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+                break
+            received += 1
+            if len(data) > 1 and data[1] == _G_PDU:
+                result = uplink(data, now)
+                if type(result) is tuple:
+                    instance, packet = result
+                    try:
+                        write(tun_fds[instance], packet)
+                        written[instance] = written.get(instance, 0) + 1
+                    except BlockingIOError:
+                        self.counters["drop.n6_write_would_block"] += 1
+                    except OSError:
+                        self.counters["drop.n6_write_error"] += 1
+                elif isinstance(result, UnknownTeid):
+                    self._unknown_teid(sock, local, peer, result.teid)
+            else:
+                self._signalling(sock, local, data, peer)
+        if received:
+            counters = self.counters
+            counters["n3.rx"] += received
+            for instance, count in written.items():
+                counters[f"n6.{instance}.tx"] += count
+            self._after_batch(now)
+
+    def _on_n6(self, instance: str, fd: int) -> None:
+        """Drain up to ``read_batch`` IP packets from a Network Instance's TUN."""
+        read = os.read
+        downlink = self.forwarder.downlink
+        send_v4, send_v6 = self._send_v4, self._send_v6
+        now = self._clock()
+        received = sent = 0
+        for _ in range(self._read_batch):
+            try:
+                packet = read(fd, _MAX_PACKET)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self.counters[f"n6.{instance}.rx_error.{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+                break
+            received += 1
+            result = downlink(instance, packet, now)
+            if result is None:
+                continue
+            data, peer = result
+            sock = send_v6 if ":" in peer[0] else send_v4
+            if sock is None:
+                self.counters["drop.no_n3_address_of_family"] += 1
+                continue
+            try:
+                sock.sendto(data, peer)
+                sent += 1
+            except BlockingIOError:
+                self.counters["drop.n3_send_would_block"] += 1
+            except OSError:
+                self.counters["drop.n3_send_error"] += 1
+        if received:
+            counters = self.counters
+            counters[f"n6.{instance}.rx"] += received
+            counters["n3.tx"] += sent
+            self._after_batch(now)
+
+    # -- GTP-U signalling (slow path) -------------------------------------------------------------
+
+    def _send(self, data: bytes, peer: tuple[str, int]) -> bool:
+        sock = self._send_v6 if ":" in peer[0] else self._send_v4
+        if sock is None:
+            self.counters["drop.no_n3_address_of_family" if self._loop else "drop.not_started"] += 1
+            return False
+        try:
+            sock.sendto(data, peer)
+        except BlockingIOError:
+            self.counters["drop.n3_send_would_block"] += 1
+            return False
+        except OSError:
+            self.counters["drop.n3_send_error"] += 1
+            return False
+        self.counters["n3.tx"] += 1
+        return True
+
+    def _reply(self, sock: socket.socket, data: bytes, peer: tuple[str, int], what: str) -> None:
+        # From the socket the request came in on, so the source is the address the peer used.
+        try:
+            sock.sendto(data, peer)
+        except OSError:
+            self.counters[f"drop.{what}_send_error"] += 1
+            return
+        self.counters["n3.tx"] += 1
+        self.counters[f"n3.tx.{what}"] += 1
+
+    def _unknown_teid(self, sock: socket.socket, local: IPAddress, peer: tuple[str, int], teid: int) -> None:
+        # TS 29.281 §7.3.1: a G-PDU on a TEID with no context is answered with an Error Indication
+        # carrying that TEID and our address the G-PDU was sent to, from port 2152 to port 2152
+        # (§4.4.2.3); the UDP Port extension header (§5.2.2.1) gives the G-PDU's source port.
+        # A token bucket bounds the answers: a flood of bad TEIDs must not become a flood of replies.
+        self.counters["drop.unknown_teid"] += 1
+        now = time.monotonic()
+        self._ei_tokens = min(self._ei_rate, self._ei_tokens + (now - self._ei_last) * self._ei_rate)
+        self._ei_last = now
+        if self._ei_tokens < 1.0:
+            self.counters["drop.error_indication_rate_limited"] += 1
+            return
+        self._ei_tokens -= 1.0
+        message = gtpu.error_indication(teid, local, udp_port=peer[1])
+        self._reply(sock, gtpu.encode(message), (peer[0], gtpu.GTPU_PORT, *peer[2:]), "error_indication")
+
+    def _signalling(self, sock: socket.socket, local: IPAddress, data: bytes, peer: tuple[str, int]) -> None:
+        try:
+            message = gtpu.decode(data)
+        except gtpu.GtpuError:
+            self.counters["n3.rx.malformed"] += 1
+            return
+        kind = message.message_type
+        if kind == gtpu.MessageType.ECHO_REQUEST:
+            # §7.2.2: answered to the request's source port (§4.4.2.2), Recovery restart counter 0.
+            self.counters["n3.rx.echo_request"] += 1
+            self._reply(sock, gtpu.encode(gtpu.echo_response(message, 0)), peer, "echo_response")
+        elif kind == gtpu.MessageType.ERROR_INDICATION:
+            # The peer lost the tunnel we send on (e.g. a gNB that released the UE context). The
+            # session stays until the CP function acts; operators see it here and in the log.
+            self.counters["n3.rx.error_indication"] += 1
+            teid_ie = message.ie(gtpu.TEIDDataI)
+            address_ie = message.ie(gtpu.GTPUPeerAddress)
+            teid = teid_ie.teid if teid_ie is not None else None
+            address = str(address_ie.address) if address_ie is not None else None
+            self.error_indications.append((peer[0], teid, address))
+            log.warning("GTP-U Error Indication from %s for TEID %s at %s", peer[0], teid, address)
+        elif kind == gtpu.MessageType.END_MARKER:
+            self.counters["n3.rx.end_marker"] += 1
+        elif kind == gtpu.MessageType.ECHO_RESPONSE:
+            self.counters["n3.rx.echo_response"] += 1
+        else:
+            self.counters["n3.rx.other"] += 1
+
+    # -- events and timers ----------------------------------------------------------------------
+
+    def _after_batch(self, packets_at: float | None = None) -> None:
+        """Hand over events and make sure the timer is armed early enough.
+
+        After a rule change (``packets_at`` None) the earliest deadline is looked up at once.
+        Packets can bring a deadline forward too (a measurement starting at the first packet),
+        but :meth:`Forwarder.next_deadline` walks every session, so after packet batches it is
+        looked up at most every ``_DEADLINE_RECHECK`` seconds: a URR timer a packet started
+        fires at most that late (PFCP times are whole seconds)."""
+        if self.forwarder.events:
+            self._dispatch_events()
+        if self._loop is None:
+            return
+        if packets_at is not None:
+            if packets_at < self._deadline_recheck_at:
+                return
+            self._deadline_recheck_at = packets_at + _DEADLINE_RECHECK
+        deadline = self.forwarder.next_deadline()
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            self._arm(deadline, 0.0)
+
+    def _arm(self, deadline: float, floor: float) -> None:
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(deadline - self._clock(), floor)
+        self._timer = self._loop.call_later(delay, self._on_timer)
+        self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.forwarder.tick(self._clock())
+        self._dispatch_events()
+        deadline = self.forwarder.next_deadline()
+        if deadline is not None and self._loop is not None:
+            self._arm(deadline, _MIN_TIMER_DELAY)
+
+    def _dispatch_events(self) -> None:
+        events = self.forwarder.events
+        handler = self._handler
+        if handler is None:
+            # Nobody to tell (not wired to an agent): dropping keeps memory bounded.
+            self.counters["drop.event_without_handler"] += len(events)
+            events.clear()
+            return
+        while events:
+            event = events.popleft()
+            try:
+                handler(event)
+            except Exception:
+                self.counters["event_handler_error"] += 1
+                log.exception("event handler failed on %r", event)
+
+
+def _set_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:  # no CAP_NET_ADMIN: capped at net.core.[rw]mem_max
+        sock.setsockopt(socket.SOL_SOCKET, plain, size)
