@@ -40,9 +40,8 @@ $(STAMP): pyproject.toml $(PACKAGE_INITS) | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian packages the tests use: tshark (the PFCP and GTP-U oracle, and editcap), ethtool (checksum
-# offload off on the DN-side veth, ../shared/DATAPLANE.md pitfall 3), iproute2 (ip netns).
-SYSTEM_TOOLS := tshark:tshark ethtool:ethtool ip:iproute2
+# Debian packages the tests use: tshark (the PFCP and GTP-U oracle, and editcap), iproute2 (ip netns).
+SYSTEM_TOOLS := tshark:tshark ip:iproute2
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

@@ -107,7 +107,8 @@ class AgentProcess:
         )
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
@@ -208,6 +209,8 @@ class TestCp:
         return self.reports.get(timeout=timeout)
 
     def close(self) -> None:
+        if self.loop.is_closed():
+            return
         self.loop.call_soon_threadsafe(self.node.close)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
@@ -234,17 +237,15 @@ def running_upf(workdir: Path, *, associate: bool = True, **config: Any) -> Iter
     if reason is not None:
         pytest.skip(reason)
     with Topology(UPF_CP_TOPOLOGY) as topo:
-        # DATAPLANE.md pitfall 3: no checksum offload on what leaves the DN towards the UPF
-        run_in_netns(topo.ns("dn"), lambda: subprocess.run(["ethtool", "-K", "dn0", "tx", "off"], check=False))
         agent = AgentProcess(topo.ns("upf"), workdir, agent_config(**config))
-        cp = TestCp(topo.ns("cp"))
+        under = UpfUnderTest(topo, agent, TestCp(topo.ns("cp")))
         try:
-            cp.wait_ready(agent)
+            under.cp.wait_ready(agent)
             if associate:
-                cp.associate()
-            yield UpfUnderTest(topo, agent, cp)
+                under.cp.associate()
+            yield under
         finally:
-            cp.close()
+            under.cp.close()  # the test may have replaced it (a restarted CP)
             code = agent.stop()
             log = agent.log()
         assert code == 0, f"agent exit code {code}:\n{log}"

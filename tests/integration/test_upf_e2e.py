@@ -7,6 +7,7 @@ responses and reports, and on the packets that arrive (payload, addresses, TEID,
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import pfcp
-from tests.harness.netns import needs_netns
+from tests.harness.netns import netns_unavailable_reason
 from tests.harness.packets import GTPU_PORT, gpdu, ipv4_udp, udp_payload_of
 from tests.harness.sessions import BasicSession, up_seid_of, uplink_teid_of
 from tests.harness.upf_agent import UpfUnderTest, running_upf
@@ -29,7 +30,11 @@ UPF_N3 = IPv4Address("198.18.1.1")
 DN = IPv4Address("198.18.2.2")
 DN_PORT = 9000
 
-pytestmark = needs_netns
+_UNAVAILABLE = netns_unavailable_reason()
+pytestmark = [pytest.mark.needs_root, pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")]
+
+
+_SESSION_NUMBERS = itertools.count(1)  # module-wide: sessions of earlier tests stay installed
 
 
 class Site:
@@ -40,12 +45,10 @@ class Site:
         self.cp = upf.cp
         self.gnb = upf.topology.udp_socket("gnb", bind=(str(GNB), GTPU_PORT), timeout=2.0)
         self.dn = upf.topology.udp_socket("dn", bind=(str(DN), DN_PORT), timeout=2.0)
-        self._next = 0
 
     def session(self, **kw: object) -> BasicSession:
         """A fresh basic session (unique CP SEID, UE address and gNB TEID)."""
-        self._next += 1
-        n = self._next
+        n = next(_SESSION_NUMBERS)
         return BasicSession(cp_seid=0x1000 + n, ue=IPv4Address("198.19.0.0") + n, gnb=GNB, gnb_teid=0x2000 + n, **kw)  # type: ignore[arg-type]
 
     def establish(self, s: BasicSession) -> tuple[int, int]:
@@ -105,8 +108,11 @@ def upf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpfUnderTest]:
 
 
 @pytest.fixture
-def site(upf: UpfUnderTest) -> Site:
-    return Site(upf)
+def site(upf: UpfUnderTest) -> Iterator[Site]:
+    site = Site(upf)
+    yield site
+    site.gnb.close()
+    site.dn.close()
 
 
 # -- forwarding --------------------------------------------------------------
@@ -181,13 +187,13 @@ def test_captured_downlink_decodes_in_tshark(site: Site, tmp_path: Path) -> None
     finally:
         capture.wait(15)
     fields = subprocess.run(
-        ["tshark", "-r", str(pcap), "-T", "fields", "-E", "separator=,",
+        ["tshark", "-r", str(pcap), "-T", "fields", "-E", "separator=|", "-E", "occurrence=f",
          "-e", "ip.src", "-e", "ip.dst", "-e", "gtp.teid", "-e", "gtp.ext_hdr.pdu_ses_con.qos_flow_id",
          "-e", "gtp.ext_hdr.pdu_ses_con.pdu_type"],
         capture_output=True, text=True, check=True,
     ).stdout.split("\n")[0]  # fmt: skip
-    outer_src, outer_dst, teid, qfi, pdu_type = fields.split(",")[:5]
-    assert outer_src.split(",")[0] == str(UPF_N3) and outer_dst.split(",")[0] == str(GNB)
+    outer_src, outer_dst, teid, qfi, pdu_type = fields.split("|")  # first occurrence: the outer header
+    assert (outer_src, outer_dst) == (str(UPF_N3), str(GNB))
     assert int(teid, 0) == s.gnb_teid and int(qfi) == 7 and int(pdu_type) == 0  # DL PDU SESSION INFORMATION
 
 

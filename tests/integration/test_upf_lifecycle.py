@@ -12,8 +12,10 @@ import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import pytest
+
 import pfcp
-from tests.harness.netns import needs_netns
+from tests.harness.netns import netns_unavailable_reason
 from tests.harness.packets import GTPU_PORT, gpdu, ipv4_udp
 from tests.harness.sessions import BasicSession, up_seid_of, uplink_teid_of
 from tests.harness.upf_agent import TestCp, UpfUnderTest, running_upf
@@ -24,7 +26,8 @@ GNB = IPv4Address("198.18.1.2")
 UPF_N3 = IPv4Address("198.18.1.1")
 DN = IPv4Address("198.18.2.2")
 
-pytestmark = needs_netns
+_UNAVAILABLE = netns_unavailable_reason()
+pytestmark = [pytest.mark.needs_root, pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")]
 
 
 def session(n: int) -> BasicSession:
