@@ -66,7 +66,10 @@ def upf(
             "--config",
             "-c",
             metavar="FILE",
-            help="Run the agent with this YAML configuration (keys below) until SIGINT or SIGTERM.",
+            help=(
+                "Run the agent with this YAML configuration (keys below) until SIGINT or SIGTERM;"
+                " SIGHUP restarts the dataplane and re-installs every session."
+            ),
             exists=True,
             dir_okay=False,
             readable=True,
@@ -134,6 +137,21 @@ async def run_agent(config: UpfConfig, driver: Driver, *, stop: asyncio.Event | 
         except (NotImplementedError, RuntimeError):  # not the main thread: the caller sets stop
             pass
     agent = UpfAgent(config, driver)
+    restarts: set[asyncio.Task[object]] = set()
+
+    def restart_dataplane() -> None:
+        # SIGHUP: take the dataplane down and up again, then resync it with the desired state
+        # (what an operator does after changing something under the driver's feet).
+        logging.getLogger("user_plane.agent").info("SIGHUP: restarting the dataplane")
+        task: asyncio.Task[object] = loop.create_task(agent.restart_driver())
+        restarts.add(task)
+        task.add_done_callback(restarts.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, restart_dataplane)
+        handled.append(signal.SIGHUP)
+    except (NotImplementedError, RuntimeError):
+        pass
     try:
         await agent.start()
         try:

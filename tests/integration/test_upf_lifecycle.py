@@ -8,6 +8,7 @@ burst beyond capacity (75 for the excess, the rest keep working), and a CP resta
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -122,3 +123,23 @@ def test_a_restarted_cp_loses_its_sessions_on_the_upf(tmp_path: Path) -> None:
         # the restarted CP can establish the same session again
         rsp = upf.cp.request(s.establishment(upf.cp.node_id))
         assert rsp.cause.value == Cause.REQUEST_ACCEPTED  # type: ignore[attr-defined]
+
+
+def test_a_dataplane_restart_reinstalls_every_session_from_the_desired_state(tmp_path: Path) -> None:
+    with running_upf(tmp_path) as upf:
+        sessions = [session(n) for n in range(3)]
+        teids = []
+        for s in sessions:
+            rsp = upf.cp.request(s.establishment(upf.cp.node_id))
+            assert isinstance(rsp, pfcp.SessionEstablishmentResponse)
+            teids.append(uplink_teid_of(rsp, s))
+        # SIGHUP: the agent stops the software dataplane (TUN devices and N3 socket go away, and
+        # every rule with them), starts it again and re-installs the sessions it should hold
+        upf.agent.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reinstalled=3" not in upf.agent.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "reinstalled=3" in upf.agent.log(), upf.agent.log()
+        for teid, s in zip(teids, sessions, strict=True):
+            assert forwards(upf, teid, s)
+        assert upf.agent.alive()
