@@ -7,6 +7,7 @@ responses and reports, and on the packets that arrive (payload, addresses, TEID,
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import socket
 import struct
@@ -369,3 +370,72 @@ def test_mbr_of_10_mbit_holds_within_5_percent_under_50_mbit(site: Site) -> None
     window = duration - 1.0
     rate = len(steady) * packet * 8 / window
     assert abs(rate - 10e6) <= 0.05 * 10e6, f"{rate / 1e6:.2f} Mbit/s through a 10 Mbit/s MBR"
+
+
+# -- modifications -------------------------------------------------------------
+
+
+def test_a_path_switch_with_sndem_sends_an_end_marker_on_the_old_path(site: Site) -> None:
+    s = site.session()
+    up_seid, _ = site.establish(s)
+    site.drain()
+    switch = s.forward_downlink(up_seid, teid=0x7777)  # the UE moved: the gNB gave a new TEID
+    far = switch.update_far[0]
+    assert far.update_forwarding_parameters is not None
+    flags = pfcp.PFCPSMReqFlags(pfcp.PFCPSMReqFlagsValue.SNDEM)
+    params = dataclasses.replace(far.update_forwarding_parameters, pfcpsmreq_flags=flags)
+    rsp = site.cp.request(
+        dataclasses.replace(switch, update_far=(dataclasses.replace(far, update_forwarding_parameters=params),))
+    )
+    assert rsp.cause.value == Cause.REQUEST_ACCEPTED  # type: ignore[attr-defined]
+    marker = site.downlink_gpdu()
+    assert marker is not None and marker.message_type == gtpu.MessageType.END_MARKER
+    assert marker.teid == s.gnb_teid  # TS 29.281 §7.3.2: on the old path
+    site.downlink(s, b"after the switch")
+    msg = site.downlink_gpdu()
+    assert msg is not None and msg.message_type == gtpu.MessageType.G_PDU and msg.teid == 0x7777
+
+
+def test_query_urr_reports_usage_in_the_modification_response(site: Site) -> None:
+    s = site.session()
+    up_seid, teid = site.establish(s)
+    assert site.uplink_arrives(teid, s, bytes(72))
+    rsp = site.cp.request(
+        pfcp.SessionModificationRequest(
+            seid=up_seid,
+            query_urr=(pfcp.QueryURR(urr_id=pfcp.URRID(1)),),
+            query_urr_reference=pfcp.QueryURRReference(9),
+        )
+    )
+    assert isinstance(rsp, pfcp.SessionModificationResponse) and rsp.cause.value == Cause.REQUEST_ACCEPTED
+    (report,) = rsp.usage_report
+    assert report.usage_report_trigger.value & pfcp.UsageReportTriggerFlags.IMMER
+    assert report.query_urr_reference is not None and report.query_urr_reference.value == 9
+    assert report.volume_measurement is not None and report.volume_measurement.uplink_volume == 100
+
+
+def test_an_sdf_filtered_drop_rule_with_higher_precedence_wins(site: Site) -> None:
+    s = site.session()
+    up_seid, teid = site.establish(s)
+    blocked = pfcp.CreatePDR(
+        pdr_id=pfcp.PDRID(10),
+        precedence=pfcp.Precedence(10),  # lower value, higher precedence (§5.2.1)
+        pdi=pfcp.PDI(
+            source_interface=pfcp.SourceInterface(pfcp.SourceInterfaceValue.ACCESS),
+            local_f_teid=pfcp.FTEID(teid=teid, ipv4=UPF_N3),
+            network_instance=pfcp.NetworkInstance("internet"),
+            ue_ip_address=(pfcp.UEIPAddress(ipv4=s.ue),),
+            sdf_filter=(pfcp.SDFFilter(flow_description=f"permit out 17 from {DN} 9001 to assigned"),),
+        ),
+        outer_header_removal=pfcp.OuterHeaderRemoval(pfcp.OuterHeaderRemovalDescription.GTPU_UDP_IPV4),
+        far_id=pfcp.FARID(10),
+    )
+    drop = pfcp.CreateFAR(far_id=pfcp.FARID(10), apply_action=pfcp.ApplyAction(pfcp.ApplyActionFlags.DROP))
+    rsp = site.cp.request(pfcp.SessionModificationRequest(seid=up_seid, create_pdr=(blocked,), create_far=(drop,)))
+    assert rsp.cause.value == Cause.REQUEST_ACCEPTED  # type: ignore[attr-defined]
+    dn_9001 = site.upf.topology.udp_socket("dn", bind=(str(DN), 9001), timeout=1.0)
+    site.gnb.sendto(gpdu(teid, ipv4_udp(s.ue, DN, 40000, 9001, b"to 9001"), 9), (str(UPF_N3), GTPU_PORT))
+    with pytest.raises(TimeoutError):
+        dn_9001.recv(2048)
+    dn_9001.close()
+    assert site.uplink_arrives(teid, s, b"to 9000 still flows")
