@@ -112,7 +112,9 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option(
         "n6.<network-instance>.interface",
-        "Network device (N6) towards the data network of this Network Instance (DNN); one device per instance.",
+        "Network device (N6) of this Network Instance (DNN), one per instance: the software driver creates a TUN "
+        "device with this name and routes the instance's UE pools into it (at most 15 characters, not an existing "
+        "device).",
         required=True,
     ),
     Option(
