@@ -4,7 +4,8 @@
 #                everything with the compiled codec, the codec tests again in pure Python
 #   make lint    ruff and mypy only
 #   make accel   compile the codec in place (Cython; optional, the pure package is the reference)
-#   make bench   PFCP codec benchmark (bench/pfcp_codec.py), compiled and pure
+#   make ebpf    build the software dataplane's eBPF fast path (clang; optional, Python forwards without it)
+#   make bench   every benchmark: PFCP codec and node, UPF PFCP and dataplane (root, namespaces)
 #   make run     the simulated multi-site topology (not available yet)
 #   make clean   caches, build output and compiled modules (clean-accel); `make distclean` also .venv
 
@@ -26,7 +27,7 @@ PYTEST_ARGS ?=
 # modules): the codec's own tests and the interop oracles.
 PURE_TESTS := tests/unit/pfcp tests/interop
 
-.PHONY: help test lint run bench accel clean-accel clean distclean install system-deps
+.PHONY: help test lint run bench accel ebpf clean-accel clean-ebpf clean distclean install system-deps
 
 help:
 	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
@@ -40,11 +41,13 @@ $(STAMP): pyproject.toml $(PACKAGE_INITS) | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian packages the tests use: tshark (the PFCP and GTP-U oracle, and editcap), iproute2 (ip netns).
-SYSTEM_TOOLS := tshark:tshark ip:iproute2
+# Debian packages the tests use: tshark (the PFCP and GTP-U oracle, and editcap), iproute2 (ip netns),
+# clang and libbpf-dev (build the eBPF fast path, user_plane/ebpf/upf.bpf.c; libbpf1 comes with iproute2).
+SYSTEM_TOOLS := tshark:tshark ip:iproute2 clang:clang /usr/include/bpf/bpf_helpers.h:libbpf-dev
 system-deps:
-	@missing=""; for pair in $(SYSTEM_TOOLS); do \
-	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; \
+	  if [ "$${tool#/}" != "$$tool" ]; then [ -e "$$tool" ]; else command -v "$$tool" >/dev/null 2>&1; fi \
+	    || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
@@ -58,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint accel
+test: $(STAMP) system-deps lint accel ebpf
 	$(BIN)/pytest $(PYTEST_ARGS)
 	EDGECUPS_PURE=1 $(BIN)/pytest $(PYTEST_ARGS) $(PURE_TESTS)
 
@@ -70,10 +73,19 @@ accel: $(STAMP)
 clean-accel:
 	$(PYTHON) pfcp/_build_accel.py --clean
 
-bench: $(STAMP) accel
-	@if [ ! -f bench/pfcp_codec.py ]; then \
-	  echo "make bench: bench/pfcp_codec.py is not in this checkout" >&2; exit 1; fi
+# user_plane/ebpf/upf.bpf.o from upf.bpf.c (the loader refuses an object older than its source).
+ebpf: $(STAMP) system-deps
+	$(BIN)/python user_plane/ebpf/build.py
+
+clean-ebpf:
+	$(PYTHON) user_plane/ebpf/build.py --clean
+
+bench: $(STAMP) system-deps accel ebpf
 	$(BIN)/python bench/pfcp_codec.py
+	$(BIN)/python bench/pfcp_node.py
+	$(BIN)/python bench/forwarder.py
+	$(BIN)/python bench/upf_pfcp.py
+	$(BIN)/python bench/upf_dataplane.py
 
 run:
 	@echo "make run: not available yet. The main job runs the control plane and UPF agents on a" >&2
@@ -81,7 +93,7 @@ run:
 	@echo "holds the PFCP codec and the 'edgecups pfcp decode' tool (see README.md)." >&2
 	@exit 1
 
-clean: clean-accel
+clean: clean-accel clean-ebpf
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist ./*.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 

@@ -83,6 +83,8 @@ TARGET_SIZE: Final = 64
 TARGET_SESSIONS: Final = 1000
 
 DIRECTIONS: Final = ("uplink", "downlink")
+#: The UPF's paths: Python forwarding only, and with the eBPF fast path (user_plane/ebpf).
+PATHS: Final = ("python", "ebpf")
 DEFAULT_SIZES: Final = (64, 1400)
 DEFAULT_SESSIONS: Final = (1, 1000, 10_000)
 DEFAULT_DURATION: Final = 3.0
@@ -213,7 +215,7 @@ def session_state(index: int) -> SessionState:
 
 
 def generator_packets(direction: str, path: str, size: int, sessions: int) -> list[bytes]:
-    """The UDP payloads the generator cycles through (one per session on the upf path)."""
+    """The UDP payloads the generator cycles through (one per session on a UPF path)."""
     if path == "kernel":
         return [bytes(i & 0xFF for i in range(size - 28))]
     if direction == "uplink":
@@ -364,7 +366,9 @@ async def _upf(args: argparse.Namespace) -> int:
     from user_plane.config import N6Config
     from user_plane.software import SoftwareDriver
 
-    driver = SoftwareDriver([N3], {INSTANCE: N6Config(TUN, (UE_POOL,))}, read_batch=args.read_batch)
+    driver = SoftwareDriver(
+        [N3], {INSTANCE: N6Config(TUN, (UE_POOL,))}, read_batch=args.read_batch, fastpath=args.fastpath == "on"
+    )
     await driver.start()
     loop = asyncio.get_running_loop()
     done = loop.create_future()
@@ -385,12 +389,24 @@ async def _upf(args: argparse.Namespace) -> int:
             _emit({"installed": len(driver.installed()), "seconds": time.perf_counter() - start})
         elif request["cmd"] == "counters":
             _emit({"counters": driver.all_counters()})
+        elif request["cmd"] == "fold":
+            # What one poll of the fast path costs: a BPF_F_LOCK read (and meter fold) per session.
+            fastpath = driver.fastpath
+            if fastpath is None:
+                _emit({"fold": None})
+                return
+            start = time.perf_counter()
+            rounds = 5
+            for _ in range(rounds):
+                fastpath.fold_all()
+            seconds = (time.perf_counter() - start) / rounds
+            _emit({"fold": {"sessions": len(fastpath.offloaded()), "seconds": seconds}})
         elif request["cmd"] == "quit":
             loop.remove_reader(sys.stdin.fileno())
             done.set_result(None)
 
     loop.add_reader(sys.stdin.fileno(), command)
-    _emit({"ready": True, "pid": os.getpid(), "tun_mtu": driver.tun_mtu})
+    _emit({"ready": True, "pid": os.getpid(), "tun_mtu": driver.tun_mtu, "fastpath": driver.fastpath is not None})
     try:
         await done
     finally:
@@ -461,7 +477,7 @@ class Child:
 @dataclass(frozen=True, slots=True)
 class CaseSpec:
     direction: str
-    path: str  # "upf" or "kernel"
+    path: str  # "kernel", or the UPF's: "python" (no fast path) or "ebpf" (fast path on)
     size: int
     sessions: int | None  # None on the kernel path
 
@@ -563,7 +579,8 @@ class Bench:
 
     def run_case(self, spec: CaseSpec) -> CaseResult:
         sending, receiving, sink_if = ("gnb", "dn", "dn0") if spec.direction == "uplink" else ("dn", "gnb", "gnb0")
-        argv = ["_gen", "--direction", spec.direction, "--path", spec.path, "--size", str(spec.size)]
+        gen_path = "kernel" if spec.path == "kernel" else "upf"
+        argv = ["_gen", "--direction", spec.direction, "--path", gen_path, "--size", str(spec.size)]
         argv += ["--sessions", str(spec.sessions or 1), "--seconds", str(self.warmup + self.duration + 0.5)]
         argv += ["--max-packets", str(self.max_packets)]
         if self.gen_cpu is not None:
@@ -592,7 +609,7 @@ class Bench:
         upf_drops = {
             key: value - before["counters"].get(key, 0)
             for key, value in after["counters"].items()
-            if ("drop" in key or "error" in key) and value != before["counters"].get(key, 0)
+            if ("drop" in key or "error" in key or "punt" in key) and value != before["counters"].get(key, 0)
         }
         result = CaseResult(
             spec.direction,
@@ -606,10 +623,10 @@ class Bench:
             done["sent"],
             done["sent"] / done["elapsed"] if done["elapsed"] > 0 else 0.0,
             done["errors"],
-            cpu if spec.path == "upf" else None,
+            cpu if spec.path != "kernel" else None,
             core,
-            drops if spec.path == "upf" else None,
-            upf_drops if spec.path == "upf" else {},
+            drops if spec.path != "kernel" else None,
+            upf_drops if spec.path != "kernel" else {},
         )
         if done["elapsed"] < self.warmup + self.duration:
             result.notes.append("the generator stopped before the window ended (--max-packets)")
@@ -694,41 +711,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_start = os.getloadavg()
     upf_cpu, gen_cpu = cpu_pinning(args.cpus)
     results: list[CaseResult] = []
-    installs: dict[int, float] = {}
+    installs: dict[str, dict[int, float]] = {}
+    folds: dict[str, dict[str, Any] | None] = {}
+    fastpath_loaded: dict[str, bool] = {}
     with Topology(topology_spec(), prefix="ecb") as topo, sinks(topo):
         names = dict(topo.names)
-        upf_argv = ["_upf", "--read-batch", str(args.read_batch)]
-        if upf_cpu is not None:
-            upf_argv += ["--cpu", str(upf_cpu)]
-        upf = Child.start("upf", names["upf"], upf_argv)
-        try:
-            hello = upf.read(30)
-            bench = Bench(names, upf, hello["pid"], args.duration, args.warmup, args.max_packets, upf_cpu, gen_cpu)
-            steer = args.ceiling_rps and upf_cpu is not None
-            for ifname in ("n3", "n6") if steer else ():
-                set_rps(names["upf"], ifname, upf_cpu)
+        steer = args.ceiling_rps and upf_cpu is not None
+        for index, path in enumerate(args.paths):
+            # One UPF process per path (the Python path's also serves the kernel ceiling: no BPF
+            # program on n3/n6 while the kernel forwards on its own).
+            upf_argv = ["_upf", "--read-batch", str(args.read_batch), "--fastpath", "on" if path == "ebpf" else "off"]
+            if upf_cpu is not None:
+                upf_argv += ["--cpu", str(upf_cpu)]
+            upf = Child.start("upf", names["upf"], upf_argv)
             try:
-                for direction in DIRECTIONS:
-                    for size in args.sizes:
-                        results.append(bench.run_case(CaseSpec(direction, "kernel", size, None)))
+                hello = upf.read(30)
+                fastpath_loaded[path] = bool(hello.get("fastpath"))
+                bench = Bench(names, upf, hello["pid"], args.duration, args.warmup, args.max_packets, upf_cpu, gen_cpu)
+                if index == 0:
+                    for ifname in ("n3", "n6") if steer else ():
+                        set_rps(names["upf"], ifname, upf_cpu)
+                    try:
+                        for direction in DIRECTIONS:
+                            for size in args.sizes:
+                                results.append(bench.run_case(CaseSpec(direction, "kernel", size, None)))
+                    finally:
+                        for ifname in ("n3", "n6") if steer else ():
+                            set_rps(names["upf"], ifname, None)
+                # The eBPF path runs in softirq: steered to the UPF CPU like the kernel ceiling.
+                rps = steer and path == "ebpf"
+                for ifname in ("n3", "n6") if rps else ():
+                    set_rps(names["upf"], ifname, upf_cpu)
+                try:
+                    for sessions in args.sessions:
+                        installs.setdefault(path, {})[sessions] = bench.install(sessions)
+                        if path == "ebpf":
+                            folds[str(sessions)] = upf.ask({"cmd": "fold"}, 60)["fold"]
+                        for direction in DIRECTIONS:
+                            for size in args.sizes:
+                                results.append(bench.run_case(CaseSpec(direction, path, size, sessions)))
+                finally:
+                    for ifname in ("n3", "n6") if rps else ():
+                        set_rps(names["upf"], ifname, None)
+                with contextlib.suppress(BenchError):
+                    upf.ask({"cmd": "quit"}, 10)
             finally:
-                for ifname in ("n3", "n6") if steer else ():
-                    set_rps(names["upf"], ifname, None)
-            for sessions in args.sessions:
-                installs[sessions] = bench.install(sessions)
-                for direction in DIRECTIONS:
-                    for size in args.sizes:
-                        results.append(bench.run_case(CaseSpec(direction, "upf", size, sessions)))
-            with contextlib.suppress(BenchError):
-                upf.ask({"cmd": "quit"}, 10)
-        finally:
-            upf.stop()
+                upf.stop()
     ceilings = {(r.direction, r.size): r.pps for r in results if r.path == "kernel"}
     for r in results:
-        if r.path == "upf":
+        if r.path != "kernel":
             ceiling = ceilings.get((r.direction, r.size))
             r.ratio_ceiling = r.pps / ceiling if ceiling else None
             r.ratio_target = r.pps / TARGET_PPS[r.direction]
+        if r.path == "ebpf" and not fastpath_loaded.get("ebpf"):
+            r.notes.append("the eBPF fast path did not load: this is the Python path")
     return {
         "environment": environment(load_start),
         "settings": {
@@ -742,16 +778,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "generator_cpu": gen_cpu,
             "ceiling_rps": bool(args.ceiling_rps and upf_cpu is not None),
             "generator_batch": GEN_BATCH,
-            "install_seconds": {str(k): v for k, v in installs.items()},
+            "paths": list(args.paths),
+            "install_seconds": {p: {str(k): v for k, v in per.items()} for p, per in installs.items()},
+            "fastpath_fold": folds,
         },
         "target": {
             "pps": TARGET_PPS,
             "size": TARGET_SIZE,
             "sessions": TARGET_SESSIONS,
             "measured": {
-                r.direction: r.pps
+                f"{r.path}/{r.direction}": r.pps
                 for r in results
-                if r.path == "upf" and r.size == TARGET_SIZE and r.sessions == TARGET_SESSIONS
+                if r.path != "kernel" and r.size == TARGET_SIZE and r.sessions == TARGET_SESSIONS
             },
         },
         "results": [asdict(r) for r in results],
@@ -773,8 +811,16 @@ def print_report(report: dict[str, Any]) -> None:
         f"kernel ceiling with RPS to the UPF CPU: {settings['ceiling_rps']}"
     )
     print("UPF cpu: the UPF process (user + system); core: everything on the UPF's CPU, softirq included")
-    for sessions, seconds in settings["install_seconds"].items():
-        print(f"installing {sessions} sessions took {seconds:.2f} s")
+    for path, per in settings["install_seconds"].items():
+        for sessions, seconds in per.items():
+            print(f"{path}: installing {sessions} sessions took {seconds:.2f} s")
+    for fold in settings["fastpath_fold"].values():
+        if fold:
+            rate = fold["sessions"] / fold["seconds"] if fold["seconds"] > 0 else 0.0
+            print(
+                f"ebpf: folding the counters of {fold['sessions']} offloaded sessions takes "
+                f"{fold['seconds'] * 1e3:.2f} ms ({rate:,.0f} sessions/s)"
+            )
     print()
     header = (
         f"{'direction':<9} {'path':<6} {'size':>5} {'sessions':>8} {'pps':>10} {'Gbit/s':>7} {'gen pps':>10} "
@@ -798,16 +844,15 @@ def print_report(report: dict[str, Any]) -> None:
             print(f"    UPF drops: {r['upf_drops']}")
     target = report["target"]
     print()
-    for direction in DIRECTIONS:
-        measured = target["measured"].get(direction)
-        goal = target["pps"][direction]
-        if measured is None:
-            print(f"target {direction}: {goal:,} pps at {TARGET_SIZE} B / {TARGET_SESSIONS} sessions: not measured")
-        else:
-            print(
-                f"target {direction}: {goal:,} pps at {TARGET_SIZE} B / {TARGET_SESSIONS} sessions: "
-                f"measured {measured:,.0f} ({measured / goal:.0%})"
-            )
+    for path in settings["paths"]:
+        for direction in DIRECTIONS:
+            measured = target["measured"].get(f"{path}/{direction}")
+            goal = target["pps"][direction]
+            where = f"{goal:,} pps at {TARGET_SIZE} B / {TARGET_SESSIONS} sessions"
+            if measured is None:
+                print(f"target {direction} ({path}): {where}: not measured")
+            else:
+                print(f"target {direction} ({path}): {where}: measured {measured:,.0f} ({measured / goal:.0%})")
 
 
 def _csv_ints(low: int, high: int) -> Any:
@@ -823,11 +868,19 @@ def _csv_ints(low: int, high: int) -> Any:
     return parse
 
 
+def _csv_paths(text: str) -> list[str]:
+    values = [x for x in text.split(",") if x]
+    if not values or any(v not in PATHS for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r}: a comma-separated list of {', '.join(PATHS)}")
+    return values
+
+
 def _child_parser(mode: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"upf_dataplane {mode}")
     parser.add_argument("--cpu", type=int, default=None)
     if mode == "_upf":
         parser.add_argument("--read-batch", type=int, default=64)
+        parser.add_argument("--fastpath", choices=("on", "off"), default="off")
     else:
         parser.add_argument("--direction", choices=DIRECTIONS, required=True)
         parser.add_argument("--path", choices=("upf", "kernel"), required=True)
@@ -860,6 +913,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-packets", type=int, default=DEFAULT_MAX_PACKETS, help="bound on packets sent per case (20,000,000)"
     )
     parser.add_argument("--read-batch", type=int, default=64, help="datagrams the UPF drains per wakeup (64)")
+    parser.add_argument(
+        "--path",
+        dest="paths",
+        type=_csv_paths,
+        default=list(PATHS),
+        help="UPF paths to measure, in order: python (Python forwarding only), ebpf (with the eBPF fast path); "
+        "default python,ebpf",
+    )
     parser.add_argument(
         "--ceiling-rps",
         action=argparse.BooleanOptionalAction,

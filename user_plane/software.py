@@ -39,15 +39,18 @@ import socket
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from ipaddress import IPv4Address, IPv6Address
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pfcp
 
 from . import gtpu, tun
 from .config import N6Config
-from .driver import DriverError, DriverEvent, UsageReport
+from .driver import DriverError, DriverEvent, SessionUsage, UsageReport
 from .forward import Forwarder, UnknownTeid
 from .session import SessionState
+
+if TYPE_CHECKING:
+    from .ebpf.fastpath import FastPath
 
 __all__ = ["IPV4_ENCAP_OVERHEAD", "IPV6_ENCAP_OVERHEAD", "SoftwareDriver"]
 
@@ -69,6 +72,8 @@ _DEADLINE_RECHECK: Final = 0.05
 #: A timer that fires and finds its deadline still due waits at least this long (a stuck deadline
 #: must not spin the loop).
 _MIN_TIMER_DELAY: Final = 0.001
+#: The eBPF fast path's counters are folded into the meters at least this often (seconds).
+FASTPATH_POLL: Final = 1.0
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -99,6 +104,8 @@ class SoftwareDriver:
         tun_txqueuelen: int = 1000,
         error_indication_rate: float = 100.0,
         clock: Callable[[], float] = time.time,
+        fastpath: bool | None = None,
+        fastpath_max_sessions: int = 16384,
     ) -> None:
         self._n3: tuple[IPAddress, ...] = tuple(n3_addresses)
         if not self._n3:
@@ -137,6 +144,14 @@ class SoftwareDriver:
         self._ei_rate = error_indication_rate
         self._ei_tokens = error_indication_rate
         self._ei_last = 0.0
+        #: None: the eBPF fast path if it loads (one log line when not); True: required; False: off.
+        self._want_fastpath = fastpath
+        self._fastpath_max_sessions = fastpath_max_sessions
+        #: The eBPF fast path while started with one (see user_plane/ebpf/).
+        self.fastpath: FastPath | None = None
+        self._fp_timer: asyncio.TimerHandle | None = None
+        self._fp_touched: set[int] = set()
+        self._tx_csum_restore: list[str] = []  # N3 devices whose TX checksum offload we turned off
 
     @classmethod
     def from_config(cls, n3: Iterable[IPAddress], n6: Mapping[str, N6Config]) -> SoftwareDriver:
@@ -173,6 +188,8 @@ class SoftwareDriver:
                 raise DriverError(f"software dataplane: {exc}") from exc
             raise
         self._loop = loop
+        if self._want_fastpath is not False:
+            await self._start_fastpath()
         for instance, n6 in self._n6.items():
             if n6.gateway is not None:
                 # Not applied yet: it would need a policy rule (iif <tun>) that outlives the device.
@@ -183,11 +200,62 @@ class SoftwareDriver:
         if off:
             log.warning("IP forwarding is off for IPv%s here: N6 traffic will not be routed", "/".join(map(str, off)))
         log.info(
-            "software dataplane up: N3 %s, N6 %s, TUN MTU %s",
+            "software dataplane up: N3 %s, N6 %s, TUN MTU %s, eBPF fast path %s",
             ", ".join(map(str, self._n3)),
             ", ".join(f"{ni}={n6.interface}" for ni, n6 in self._n6.items()),
             self._tun_mtu,
+            "on" if self.fastpath is not None else "off",
         )
+
+    async def _start_fastpath(self) -> None:
+        """Load the eBPF fast path and attach it to every Ethernet device of this namespace
+        (N3, N6 and any other: the program only handles G-PDUs to an N3 address and packets
+        to an offloaded UE address, and only redirects to those devices). TUNs and loopback
+        are not Ethernet. Devices created later are not covered."""
+        from .ebpf.fastpath import FastPath
+        from .ebpf.loader import BpfObject
+
+        try:
+            devices = await tun.ethernet_devices()
+            obj = BpfObject(max_sessions=self._fastpath_max_sessions)
+        except Exception as exc:
+            if self._want_fastpath:
+                self._close()
+                raise DriverError(f"eBPF fast path unavailable: {exc}") from exc
+            log.warning("eBPF fast path unavailable, Python forwarding only: %s", str(exc).splitlines()[0])
+            return
+        fastpath = FastPath(
+            obj,
+            n3_ipv4=self._n3_ipv4,
+            pools={ni: n6.ue_pool for ni, n6 in self._n6.items()},
+            meters=lambda seid: self.forwarder.meters(seid),
+            meters_changed=lambda seid: self.forwarder.meters_changed(seid),
+            clock=self._clock,
+        )
+        try:
+            names = fastpath.attach(devices)
+        except Exception as exc:
+            fastpath.close()
+            if self._want_fastpath:
+                self._close()
+                raise DriverError(f"eBPF fast path: {exc}") from exc
+            log.warning("eBPF fast path not attached, Python forwarding only: %s", exc)
+            return
+        self.fastpath = fastpath
+        # Pitfall 3: a downlink packet from a local or veth sender is CHECKSUM_PARTIAL; after
+        # the in-kernel encapsulation only a device without TX checksum offload completes the
+        # inner checksum (validate_xmit_skb -> skb_checksum_help) on the way out of N3.
+        for address in self._n3:
+            device = await tun.device_of(address)
+            if device is None or device in self._tx_csum_restore:
+                continue
+            try:
+                if tun.tx_checksum(device):
+                    tun.tx_checksum(device, False)
+                    self._tx_csum_restore.append(device)
+            except OSError as exc:
+                log.warning("eBPF fast path: cannot turn TX checksum offload off on %s: %s", device, exc)
+        log.info("eBPF fast path attached to %s", ", ".join(names) or "no device")
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         # Sockets first: a wrong N3 address fails before any device exists.
@@ -242,6 +310,18 @@ class SoftwareDriver:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._timer_at = None
+        if self._fp_timer is not None:
+            self._fp_timer.cancel()
+            self._fp_timer = None
+        fastpath, self.fastpath = self.fastpath, None
+        if fastpath is not None:
+            fastpath.close()  # detach first: a filter outlives the process (pitfall 7)
+        for device in self._tx_csum_restore:
+            try:
+                tun.tx_checksum(device, True)
+            except OSError:
+                pass  # the device is gone
+        self._tx_csum_restore.clear()
         for sock in self._n3_sockets:
             if loop is not None:
                 loop.remove_reader(sock.fileno())
@@ -259,12 +339,23 @@ class SoftwareDriver:
         self._dispatch_events()
 
     def install(self, state: SessionState, end_marker_fars: Collection[int] = ()) -> None:
+        fastpath = self.fastpath
+        if fastpath is not None:
+            self._fp_fold(state.up_seid)  # what BPF counted belongs to the rules in force so far
         datagrams = self.forwarder.install(state, self._clock(), end_marker_fars)
         for data, peer in datagrams:
             self._send(data, peer)
+        if fastpath is not None:
+            self._fp_apply(state)
         self._after_batch()
 
     def remove(self, up_seid: int) -> list[UsageReport]:
+        fastpath = self.fastpath
+        if fastpath is not None and up_seid in fastpath.offloaded():
+            try:
+                self._fp_events(up_seid, fastpath.remove(up_seid))
+            except OSError as exc:
+                self._fp_error("remove", exc)
         reports = self.forwarder.remove(up_seid, self._clock())
         self._after_batch()
         return reports
@@ -272,7 +363,12 @@ class SoftwareDriver:
     def query(
         self, up_seid: int, urr_ids: Collection[int] | None = None, reference: int | None = None
     ) -> list[UsageReport]:
-        return self.forwarder.query(up_seid, urr_ids, self._clock(), reference)
+        if self.fastpath is None:
+            return self.forwarder.query(up_seid, urr_ids, self._clock(), reference)
+        self._fp_fold(up_seid)
+        reports = self.forwarder.query(up_seid, urr_ids, self._clock(), reference)
+        self._fp_refresh(up_seid)  # the reports restarted the measurement: a new budget
+        return reports
 
     def take_removed_reports(self, up_seid: int) -> list[UsageReport]:
         """Final reports of URRs that installs removed since the last call (§7.5.4: they go in
@@ -286,10 +382,87 @@ class SoftwareDriver:
         return self.forwarder.installed()
 
     def all_counters(self) -> dict[str, int]:
-        """I/O counters and the forwarding engine's (prefixed ``forward.``) in one mapping."""
+        """I/O counters, the forwarding engine's (prefixed ``forward.``) and the eBPF fast
+        path's (``ebpf.``: offloaded sessions, packets/octets it forwarded per direction as
+        last folded, punts and drops by reason) in one mapping."""
         merged = dict(self.counters)
         merged.update({f"forward.{key}": value for key, value in self.forwarder.counters.items()})
+        if self.fastpath is not None:
+            try:
+                merged.update(self.fastpath.counters())
+            except OSError as exc:
+                self._fp_error("counters", exc)
         return merged
+
+    # -- eBPF fast path glue --------------------------------------------------------------------
+
+    def _fp_error(self, what: str, exc: OSError) -> None:
+        self.counters[f"ebpf.error.{what}"] += 1
+        log.error("eBPF fast path: %s failed: %s", what, exc)
+
+    def _fp_events(self, up_seid: int, reports: list[UsageReport]) -> None:
+        if reports:
+            self.forwarder.events.append(SessionUsage(up_seid, tuple(reports)))
+
+    def _fp_fold(self, up_seid: int) -> None:
+        """Fold what BPF counted for the session into its meters (before anything reads them)."""
+        assert self.fastpath is not None
+        try:
+            self._fp_events(up_seid, self.fastpath.fold(up_seid))
+        except OSError as exc:
+            self._fp_error("fold", exc)
+
+    def _fp_refresh(self, up_seid: int) -> None:
+        assert self.fastpath is not None
+        try:
+            self.fastpath.refresh(up_seid)
+        except OSError as exc:
+            self._fp_error("refresh", exc)
+
+    def _fp_apply(self, state: SessionState) -> None:
+        """Mirror the installed state into BPF; on failure the session stays on the Python path."""
+        fastpath = self.fastpath
+        assert fastpath is not None
+        try:
+            fastpath.apply(state)
+        except OSError as exc:
+            self._fp_error("apply", exc)
+            try:
+                fastpath.remove(state.up_seid)
+            except OSError:
+                pass
+        if fastpath.offloaded() and self._fp_timer is None and self._loop is not None:
+            self._fp_timer = self._loop.call_later(FASTPATH_POLL, self._fp_poll)
+
+    def _fp_touch(self, up_seid: int) -> None:
+        """A Python-path packet of a session with a fast-path slot: when volume limits are
+        armed, fold first so the Forwarder counts it on exact meters; refresh after the batch."""
+        fastpath = self.fastpath
+        if fastpath is not None and fastpath.needs_fold(up_seid):
+            self._fp_fold(up_seid)
+            self._fp_touched.add(up_seid)
+
+    def _fp_after_batch(self) -> None:
+        touched = self._fp_touched
+        while touched:
+            self._fp_refresh(touched.pop())
+
+    def _fp_poll(self) -> None:
+        """At least every FASTPATH_POLL seconds: fold every offloaded session (time of first
+        packet, inactivity, periodic reports see the fast path's packets within that)."""
+        self._fp_timer = None
+        fastpath = self.fastpath
+        if fastpath is None or self._loop is None:
+            return
+        try:
+            for seid, reports in fastpath.fold_all().items():
+                self._fp_events(seid, reports)
+                self._fp_refresh(seid)
+        except OSError as exc:
+            self._fp_error("poll", exc)
+        self._after_batch()
+        if fastpath.offloaded():
+            self._fp_timer = self._loop.call_later(FASTPATH_POLL, self._fp_poll)
 
     # -- hot paths ------------------------------------------------------------------------------
 
@@ -297,6 +470,7 @@ class SoftwareDriver:
         """Drain up to ``read_batch`` datagrams from an N3 socket."""
         recvfrom = sock.recvfrom
         uplink = self.forwarder.uplink
+        fp_teids = self.fastpath.teids if self.fastpath is not None else None
         tun_fds = self._tun_fds
         write = os.write
         now = self._clock()
@@ -312,6 +486,10 @@ class SoftwareDriver:
                 break
             received += 1
             if len(data) > 1 and data[1] == _G_PDU:
+                if fp_teids and len(data) >= 8:
+                    seid = fp_teids.get(int.from_bytes(data[4:8], "big"))
+                    if seid is not None:
+                        self._fp_touch(seid)
                 result = uplink(data, now)
                 if type(result) is tuple:
                     instance, packet = result
@@ -331,6 +509,8 @@ class SoftwareDriver:
             counters["n3.rx"] += received
             for instance, count in written.items():
                 counters[f"n6.{instance}.tx"] += count
+            if self._fp_touched:
+                self._fp_after_batch()
             self._after_batch(now)
 
     def _on_n6(self, instance: str, fd: int) -> None:
@@ -338,6 +518,7 @@ class SoftwareDriver:
         read = os.read
         downlink = self.forwarder.downlink
         send_v4, send_v6 = self._send_v4, self._send_v6
+        fp_ues = self.fastpath.ues if self.fastpath is not None else None
         now = self._clock()
         received = sent = 0
         for _ in range(self._read_batch):
@@ -349,6 +530,10 @@ class SoftwareDriver:
                 self.counters[f"n6.{instance}.rx_error.{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
                 break
             received += 1
+            if fp_ues and len(packet) >= 20 and packet[0] >> 4 == 4:
+                seid = fp_ues.get(packet[16:20])
+                if seid is not None:
+                    self._fp_touch(seid)
             result = downlink(instance, packet, now)
             if result is None:
                 continue
@@ -368,6 +553,8 @@ class SoftwareDriver:
             counters = self.counters
             counters[f"n6.{instance}.rx"] += received
             counters["n3.tx"] += sent
+            if self._fp_touched:
+                self._fp_after_batch()
             self._after_batch(now)
 
     # -- GTP-U signalling (slow path) -------------------------------------------------------------
@@ -474,7 +661,23 @@ class SoftwareDriver:
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        self.forwarder.tick(self._clock())
+        fastpath = self.fastpath
+        if fastpath is None:
+            self.forwarder.tick(self._clock())
+        else:
+            # The meters must have what BPF counted before their timers run; reports and
+            # exhausted time quotas change the budgets and what may be offloaded.
+            try:
+                for seid, reports in fastpath.fold_all().items():
+                    self._fp_events(seid, reports)
+            except OSError as exc:
+                self._fp_error("fold", exc)
+            events = self.forwarder.events
+            before = len(events)
+            self.forwarder.tick(self._clock())
+            seids = {e.up_seid for e in list(events)[before:]} if len(events) > before else set()
+            for seid in seids:
+                self._fp_refresh(seid)
         self._dispatch_events()
         deadline = self.forwarder.next_deadline()
         if deadline is not None and self._loop is not None:

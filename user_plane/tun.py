@@ -33,10 +33,13 @@ from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
 __all__ = [
     "TunError",
     "configure_tun",
+    "device_of",
     "disable_ipv6",
+    "ethernet_devices",
     "forwarding_disabled",
     "interface_mtu",
     "open_tun",
+    "tx_checksum",
 ]
 
 #: <linux/if_tun.h>
@@ -122,3 +125,56 @@ def forwarding_disabled(versions: Iterable[int]) -> list[int]:
         except OSError:
             off.append(version)
     return off
+
+
+async def ethernet_devices() -> list[tuple[int, str]]:
+    """(ifindex, name) of every Ethernet device (ARPHRD_ETHER) of this namespace."""
+    async with AsyncIPRoute() as ipr:
+        return [
+            (int(msg["index"]), str(msg.get("ifname")))
+            async for msg in await ipr.link("dump")
+            if msg.get("ifi_type") == 1
+        ]
+
+
+async def device_of(address: IPv4Address | IPv6Address) -> str | None:
+    """The name of the local device holding ``address`` (None if no device has it)."""
+    async with AsyncIPRoute() as ipr:
+        indexes = [msg["index"] async for msg in await ipr.addr("dump") if msg.get("address") == str(address)]
+        if not indexes:
+            return None
+        for link in await ipr.link("get", index=indexes[0]):
+            name = link.get("ifname")
+            return None if name is None else str(name)
+    return None
+
+
+#: <linux/sockios.h>, <linux/ethtool.h>
+SIOCETHTOOL: Final = 0x8946
+ETHTOOL_GTXCSUM: Final = 0x16
+ETHTOOL_STXCSUM: Final = 0x17
+
+
+def tx_checksum(name: str, on: bool | None = None) -> bool:
+    """Whether ``name`` offloads transmit checksums; with ``on``, set it first (SIOCETHTOOL,
+    the ``ethtool -K NAME tx on|off`` of the calling thread's namespace). Returns the value
+    in force afterwards. Raises OSError when the device has no such setting."""
+    import ctypes
+
+    value = (ctypes.c_uint32 * 2)()
+    request = bytearray(_IFREQ_PTR.size)
+
+    def call(cmd: int, data: int) -> int:
+        value[0], value[1] = cmd, data
+        _IFREQ_PTR.pack_into(request, 0, name.encode(), ctypes.addressof(value))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            fcntl.ioctl(sock.fileno(), SIOCETHTOOL, request)
+        return int(value[1])
+
+    if on is not None:
+        call(ETHTOOL_STXCSUM, int(on))
+    return bool(call(ETHTOOL_GTXCSUM, 0))
+
+
+#: struct ifreq with ifr_data: 16-octet name, a pointer, padding to 40 octets.
+_IFREQ_PTR: Final = struct.Struct("16sP16x")

@@ -83,7 +83,7 @@ import pfcp
 from .driver import Direction, UsageReport
 from .rules import Urr
 
-__all__ = ["UrrMeter"]
+__all__ = ["NO_VOLUME_LIMIT", "UrrMeter"]
 
 _RT = pfcp.ReportingTriggersFlags
 _UT = pfcp.UsageReportTriggerFlags
@@ -92,6 +92,8 @@ _MI = pfcp.MeasurementInformationFlags
 
 #: "No limit" for the hot path's remaining-octet counters (ints keep the compare cheap).
 _NEVER = 1 << 80
+#: What :meth:`UrrMeter.volume_left` gives for "no limit" (and more).
+NO_VOLUME_LIMIT = _NEVER
 #: Float slack for measured time: whole seconds are floored, and an interval of exactly N
 #: seconds must report N even when float rounding made it N - 1e-15 (times passed in need not
 #: sit on one binade's grid, where differences would be exact).
@@ -236,6 +238,63 @@ class UrrMeter:
             self._arm_volume()
             return None
         return self._report(now, trigger)
+
+    def count_bulk(
+        self,
+        direction: Direction,
+        nbytes: int,
+        npackets: int,
+        first_packet: float,
+        last_packet: float,
+        now: float,
+    ) -> UsageReport | None:
+        """Count ``npackets`` packets of ``nbytes`` octets in all, forwarded from ``first_packet``
+        to ``last_packet`` (a fast path's counter delta, folded in at ``now``).
+
+        The semantics of :meth:`count` for the whole bunch: nothing is counted while the
+        measurement is paused (INAM); the first packet opens the report interval and starts
+        or resumes time metering; the last one is the time of last packet. Gaps between
+        packets inside the bunch are unknown, so the time between ``first_packet`` and
+        ``last_packet`` is metered as if no gap exceeded the Inactivity Detection Time. A
+        volume threshold or quota the bunch reaches fires one report at ``now`` (a fast path
+        that keeps its delta below :meth:`volume_left` never makes it fire).
+        """
+        if npackets <= 0:
+            return None
+        if last_packet < first_packet:
+            last_packet = first_packet
+        if first_packet > self._gate and self._wake(first_packet):
+            return None
+        if last_packet > self._last:
+            self._last = last_packet
+        self._gate = self._last + self._idt
+        if self._durat or self._qht is not None:
+            self.timers_changed = True  # the metering segment or holding timer moved with _last
+        if direction:
+            self._dl_bytes += nbytes
+            self._dl_packets += npackets
+            self._dl_left -= nbytes
+        else:
+            self._ul_bytes += nbytes
+            self._ul_packets += npackets
+            self._ul_left -= nbytes
+        self._tot_left -= nbytes
+        if (self._dl_left if direction else self._ul_left) > 0 < self._tot_left:
+            return None
+        trigger = self._due_volume()
+        if not trigger:
+            self._arm_volume()
+            return None
+        return self._report(now, trigger)
+
+    def volume_left(self) -> tuple[int, int, int]:
+        """(total, uplink, downlink) octets that may still be counted before a volume
+        threshold or quota fires: the packet that brings one of them to 0 or below fires
+        it. Values of 2**80 and more mean no limit (no volume trigger armed). While the
+        measurement is paused (INAM) nothing is counted: no limit."""
+        if self._inactive:
+            return (_NEVER, _NEVER, _NEVER)
+        return (self._tot_left, self._ul_left, self._dl_left)
 
     def _wake(self, now: float) -> bool:
         """The slow part of count(): INAM, first packet of a report interval, time metering

@@ -207,7 +207,9 @@ class DriverInNamespace:
 @pytest.fixture
 def running(upf_topology: UpfTopology) -> Iterator[tuple[UpfTopology, DriverInNamespace]]:
     upf = upf_topology
-    driver = SoftwareDriver([upf.n3_addr], {INSTANCE: N6Config(TUN, (upf.ue_pool,))})
+    # The Python path itself (its counters are asserted): tests/integration/test_ebpf_fastpath.py
+    # covers the same traffic with the eBPF fast path.
+    driver = SoftwareDriver([upf.n3_addr], {INSTANCE: N6Config(TUN, (upf.ue_pool,))}, fastpath=False)
     runner = DriverInNamespace(upf.upf_ns, driver)
     try:
         yield upf, runner

@@ -53,7 +53,7 @@ def test_tiny_run_forwards_packets_and_cleans_up(tmp_path: Path, capsys: pytest.
     expected: list[tuple[str, str, int, int | None]] = [
         (d, "kernel", s, None) for d in bench.DIRECTIONS for s in (64, 1400)
     ]
-    expected += [(d, "upf", s, n) for n in (1, 10) for d in bench.DIRECTIONS for s in (64, 1400)]
+    expected += [(d, path, s, n) for path in bench.PATHS for n in (1, 10) for d in bench.DIRECTIONS for s in (64, 1400)]
     assert [(r["direction"], r["path"], r["size"], r["sessions"]) for r in results] == expected
     for r in results:
         assert set(r) == RESULT_FIELDS
@@ -61,15 +61,21 @@ def test_tiny_run_forwards_packets_and_cleans_up(tmp_path: Path, capsys: pytest.
         assert r["gen_sent"] > 0 and r["gen_pps"] > 0, r
         # nothing arrives that was not sent
         assert r["forwarded"] <= r["gen_sent"], r
-        if r["path"] == "upf":
+        if r["path"] != "kernel":
             assert r["ratio_ceiling"] is not None and r["ratio_ceiling"] > 0
             assert r["ratio_target"] == pytest.approx(r["pps"] / bench.TARGET_PPS[r["direction"]])
-            assert r["upf_cpu"] is not None and r["upf_cpu"] > 0
+            assert r["upf_cpu"] is not None
         else:
             assert r["ratio_ceiling"] is None and r["upf_cpu"] is None
+        if r["path"] == "python":
+            assert r["upf_cpu"] is not None and r["upf_cpu"] > 0  # the Python process forwarded
+        if r["path"] == "ebpf":
+            assert r["notes"] == []  # the fast path loaded
     settings = report["settings"]
     assert settings["sessions"] == [1, 10] and settings["sizes"] == [64, 1400]
-    assert set(settings["install_seconds"]) == {"1", "10"}
+    assert settings["paths"] == ["python", "ebpf"]
+    assert {p: set(v) for p, v in settings["install_seconds"].items()} == {"python": {"1", "10"}, "ebpf": {"1", "10"}}
+    assert {k: v["sessions"] for k, v in settings["fastpath_fold"].items()} == {"1": 1, "10": 10}
     assert report["target"]["pps"] == bench.TARGET_PPS
     assert report["target"]["measured"] == {}  # 1,000 sessions were not run
     for key in ("python", "kernel", "cpu", "date", "loadavg_start", "loadavg_end"):
@@ -127,7 +133,8 @@ def test_generator_sends_every_packet_it_counts() -> None:
 
 
 def test_command_line_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--sizes", "10"], ["--sessions", "0"], ["--sizes", "x"], ["--duration", "0"]):
+    bad = (["--sizes", "10"], ["--sessions", "0"], ["--sizes", "x"], ["--duration", "0"], ["--path", "dpdk"])
+    for argv in bad:
         with pytest.raises(SystemExit) as exc:
             bench.main(argv)
         assert exc.value.code == 2

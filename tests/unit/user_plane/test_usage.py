@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import pfcp
 from user_plane.driver import Direction, UsageReport, ntp_seconds
 from user_plane.rules import Urr, update_urr
-from user_plane.usage import UrrMeter
+from user_plane.usage import NO_VOLUME_LIMIT, UrrMeter
 
 RT = pfcp.ReportingTriggersFlags
 UT = pfcp.UsageReportTriggerFlags
@@ -604,3 +604,66 @@ def test_threshold_reports_partition_the_bytes(sizes: list[int], threshold: int)
     for report in reports:
         assert threshold <= report.total_bytes < threshold + 9000
     assert tail.total_bytes < threshold
+
+
+# -- count_bulk / volume_left (a fast path's counter deltas) ---------------------------------
+
+
+def test_count_bulk_equals_count_of_the_same_packets() -> None:
+    rule = urr(RT.VOLTH, volume_threshold=vol(total=10_000), measurement_information=MI.MNOP)
+    one, bulk = UrrMeter(rule, T0), UrrMeter(rule, T0)
+    for i in range(5):
+        assert one.count(UL, 100, T0 + 1 + i) is None
+    assert bulk.count_bulk(UL, 500, 5, T0 + 1, T0 + 5, T0 + 6) is None
+    assert one.query(T0 + 6) == bulk.query(T0 + 6)
+    report = UrrMeter(rule, T0)
+    assert report.count_bulk(DL, 300, 2, T0 + 2, T0 + 3, T0 + 4) is None
+    got = report.query(T0 + 4)
+    assert (got.dl_bytes, got.dl_packets, got.first_packet, got.last_packet) == (300, 2, T0 + 2, T0 + 3)
+
+
+def test_volume_left_is_what_count_bulk_may_add_without_a_report() -> None:
+    rule = urr(RT.VOLTH | RT.VOLQU, volume_threshold=vol(uplink=1000), volume_quota=quota(total=5000))
+    meter = UrrMeter(rule, T0)
+    total, uplink, downlink = meter.volume_left()
+    assert (total, uplink) == (5000, 1000) and downlink >= NO_VOLUME_LIMIT - 1  # no downlink limit of its own
+    meter.count(DL, 200, T0 + 1)
+    total, uplink, downlink = meter.volume_left()
+    assert (total, uplink) == (4800, 1000)
+    # One octet short of the uplink threshold: no report; the next packet reaches it.
+    assert meter.count_bulk(UL, uplink - 1, 3, T0 + 2, T0 + 3, T0 + 4) is None
+    report = meter.count(UL, 1, T0 + 5)
+    assert report is not None and report.trigger == UT.VOLTH and report.ul_bytes == 1000
+
+
+def test_count_bulk_reaching_a_threshold_reports_once_at_the_fold() -> None:
+    meter = UrrMeter(urr(RT.VOLTH, volume_threshold=vol(total=1000)), T0)
+    report = meter.count_bulk(UL, 1200, 4, T0 + 1, T0 + 2, T0 + 3)
+    assert report is not None
+    assert (report.trigger, report.ul_bytes, report.end_time) == (UT.VOLTH, 1200, T0 + 3)
+    assert meter.count_bulk(UL, 10, 1, T0 + 4, T0 + 4, T0 + 5) is None
+
+
+def test_count_bulk_exhausting_a_quota_blocks() -> None:
+    meter = UrrMeter(urr(RT.VOLQU, volume_quota=quota(total=1000)), T0)
+    report = meter.count_bulk(DL, 1000, 10, T0 + 1, T0 + 2, T0 + 2)
+    assert report is not None and report.trigger == UT.VOLQU and meter.blocked
+
+
+def test_count_bulk_while_inactive_counts_nothing_and_has_no_volume_limit() -> None:
+    meter = UrrMeter(urr(RT.VOLTH, volume_threshold=vol(total=10), measurement_information=MI.INAM), T0)
+    assert meter.volume_left()[0] >= NO_VOLUME_LIMIT
+    assert meter.count_bulk(UL, 500, 5, T0 + 1, T0 + 2, T0 + 3) is None
+    assert meter.query(T0 + 4).ul_bytes == 0
+
+
+def test_count_bulk_starts_time_metering_at_the_first_packet() -> None:
+    rule = urr(RT.TIMTH, method=MM.DURAT | MM.VOLUM, time_threshold=10, inactivity_detection_time=5)
+    meter = UrrMeter(rule, T0)
+    assert meter.next_deadline() is None
+    meter.count_bulk(UL, 100, 2, T0 + 3, T0 + 8, T0 + 9)
+    assert meter.timers_changed
+    # Metering from the first packet (T0+3); the last packet (T0+8) keeps it running until T0+13.
+    assert meter.next_deadline() == pytest.approx(T0 + 13)
+    report = meter.query(T0 + 20)
+    assert (report.duration, report.first_packet, report.last_packet) == (10, T0 + 3, T0 + 8)
