@@ -13,10 +13,16 @@ Theory of operation:
   batched reader at about 260k (measured in ../shared/DATAPLANE.md §3).
 * G-PDUs go to :meth:`Forwarder.uplink`, IP packets read from a TUN to
   :meth:`Forwarder.downlink`; the Forwarder holds every rule, meter and buffer.
-  This module answers the GTP-U signalling itself: Echo Request (TS 29.281
+  :mod:`user_plane.n3` answers the GTP-U signalling: Echo Request (TS 29.281
   §7.2.2), Error Indication for a G-PDU on a TEID no session owns (§7.3.1,
   rate-limited), and counts what arrives from peers (Error Indication, End
   Marker, Echo Response).
+* ``n6.<instance>.gateway``: the instance's uplink (what is written into its TUN)
+  leaves via that next hop: at start, a default route via it in table
+  ``gateway_table_base`` + the instance's position, selected by a rule
+  ``iif <tun>`` ahead of the main table (:func:`user_plane.tun.add_gateway_route`);
+  both go at stop. UE-to-UE traffic of the instance hairpins at the gateway.
+* The eBPF fast path's glue is :mod:`user_plane.software_ebpf`.
 * Nothing ever blocks the loop: sockets and TUNs are non-blocking, and a write
   that would block is a counted drop (GTP-U has no flow control; the socket
   buffer or TUN queue being full means we are past capacity anyway).
@@ -45,14 +51,23 @@ import pfcp
 
 from . import gtpu, tun
 from .config import N6Config
-from .driver import DriverError, DriverEvent, SessionUsage, UsageReport
+from .driver import DriverError, DriverEvent, UsageReport
 from .forward import Forwarder, UnknownTeid
+from .n3 import GtpuSignalling, open_n3_socket
 from .session import SessionState
+from .software_ebpf import FASTPATH_POLL, FastPathGlue, attach_fastpath
 
 if TYPE_CHECKING:
     from .ebpf.fastpath import FastPath
 
-__all__ = ["IPV4_ENCAP_OVERHEAD", "IPV6_ENCAP_OVERHEAD", "SoftwareDriver"]
+__all__ = [
+    "FASTPATH_POLL",
+    "GATEWAY_RULE_PRIORITY",
+    "GATEWAY_TABLE_BASE",
+    "IPV4_ENCAP_OVERHEAD",
+    "IPV6_ENCAP_OVERHEAD",
+    "SoftwareDriver",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +78,15 @@ IPV6_ENCAP_OVERHEAD: Final = 64
 #: Largest datagram we read: anything longer than an IP packet cannot be valid.
 _MAX_PACKET: Final = 65535
 _G_PDU: Final = gtpu.MessageType.G_PDU
-#: socket(7) SO_RCVBUFFORCE / SO_SNDBUFFORCE: with CAP_NET_ADMIN, beyond net.core.rmem_max (which
-#: a child namespace cannot raise).
-_SO_SNDBUFFORCE: Final = getattr(socket, "SO_SNDBUFFORCE", 32)
-_SO_RCVBUFFORCE: Final = getattr(socket, "SO_RCVBUFFORCE", 33)
 #: After packet batches, the earliest URR deadline is looked up at most this often (seconds).
 _DEADLINE_RECHECK: Final = 0.05
 #: A timer that fires and finds its deadline still due waits at least this long (a stuck deadline
 #: must not spin the loop).
 _MIN_TIMER_DELAY: Final = 0.001
-#: The eBPF fast path's counters are folded into the meters at least this often (seconds).
-FASTPATH_POLL: Final = 1.0
+#: Routing table of the first Network Instance's gateway route (the next instance's is one more).
+GATEWAY_TABLE_BASE: Final = 2_152_000
+#: Priority of the ``iif <tun>`` rules: after the local table's (0), before the main table's (32766).
+GATEWAY_RULE_PRIORITY: Final = 2152
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -87,7 +100,8 @@ class SoftwareDriver:
     ``tun_mtu`` defaults to the smallest MTU of the N3 devices minus the
     encapsulation overhead, so that an encapsulated downlink packet fits on N3.
     ``error_indication_rate``: Error Indications sent per second at most (a
-    token bucket with as many tokens of burst).
+    token bucket with as many tokens of burst). ``gateway_table_base`` and
+    ``gateway_rule_priority``: where the gateways' policy routing goes.
     """
 
     name: str = "software"
@@ -106,6 +120,8 @@ class SoftwareDriver:
         clock: Callable[[], float] = time.time,
         fastpath: bool | None = None,
         fastpath_max_sessions: int = 16384,
+        gateway_table_base: int = GATEWAY_TABLE_BASE,
+        gateway_rule_priority: int = GATEWAY_RULE_PRIORITY,
     ) -> None:
         self._n3: tuple[IPAddress, ...] = tuple(n3_addresses)
         if not self._n3:
@@ -129,9 +145,10 @@ class SoftwareDriver:
         #: (``n3.rx.echo_request``, ``n3.tx.error_indication``, ...) and ``drop.<reason>``. The engine's
         #: own drop reasons are in ``forwarder.counters``; :meth:`all_counters` merges both.
         self.counters: collections.Counter[str] = collections.Counter()
+        self._signalling = GtpuSignalling(self.counters, error_indication_rate)
         #: The last Error Indications received from peers: (peer address, TEID, GTP-U Peer Address).
         #: A gNB sends one when it no longer knows the TEID we send downlink on (TS 29.281 §7.3.1).
-        self.error_indications: collections.deque[tuple[str, int | None, str | None]] = collections.deque(maxlen=64)
+        self.error_indications = self._signalling.error_indications
         self._handler: Callable[[DriverEvent], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._n3_sockets: list[socket.socket] = []
@@ -141,17 +158,18 @@ class SoftwareDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._deadline_recheck_at = 0.0
-        self._ei_rate = error_indication_rate
-        self._ei_tokens = error_indication_rate
-        self._ei_last = 0.0
         #: None: the eBPF fast path if it loads (one log line when not); True: required; False: off.
         self._want_fastpath = fastpath
         self._fastpath_max_sessions = fastpath_max_sessions
-        #: The eBPF fast path while started with one (see user_plane/ebpf/).
-        self.fastpath: FastPath | None = None
-        self._fp_timer: asyncio.TimerHandle | None = None
-        self._fp_touched: set[int] = set()
-        self._tx_csum_restore: list[str] = []  # N3 devices whose TX checksum offload we turned off
+        self._fp: FastPathGlue | None = None
+        #: Network Instance -> routing table of its gateway route (see gateway_tables).
+        self._gateway_tables = {
+            instance: gateway_table_base + position
+            for position, (instance, n6) in enumerate(self._n6.items())
+            if n6.gateway is not None
+        }
+        self._gateway_priority = gateway_rule_priority
+        self._gateways_applied: list[str] = []  # instances whose policy routing may exist
 
     @classmethod
     def from_config(cls, n3: Iterable[IPAddress], n6: Mapping[str, N6Config]) -> SoftwareDriver:
@@ -172,6 +190,17 @@ class SoftwareDriver:
         return self._loop is not None
 
     @property
+    def fastpath(self) -> FastPath | None:
+        """The eBPF fast path while started with one (see user_plane/ebpf/)."""
+        return self._fp.fastpath if self._fp is not None else None
+
+    @property
+    def gateway_tables(self) -> Mapping[str, int]:
+        """Network Instance -> the routing table holding its default route via its gateway
+        (instances with a gateway only; the rule selecting it is at ``gateway_rule_priority``)."""
+        return self._gateway_tables
+
+    @property
     def tun_mtu(self) -> int | None:
         """The MTU given to the TUN devices (known after start when derived from N3)."""
         return self._tun_mtu
@@ -182,85 +211,32 @@ class SoftwareDriver:
         loop = asyncio.get_running_loop()
         try:
             await self._open(loop)
+            self._loop = loop
+            if self._want_fastpath is not False:
+                self._fp = await attach_fastpath(self, bool(self._want_fastpath), self._fastpath_max_sessions)
         except BaseException as exc:
-            self._close()
+            await self._shutdown()
             if isinstance(exc, OSError):
                 raise DriverError(f"software dataplane: {exc}") from exc
             raise
-        self._loop = loop
-        if self._want_fastpath is not False:
-            await self._start_fastpath()
-        for instance, n6 in self._n6.items():
-            if n6.gateway is not None:
-                # Not applied yet: it would need a policy rule (iif <tun>) that outlives the device.
-                log.warning(
-                    "n6.%s.gateway %s is not applied: uplink follows this namespace's routes", instance, n6.gateway
-                )
         off = tun.forwarding_disabled(pool.version for n6 in self._n6.values() for pool in n6.ue_pool)
         if off:
             log.warning("IP forwarding is off for IPv%s here: N6 traffic will not be routed", "/".join(map(str, off)))
         log.info(
             "software dataplane up: N3 %s, N6 %s, TUN MTU %s, eBPF fast path %s",
             ", ".join(map(str, self._n3)),
-            ", ".join(f"{ni}={n6.interface}" for ni, n6 in self._n6.items()),
+            ", ".join(
+                f"{ni}={n6.interface}" + (f" via {n6.gateway}" if n6.gateway is not None else "")
+                for ni, n6 in self._n6.items()
+            ),
             self._tun_mtu,
-            "on" if self.fastpath is not None else "off",
+            "on" if self._fp is not None else "off",
         )
-
-    async def _start_fastpath(self) -> None:
-        """Load the eBPF fast path and attach it to every Ethernet device of this namespace
-        (N3, N6 and any other: the program only handles G-PDUs to an N3 address and packets
-        to an offloaded UE address, and only redirects to those devices). TUNs and loopback
-        are not Ethernet. Devices created later are not covered."""
-        from .ebpf.fastpath import FastPath
-        from .ebpf.loader import BpfObject
-
-        try:
-            devices = await tun.ethernet_devices()
-            obj = BpfObject(max_sessions=self._fastpath_max_sessions)
-        except Exception as exc:
-            if self._want_fastpath:
-                self._close()
-                raise DriverError(f"eBPF fast path unavailable: {exc}") from exc
-            log.warning("eBPF fast path unavailable, Python forwarding only: %s", str(exc).splitlines()[0])
-            return
-        fastpath = FastPath(
-            obj,
-            n3_ipv4=self._n3_ipv4,
-            pools={ni: n6.ue_pool for ni, n6 in self._n6.items()},
-            meters=lambda seid: self.forwarder.meters(seid),
-            meters_changed=lambda seid: self.forwarder.meters_changed(seid),
-            clock=self._clock,
-        )
-        try:
-            names = fastpath.attach(devices)
-        except Exception as exc:
-            fastpath.close()
-            if self._want_fastpath:
-                self._close()
-                raise DriverError(f"eBPF fast path: {exc}") from exc
-            log.warning("eBPF fast path not attached, Python forwarding only: %s", exc)
-            return
-        self.fastpath = fastpath
-        # Pitfall 3: a downlink packet from a local or veth sender is CHECKSUM_PARTIAL; after
-        # the in-kernel encapsulation only a device without TX checksum offload completes the
-        # inner checksum (validate_xmit_skb -> skb_checksum_help) on the way out of N3.
-        for address in self._n3:
-            device = await tun.device_of(address)
-            if device is None or device in self._tx_csum_restore:
-                continue
-            try:
-                if tun.tx_checksum(device):
-                    tun.tx_checksum(device, False)
-                    self._tx_csum_restore.append(device)
-            except OSError as exc:
-                log.warning("eBPF fast path: cannot turn TX checksum offload off on %s: %s", device, exc)
-        log.info("eBPF fast path attached to %s", ", ".join(names) or "no device")
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         # Sockets first: a wrong N3 address fails before any device exists.
         for address in self._n3:
-            sock = self._n3_socket(address)
+            sock = open_n3_socket(address, self._rcvbuf, self._sndbuf)
             self._n3_sockets.append(sock)
             if isinstance(address, IPv4Address) and self._send_v4 is None:
                 self._send_v4 = sock
@@ -274,25 +250,15 @@ class SoftwareDriver:
             if not any(pool.version == 6 for pool in n6.ue_pool):
                 tun.disable_ipv6(n6.interface)
             await tun.configure_tun(n6.interface, self._tun_mtu, n6.ue_pool, self._tun_txqueuelen)
+        for instance, table in self._gateway_tables.items():
+            n6 = self._n6[instance]
+            assert n6.gateway is not None
+            self._gateways_applied.append(instance)  # before: a half-done add is undone too
+            await tun.add_gateway_route(n6.interface, n6.gateway, table, self._gateway_priority)
         for sock, address in zip(self._n3_sockets, self._n3, strict=True):
             loop.add_reader(sock.fileno(), self._on_n3, sock, address)
         for instance, fd in self._tun_fds.items():
             loop.add_reader(fd, self._on_n6, instance, fd)
-
-    def _n3_socket(self, address: IPAddress) -> socket.socket:
-        family = socket.AF_INET if isinstance(address, IPv4Address) else socket.AF_INET6
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            _set_buffer(sock, _SO_RCVBUFFORCE, socket.SO_RCVBUF, self._rcvbuf)
-            _set_buffer(sock, _SO_SNDBUFFORCE, socket.SO_SNDBUF, self._sndbuf)
-            sock.setblocking(False)
-            sock.bind((str(address), gtpu.GTPU_PORT))
-        except OSError as exc:
-            sock.close()
-            raise OSError(exc.errno, f"N3 socket on [{address}]:{gtpu.GTPU_PORT}: {exc.strerror}") from None
-        return sock
 
     async def _derive_tun_mtu(self) -> int:
         mtus = [m for m in [await tun.interface_mtu(a) for a in self._n3] if m is not None]
@@ -302,26 +268,31 @@ class SoftwareDriver:
         return max(n3_mtu - overhead, 1280)
 
     async def stop(self) -> None:
-        self._close()
+        await self._shutdown()
         self.forwarder = self._new_forwarder()
+
+    async def _shutdown(self) -> None:
+        """Close everything, then take the gateways' policy routing away (best effort: what
+        cannot be removed is logged, the rest still goes)."""
+        self._close()
+        while self._gateways_applied:
+            instance = self._gateways_applied.pop()
+            n6 = self._n6[instance]
+            assert n6.gateway is not None
+            table = self._gateway_tables[instance]
+            try:
+                await tun.remove_gateway_route(n6.interface, n6.gateway, table, self._gateway_priority)
+            except OSError as exc:
+                log.error("n6.%s.gateway: %s", instance, exc)
 
     def _close(self) -> None:
         loop, self._loop = self._loop, None
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._timer_at = None
-        if self._fp_timer is not None:
-            self._fp_timer.cancel()
-            self._fp_timer = None
-        fastpath, self.fastpath = self.fastpath, None
-        if fastpath is not None:
-            fastpath.close()  # detach first: a filter outlives the process (pitfall 7)
-        for device in self._tx_csum_restore:
-            try:
-                tun.tx_checksum(device, True)
-            except OSError:
-                pass  # the device is gone
-        self._tx_csum_restore.clear()
+        fp, self._fp = self._fp, None
+        if fp is not None:
+            fp.close()  # detaches BPF and restores the N3 devices' TX checksum offload
         for sock in self._n3_sockets:
             if loop is not None:
                 loop.remove_reader(sock.fileno())
@@ -339,23 +310,19 @@ class SoftwareDriver:
         self._dispatch_events()
 
     def install(self, state: SessionState, end_marker_fars: Collection[int] = ()) -> None:
-        fastpath = self.fastpath
-        if fastpath is not None:
-            self._fp_fold(state.up_seid)  # what BPF counted belongs to the rules in force so far
+        fp = self._fp
+        if fp is not None:
+            fp.fold(state.up_seid)  # what BPF counted belongs to the rules in force so far
         datagrams = self.forwarder.install(state, self._clock(), end_marker_fars)
         for data, peer in datagrams:
             self._send(data, peer)
-        if fastpath is not None:
-            self._fp_apply(state)
+        if fp is not None:
+            fp.apply(state)
         self._after_batch()
 
     def remove(self, up_seid: int) -> list[UsageReport]:
-        fastpath = self.fastpath
-        if fastpath is not None and up_seid in fastpath.offloaded():
-            try:
-                self._fp_events(up_seid, fastpath.remove(up_seid))
-            except OSError as exc:
-                self._fp_error("remove", exc)
+        if self._fp is not None:
+            self._fp.remove(up_seid)
         reports = self.forwarder.remove(up_seid, self._clock())
         self._after_batch()
         return reports
@@ -363,11 +330,12 @@ class SoftwareDriver:
     def query(
         self, up_seid: int, urr_ids: Collection[int] | None = None, reference: int | None = None
     ) -> list[UsageReport]:
-        if self.fastpath is None:
+        fp = self._fp
+        if fp is None:
             return self.forwarder.query(up_seid, urr_ids, self._clock(), reference)
-        self._fp_fold(up_seid)
+        fp.fold(up_seid)
         reports = self.forwarder.query(up_seid, urr_ids, self._clock(), reference)
-        self._fp_refresh(up_seid)  # the reports restarted the measurement: a new budget
+        fp.refresh(up_seid)  # the reports restarted the measurement: a new budget
         return reports
 
     def take_removed_reports(self, up_seid: int) -> list[UsageReport]:
@@ -387,82 +355,9 @@ class SoftwareDriver:
         last folded, punts and drops by reason) in one mapping."""
         merged = dict(self.counters)
         merged.update({f"forward.{key}": value for key, value in self.forwarder.counters.items()})
-        if self.fastpath is not None:
-            try:
-                merged.update(self.fastpath.counters())
-            except OSError as exc:
-                self._fp_error("counters", exc)
+        if self._fp is not None:
+            merged.update(self._fp.counters())
         return merged
-
-    # -- eBPF fast path glue --------------------------------------------------------------------
-
-    def _fp_error(self, what: str, exc: OSError) -> None:
-        self.counters[f"ebpf.error.{what}"] += 1
-        log.error("eBPF fast path: %s failed: %s", what, exc)
-
-    def _fp_events(self, up_seid: int, reports: list[UsageReport]) -> None:
-        if reports:
-            self.forwarder.events.append(SessionUsage(up_seid, tuple(reports)))
-
-    def _fp_fold(self, up_seid: int) -> None:
-        """Fold what BPF counted for the session into its meters (before anything reads them)."""
-        assert self.fastpath is not None
-        try:
-            self._fp_events(up_seid, self.fastpath.fold(up_seid))
-        except OSError as exc:
-            self._fp_error("fold", exc)
-
-    def _fp_refresh(self, up_seid: int) -> None:
-        assert self.fastpath is not None
-        try:
-            self.fastpath.refresh(up_seid)
-        except OSError as exc:
-            self._fp_error("refresh", exc)
-
-    def _fp_apply(self, state: SessionState) -> None:
-        """Mirror the installed state into BPF; on failure the session stays on the Python path."""
-        fastpath = self.fastpath
-        assert fastpath is not None
-        try:
-            fastpath.apply(state)
-        except OSError as exc:
-            self._fp_error("apply", exc)
-            try:
-                fastpath.remove(state.up_seid)
-            except OSError:
-                pass
-        if fastpath.offloaded() and self._fp_timer is None and self._loop is not None:
-            self._fp_timer = self._loop.call_later(FASTPATH_POLL, self._fp_poll)
-
-    def _fp_touch(self, up_seid: int) -> None:
-        """A Python-path packet of a session with a fast-path slot: when volume limits are
-        armed, fold first so the Forwarder counts it on exact meters; refresh after the batch."""
-        fastpath = self.fastpath
-        if fastpath is not None and fastpath.needs_fold(up_seid):
-            self._fp_fold(up_seid)
-            self._fp_touched.add(up_seid)
-
-    def _fp_after_batch(self) -> None:
-        touched = self._fp_touched
-        while touched:
-            self._fp_refresh(touched.pop())
-
-    def _fp_poll(self) -> None:
-        """At least every FASTPATH_POLL seconds: fold every offloaded session (time of first
-        packet, inactivity, periodic reports see the fast path's packets within that)."""
-        self._fp_timer = None
-        fastpath = self.fastpath
-        if fastpath is None or self._loop is None:
-            return
-        try:
-            for seid, reports in fastpath.fold_all().items():
-                self._fp_events(seid, reports)
-                self._fp_refresh(seid)
-        except OSError as exc:
-            self._fp_error("poll", exc)
-        self._after_batch()
-        if fastpath.offloaded():
-            self._fp_timer = self._loop.call_later(FASTPATH_POLL, self._fp_poll)
 
     # -- hot paths ------------------------------------------------------------------------------
 
@@ -470,7 +365,8 @@ class SoftwareDriver:
         """Drain up to ``read_batch`` datagrams from an N3 socket."""
         recvfrom = sock.recvfrom
         uplink = self.forwarder.uplink
-        fp_teids = self.fastpath.teids if self.fastpath is not None else None
+        fp = self._fp
+        fp_teids = fp.fastpath.teids if fp is not None else None
         tun_fds = self._tun_fds
         write = os.write
         now = self._clock()
@@ -488,8 +384,8 @@ class SoftwareDriver:
             if len(data) > 1 and data[1] == _G_PDU:
                 if fp_teids and len(data) >= 8:
                     seid = fp_teids.get(int.from_bytes(data[4:8], "big"))
-                    if seid is not None:
-                        self._fp_touch(seid)
+                    if seid is not None and fp is not None:
+                        fp.touch(seid)
                 result = uplink(data, now)
                 if type(result) is tuple:
                     instance, packet = result
@@ -501,16 +397,16 @@ class SoftwareDriver:
                     except OSError:
                         self.counters["drop.n6_write_error"] += 1
                 elif isinstance(result, UnknownTeid):
-                    self._unknown_teid(sock, local, peer, result.teid)
+                    self._signalling.unknown_teid(sock, local, peer, result.teid)
             else:
-                self._signalling(sock, local, data, peer)
+                self._signalling.received(sock, data, peer)
         if received:
             counters = self.counters
             counters["n3.rx"] += received
             for instance, count in written.items():
                 counters[f"n6.{instance}.tx"] += count
-            if self._fp_touched:
-                self._fp_after_batch()
+            if fp is not None and fp.touched:
+                fp.after_batch()
             self._after_batch(now)
 
     def _on_n6(self, instance: str, fd: int) -> None:
@@ -518,7 +414,8 @@ class SoftwareDriver:
         read = os.read
         downlink = self.forwarder.downlink
         send_v4, send_v6 = self._send_v4, self._send_v6
-        fp_ues = self.fastpath.ues if self.fastpath is not None else None
+        fp = self._fp
+        fp_ues = fp.fastpath.ues if fp is not None else None
         now = self._clock()
         received = sent = 0
         for _ in range(self._read_batch):
@@ -532,8 +429,8 @@ class SoftwareDriver:
             received += 1
             if fp_ues and len(packet) >= 20 and packet[0] >> 4 == 4:
                 seid = fp_ues.get(packet[16:20])
-                if seid is not None:
-                    self._fp_touch(seid)
+                if seid is not None and fp is not None:
+                    fp.touch(seid)
             result = downlink(instance, packet, now)
             if result is None:
                 continue
@@ -553,11 +450,11 @@ class SoftwareDriver:
             counters = self.counters
             counters[f"n6.{instance}.rx"] += received
             counters["n3.tx"] += sent
-            if self._fp_touched:
-                self._fp_after_batch()
+            if fp is not None and fp.touched:
+                fp.after_batch()
             self._after_batch(now)
 
-    # -- GTP-U signalling (slow path) -------------------------------------------------------------
+    # -- sending on N3 outside the hot path (End Markers, released buffers) ----------------------
 
     def _send(self, data: bytes, peer: tuple[str, int]) -> bool:
         sock = self._send_v6 if ":" in peer[0] else self._send_v4
@@ -574,60 +471,6 @@ class SoftwareDriver:
             return False
         self.counters["n3.tx"] += 1
         return True
-
-    def _reply(self, sock: socket.socket, data: bytes, peer: tuple[str, int], what: str) -> None:
-        # From the socket the request came in on, so the source is the address the peer used.
-        try:
-            sock.sendto(data, peer)
-        except OSError:
-            self.counters[f"drop.{what}_send_error"] += 1
-            return
-        self.counters["n3.tx"] += 1
-        self.counters[f"n3.tx.{what}"] += 1
-
-    def _unknown_teid(self, sock: socket.socket, local: IPAddress, peer: tuple[str, int], teid: int) -> None:
-        # TS 29.281 §7.3.1: a G-PDU on a TEID with no context is answered with an Error Indication
-        # carrying that TEID and our address the G-PDU was sent to, from port 2152 to port 2152
-        # (§4.4.2.3); the UDP Port extension header (§5.2.2.1) gives the G-PDU's source port.
-        # A token bucket bounds the answers: a flood of bad TEIDs must not become a flood of replies.
-        self.counters["drop.unknown_teid"] += 1
-        now = time.monotonic()
-        self._ei_tokens = min(self._ei_rate, self._ei_tokens + (now - self._ei_last) * self._ei_rate)
-        self._ei_last = now
-        if self._ei_tokens < 1.0:
-            self.counters["drop.error_indication_rate_limited"] += 1
-            return
-        self._ei_tokens -= 1.0
-        message = gtpu.error_indication(teid, local, udp_port=peer[1])
-        self._reply(sock, gtpu.encode(message), (peer[0], gtpu.GTPU_PORT, *peer[2:]), "error_indication")
-
-    def _signalling(self, sock: socket.socket, local: IPAddress, data: bytes, peer: tuple[str, int]) -> None:
-        try:
-            message = gtpu.decode(data)
-        except gtpu.GtpuError:
-            self.counters["n3.rx.malformed"] += 1
-            return
-        kind = message.message_type
-        if kind == gtpu.MessageType.ECHO_REQUEST:
-            # §7.2.2: answered to the request's source port (§4.4.2.2), Recovery restart counter 0.
-            self.counters["n3.rx.echo_request"] += 1
-            self._reply(sock, gtpu.encode(gtpu.echo_response(message, 0)), peer, "echo_response")
-        elif kind == gtpu.MessageType.ERROR_INDICATION:
-            # The peer lost the tunnel we send on (e.g. a gNB that released the UE context). The
-            # session stays until the CP function acts; operators see it here and in the log.
-            self.counters["n3.rx.error_indication"] += 1
-            teid_ie = message.ie(gtpu.TEIDDataI)
-            address_ie = message.ie(gtpu.GTPUPeerAddress)
-            teid = teid_ie.teid if teid_ie is not None else None
-            address = str(address_ie.address) if address_ie is not None else None
-            self.error_indications.append((peer[0], teid, address))
-            log.warning("GTP-U Error Indication from %s for TEID %s at %s", peer[0], teid, address)
-        elif kind == gtpu.MessageType.END_MARKER:
-            self.counters["n3.rx.end_marker"] += 1
-        elif kind == gtpu.MessageType.ECHO_RESPONSE:
-            self.counters["n3.rx.echo_response"] += 1
-        else:
-            self.counters["n3.rx.other"] += 1
 
     # -- events and timers ----------------------------------------------------------------------
 
@@ -661,23 +504,10 @@ class SoftwareDriver:
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        fastpath = self.fastpath
-        if fastpath is None:
+        if self._fp is None:
             self.forwarder.tick(self._clock())
         else:
-            # The meters must have what BPF counted before their timers run; reports and
-            # exhausted time quotas change the budgets and what may be offloaded.
-            try:
-                for seid, reports in fastpath.fold_all().items():
-                    self._fp_events(seid, reports)
-            except OSError as exc:
-                self._fp_error("fold", exc)
-            events = self.forwarder.events
-            before = len(events)
-            self.forwarder.tick(self._clock())
-            seids = {e.up_seid for e in list(events)[before:]} if len(events) > before else set()
-            for seid in seids:
-                self._fp_refresh(seid)
+            self._fp.tick()
         self._dispatch_events()
         deadline = self.forwarder.next_deadline()
         if deadline is not None and self._loop is not None:
@@ -698,10 +528,3 @@ class SoftwareDriver:
             except Exception:
                 self.counters["event_handler_error"] += 1
                 log.exception("event handler failed on %r", event)
-
-
-def _set_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, force, size)
-    except OSError:  # no CAP_NET_ADMIN: capped at net.core.[rw]mem_max
-        sock.setsockopt(socket.SOL_SOCKET, plain, size)

@@ -15,6 +15,12 @@ Theory of operation:
   data network are then read from it) and routes what the driver writes into it
   (uplink inner packets) like any received packet, which needs IP forwarding on
   in the namespace: :func:`forwarding_disabled` tells which family lacks it.
+* A Network Instance's gateway (``n6.<instance>.gateway``) is policy routing:
+  :func:`add_gateway_route` puts a default route via the gateway in a routing
+  table of the instance's own and adds an ``ip rule`` selecting that table for
+  packets that arrive from the instance's TUN (``iif``), i.e. its uplink.
+  Unlike the device's own routes, table and rule outlive the device:
+  :func:`remove_gateway_route` takes them away.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
 
 __all__ = [
     "TunError",
+    "add_gateway_route",
     "configure_tun",
     "device_of",
     "disable_ipv6",
@@ -39,6 +46,7 @@ __all__ = [
     "forwarding_disabled",
     "interface_mtu",
     "open_tun",
+    "remove_gateway_route",
     "tx_checksum",
 ]
 
@@ -87,8 +95,54 @@ async def configure_tun(
                 raise TunError(getattr(exc, "code", errno.EIO), f"route {net} dev {name}: {exc}") from None
 
 
-def _family(net: IPv4Network | IPv6Network) -> int:
+def _family(net: IPv4Network | IPv6Network | IPv4Address | IPv6Address) -> int:
     return socket.AF_INET if net.version == 4 else socket.AF_INET6
+
+
+def _default(gateway: IPv4Address | IPv6Address) -> str:
+    return "0.0.0.0/0" if gateway.version == 4 else "::/0"
+
+
+async def add_gateway_route(iif: str, gateway: IPv4Address | IPv6Address, table: int, priority: int) -> None:
+    """Packets of ``gateway``'s IP version arriving from device ``iif`` leave via ``gateway``:
+    table ``table`` holds a default route via it, a rule at ``priority`` selects that table
+    for ``iif``. The gateway must be reachable (on a link) in this namespace."""
+    family = _family(gateway)
+    async with AsyncIPRoute() as ipr:
+        try:
+            await ipr.route("replace", dst=_default(gateway), gateway=str(gateway), table=table, family=family)
+        except Exception as exc:  # pyroute2's NetlinkError carries the errno in .code
+            raise TunError(
+                getattr(exc, "code", errno.EIO), f"default route via {gateway} in table {table}: {exc}"
+            ) from None
+        try:
+            await ipr.rule("add", table=table, priority=priority, iifname=iif, family=family)
+        except Exception as exc:
+            # The same rule left by a run that died: it is exactly ours, keep it (stop removes it).
+            if getattr(exc, "code", None) != errno.EEXIST:
+                raise TunError(
+                    getattr(exc, "code", errno.EIO), f"rule iif {iif} lookup {table} priority {priority}: {exc}"
+                ) from None
+
+
+async def remove_gateway_route(iif: str, gateway: IPv4Address | IPv6Address, table: int, priority: int) -> None:
+    """Undo :func:`add_gateway_route` (what is already gone is fine)."""
+    family = _family(gateway)
+    async with AsyncIPRoute() as ipr:
+        try:
+            await ipr.rule("del", table=table, priority=priority, iifname=iif, family=family)
+        except Exception as exc:
+            _unless_gone(exc, f"removing rule iif {iif} lookup {table}")
+        try:
+            await ipr.route("del", dst=_default(gateway), gateway=str(gateway), table=table, family=family)
+        except Exception as exc:
+            _unless_gone(exc, f"removing the default route via {gateway} from table {table}")
+
+
+def _unless_gone(exc: Exception, what: str) -> None:
+    code = getattr(exc, "code", errno.EIO)
+    if code not in (errno.ENOENT, errno.ESRCH):
+        raise TunError(code, f"{what}: {exc}") from None
 
 
 async def interface_mtu(address: IPv4Address | IPv6Address) -> int | None:

@@ -415,3 +415,104 @@ def test_start_fails_cleanly_on_a_foreign_n3_address(upf_topology: UpfTopology) 
     assert outcome.startswith("DriverError") and "198.18.9.9" in outcome
     assert TUN not in interfaces_in(upf.upf_ns)
     assert not driver.started
+
+
+# -- n6.<instance>.gateway: policy routing for the instance's uplink ----------------------------
+
+#: A server behind the DN's gateway: no link in upf has it, and upf's main table blackholes it.
+FAR_SERVER = IPv4Address("198.18.77.7")
+
+
+def _gateway_routing(upf: UpfTopology) -> tuple[list[tuple[int, str, int]], dict[int, list[str | None]]]:
+    """In upf: rules naming a TUN (priority, iif, table), and per such table its routes' gateways."""
+
+    def dump() -> tuple[list[tuple[int, str, int]], dict[int, list[str | None]]]:
+        with IPRoute() as ipr:
+            rules = [
+                (int(r.get("priority")), str(r.get("iifname")), int(r.get("table")))
+                for r in ipr.get_rules(family=socket.AF_INET)
+                if r.get("iifname") is not None
+            ]
+            tables = {
+                table: [
+                    r.get("gateway")
+                    for r in ipr.get_routes(family=socket.AF_INET, table=table)
+                    if r.get("table") == table and r["dst_len"] == 0
+                ]
+                for _, _, table in rules
+            }
+            return rules, tables
+
+    return run_in_netns(upf.upf_ns, dump)
+
+
+def _table_routes(upf: UpfTopology, table: int) -> list[dict[str, Any]]:
+    def dump() -> list[dict[str, Any]]:
+        with IPRoute() as ipr:
+            return [dict(r["attrs"]) for r in ipr.get_routes(family=socket.AF_INET, table=table)]
+
+    return [r for r in run_in_netns(upf.upf_ns, dump) if r.get("RTA_TABLE") == table]
+
+
+@needs_netns
+def test_gateway_carries_the_instance_uplink_and_goes_at_stop(upf_topology: UpfTopology) -> None:
+    upf = upf_topology
+
+    def far_server_setup() -> None:
+        with IPRoute() as ipr:
+            if upf_ns_setup:  # upf's own routes would drop the packet: only the rule gets it out
+                ipr.route("add", dst=f"{FAR_SERVER}/32", type="blackhole")
+            else:  # the dn namespace is the gateway and hosts the far server
+                ipr.addr("add", index=ipr.link_lookup(ifname=upf.dn_if)[0], address=str(FAR_SERVER), prefixlen=32)
+
+    upf_ns_setup = True
+    run_in_netns(upf.upf_ns, far_server_setup)
+    upf_ns_setup = False
+    run_in_netns(upf.dn_ns, far_server_setup)
+
+    n6 = N6Config(TUN, (upf.ue_pool,), upf.dn_addr)
+    driver = SoftwareDriver([upf.n3_addr], {INSTANCE: n6}, fastpath=False)
+    table = driver.gateway_tables[INSTANCE]
+    runner = DriverInNamespace(upf.upf_ns, driver)
+    try:
+        rules, tables = _gateway_routing(upf)
+        assert rules == [(2152, TUN, table)]
+        assert tables == {table: [str(upf.dn_addr)]}
+        state = session_state(upf)
+        runner.call(lambda: runner.driver.install(state))
+        gnb = upf.topology.udp_socket("gnb", (str(upf.gnb_addr), GTPU_PORT))
+        far = upf.topology.udp_socket("dn", (str(FAR_SERVER), DN_PORT))
+        payload = b"via the gateway"
+        inner = ipv4_udp(UE, FAR_SERVER, UE_PORT, DN_PORT, payload)
+        gnb.sendto(uplink_gpdu(UL_TEID, inner), (str(upf.n3_addr), GTPU_PORT))
+        assert _recv_or_none(far, 2.0) == (payload, (str(UE), UE_PORT)), runner.counters()
+    finally:
+        runner.close()
+    assert _gateway_routing(upf) == ([], {})
+    assert _table_routes(upf, table) == []
+
+
+@needs_netns
+def test_a_failed_start_takes_the_gateways_it_set_away(upf_topology: UpfTopology) -> None:
+    upf = upf_topology
+    n6 = {
+        INSTANCE: N6Config(TUN, (IPv4Network("198.19.0.0/17"),), upf.dn_addr),
+        # No link leads to this gateway: its route is refused, after the first instance's was set.
+        "ims": N6Config("upf-ims", (IPv4Network("198.19.128.0/17"),), IPv4Address("198.18.99.1")),
+    }
+    driver = SoftwareDriver([upf.n3_addr], n6, fastpath=False)
+
+    async def attempt() -> str:
+        try:
+            await driver.start()
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        await driver.stop()
+        return "started"
+
+    outcome = run_in_netns(upf.upf_ns, lambda: asyncio.run(attempt()))
+    assert outcome.startswith("DriverError") and "198.18.99.1" in outcome
+    assert not {TUN, "upf-ims"} & interfaces_in(upf.upf_ns)
+    assert _gateway_routing(upf) == ([], {})
+    for table in driver.gateway_tables.values():
+        assert _table_routes(upf, table) == []
