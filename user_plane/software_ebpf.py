@@ -63,6 +63,7 @@ async def attach_fastpath(driver: SoftwareDriver, required: bool, max_sessions: 
         obj,
         n3_ipv4=driver._n3_ipv4,
         pools={ni: n6.ue_pool for ni, n6 in driver._n6.items()},
+        gatewayed=[ni for ni, n6 in driver._n6.items() if n6.gateway is not None],
         meters=lambda seid: driver.forwarder.meters(seid),
         meters_changed=lambda seid: driver.forwarder.meters_changed(seid),
         clock=driver._clock,

@@ -110,6 +110,7 @@ class FastPath:
         *,
         n3_ipv4: IPv4Address | None,
         pools: Mapping[str, Collection[IPv4Network | IPv6Network]],
+        gatewayed: Collection[str] = (),
         meters: Meters,
         meters_changed: Callable[[int], None] = lambda up_seid: None,
         clock: Callable[[], float] = time.time,
@@ -117,6 +118,7 @@ class FastPath:
         self.obj = obj
         self.n3_ipv4 = n3_ipv4
         self.pools = {ni: tuple(nets) for ni, nets in pools.items()}
+        self.gatewayed = frozenset(gatewayed)
         self._meters = meters
         self._meters_changed = meters_changed
         self._clock = clock
@@ -170,7 +172,7 @@ class FastPath:
         """Mirror ``state`` (just installed in the Forwarder, whose meters the session
         now has) into the maps. Call :meth:`fold` before the Forwarder install."""
         meters = self._meters(state.up_seid)
-        offload = decide(state, meters, n3_ipv4=self.n3_ipv4, pools=self.pools)
+        offload = decide(state, meters, n3_ipv4=self.n3_ipv4, pools=self.pools, gatewayed=self.gatewayed)
         slot = self._slots.get(state.up_seid)
         if offload.uplink is None and offload.downlink is None:
             if slot is not None:
@@ -317,7 +319,7 @@ class FastPath:
         if slot is None:
             return
         meters = self._meters(up_seid)
-        offload = decide(slot.state, meters, n3_ipv4=self.n3_ipv4, pools=self.pools)
+        offload = decide(slot.state, meters, n3_ipv4=self.n3_ipv4, pools=self.pools, gatewayed=self.gatewayed)
         if offload != slot.offload:
             self.apply(slot.state)
         else:

@@ -116,9 +116,12 @@ def decide(
     *,
     n3_ipv4: IPv4Address | None,
     pools: Mapping[str, Collection[IPv4Network | IPv6Network]],
+    gatewayed: Collection[str] = (),
 ) -> Offload:
     """The offload of ``state`` (see the module docstring); ``pools``: each Network
-    Instance's UE pools (the instances that have an N6)."""
+    Instance's UE pools (the instances that have an N6); ``gatewayed``: instances whose
+    uplink is policy-routed via a configured gateway, which the program's FIB lookup
+    (done with N3 as the input device) would not see: their uplink stays in Python."""
     access = [p for p in state.pdrs.values() if p.source_interface == _SI.ACCESS]
     core = [p for p in state.pdrs.values() if p.source_interface in _CORE_SIDE]
     why: list[str] = []
@@ -126,7 +129,7 @@ def decide(
     try:
         if len(access) != 1:
             raise _No(f"{len(access)} ACCESS PDRs")
-        ul = _uplink(state, access[0], meters, pools)
+        ul = _uplink(state, access[0], meters, pools, gatewayed)
     except _No as exc:
         why.append(f"uplink: {exc}")
     try:
@@ -213,6 +216,7 @@ def _uplink(
     pdr: Pdr,
     meters: Mapping[int, UrrMeter],
     pools: Mapping[str, Collection[IPv4Network | IPv6Network]],
+    gatewayed: Collection[str],
 ) -> UplinkOffload:
     _common(pdr)
     if pdr.local_f_teid is None or pdr.local_f_teid.teid < 0:
@@ -240,6 +244,8 @@ def _uplink(
         (instance,) = pools
     if instance not in pools:
         raise _No(f"Network Instance {instance!r} has no N6")
+    if instance in gatewayed:
+        raise _No(f"Network Instance {instance!r} routes its uplink via a gateway")
     gate_closed, mbr, _, _ = _qos(state, pdr, True)
     urr_ids = _urrs(state, pdr, meters)
     qfi = pdr.qfis[0] if pdr.qfis else None

@@ -114,6 +114,16 @@ def test_the_usual_pdu_session_is_offloaded_both_ways() -> None:
     assert got.why_not == ()
 
 
+def test_the_uplink_of_an_instance_with_a_gateway_stays_in_python() -> None:
+    # the program's FIB lookup uses N3 as input device, so the gateway's "iif <tun>" rule
+    # would never apply to offloaded uplink
+    state = make_state()
+    (instance,) = POOLS
+    got = decide(state, meters_of(state), n3_ipv4=N3, pools=POOLS, gatewayed=[instance])
+    assert got.uplink is None and got.downlink is not None
+    assert any("gateway" in why for why in got.why_not)
+
+
 def test_closed_gates_are_offloaded_as_drops() -> None:
     got = offload(make_state(qer=Qer(qer_id=1, gate_ul=pfcp.Gate.CLOSED, gate_dl=pfcp.Gate.CLOSED)))
     assert got.uplink is not None and got.uplink.gate_closed and got.uplink.qfi == QFI
