@@ -18,8 +18,11 @@ which only orchestrates and reads ``/proc``:
   (:class:`ForwarderDriver`): every install compiles and indexes the rules as the
   software driver does, but no TUN device or GTP-U socket exists (they would need a
   network namespace and cost nothing per session). The output says so.
-* the **CP client**: one :class:`pfcp.aio.PfcpNode` that associates, then keeps
-  ``--inflight`` (64) requests in flight with as many asyncio tasks. Each Session
+* the **CP client**: a lean PFCP requester on one UDP socket (:class:`LeanClient`:
+  a full :class:`pfcp.aio.PfcpNode` costs ~200 µs of CPU per request, which made
+  the load generator the bottleneck). It associates, encodes a batch before timing,
+  then keeps ``--inflight`` (64) requests in flight, matching responses by sequence
+  number and retransmitting after T1 (5 s, N1 3) as §6.4 says. Each Session
   Establishment Request has 2 PDRs (uplink with CH F-TEID allocation, downlink on
   the UE address), 2 FARs, 1 QER and 1 URR, a new CP F-SEID and a new UE address.
   Every response is checked (Cause 1, header SEID = the CP SEID, UP F-SEID, one
@@ -32,12 +35,24 @@ the next level starts from exactly its number of sessions. The agent's CPU time
 over the timed window (``/proc/<pid>/stat``) gives CPU microseconds per
 establishment, which does not depend on how fast the client is.
 
-Memory per session: the agent process's RSS (``VmRSS``) after filling to the
-highest level, minus its RSS with no session, divided by the sessions added: the
-whole cost (agent table, rules, Forwarder indexes, meters, allocators, the
-interpreter's free lists and heap fragmentation). ``--tracemalloc`` also reports
-the Python heap delta traced by tracemalloc (slower; rates measured with it on are
-lower).
+The client's CPU time is reported too (``client us/est``): on a small machine the
+load generator, also Python, can be what limits the rate. It freezes its prebuilt
+requests out of its cyclic GC while a batch runs (gc.freeze), as a load generator
+should not pay for its own bookkeeping.
+
+Memory per session: the agent process's RSS (``VmRSS``) right after filling to the
+highest level, minus its RSS before the first session, divided by the sessions
+added. Both are taken after a ``gc.collect()`` and after the PFCP node's response
+cache has been emptied (it keeps each response for the retransmission holding
+time, T1 x (N1 + 1) = 20 s here, TS 29.244 §6.4, then drops it: a cost per request
+per 20 s, not per session). What it includes: the agent's session table and desired
+state, the forwarder's compiled rules, lookup tables, meters and token buckets, the
+ID allocators, and the allocator's overhead and fragmentation (pymalloc arenas,
+dict resizing slack). The RSS at the end (after every level's timed establishments
+and deletions, same number of sessions) is printed too: churn leaves freed memory
+in the allocator's pools, which the process reuses but does not give back.
+``--tracemalloc`` also reports the Python heap delta traced by tracemalloc (slower;
+rates measured with it on are lower).
 
 The reference point (open5gs-upfd, from the issue): 21,000 establishments/s into an
 empty UPF, 3,700/s at 40,000 sessions installed, 13.1 KiB per session. Target:
@@ -50,8 +65,11 @@ import argparse
 import asyncio
 import gc
 import json
+import math
 import multiprocessing
 import os
+import select
+import socket
 import sys
 import time
 import traceback
@@ -68,10 +86,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import pfcp
 from bench.pfcp_node import cpu_model, percentile, process_cpu_seconds
-from pfcp.aio import PfcpNode, RequestTimeout
-from pfcp.endpoint import EndpointConfig
 from pfcp.events import Address
-from pfcp.transaction import RetransmitPolicy
 from user_plane.driver import DriverEvent, UsageReport
 from user_plane.forward import Forwarder
 from user_plane.session import SessionState
@@ -104,7 +119,8 @@ class ForwarderDriver:
     """The software driver's forwarding engine as a Driver, without sockets or TUN devices.
 
     Installs cost what they cost in :class:`user_plane.software.SoftwareDriver`
-    (which calls the same :meth:`Forwarder.install`); datagrams an install wants
+    (which calls the same :meth:`Forwarder.install`, then looks up the next URR
+    deadline to arm its timer: so does this adapter); datagrams an install wants
     sent on N3 (End Markers, released buffers: none in this benchmark) are counted
     and dropped.
     """
@@ -132,6 +148,8 @@ class ForwarderDriver:
 
     def install(self, state: SessionState, end_marker_fars: Collection[int] = ()) -> None:
         self.unsent += len(self.forwarder.install(state, self.clock(), end_marker_fars))
+        # As SoftwareDriver does after a rule change: when must the URR timer fire next?
+        self.forwarder.next_deadline()
 
     def remove(self, up_seid: int) -> list[UsageReport]:
         return self.forwarder.remove(up_seid, self.clock())
@@ -192,12 +210,30 @@ async def _agent_main(conn: Connection, trace: bool) -> None:
     address = await agent.start(port=0)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
+    collecting = {"total": 0.0, "max": 0.0, "started": 0.0}  # the cyclic GC's pauses (seconds)
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collecting["started"] = time.perf_counter()
+        else:
+            pause = time.perf_counter() - collecting["started"]
+            collecting["total"] += pause
+            collecting["max"] = max(collecting["max"], pause)
+
+    gc.callbacks.append(on_gc)
 
     def command() -> None:
         what = conn.recv()
         if what == "stop":
             done.set()
             return
+        cached = 0 if agent.node is None else len(agent.node.endpoint._rx)
+        gc_seconds, gc_max = collecting["total"], collecting["max"]  # before our own collect below
+        collecting["max"] = 0.0
+        if what == "settle" and agent.node is not None:
+            # The PFCP node keeps each response for the retransmission holding time
+            # (T1 x (N1 + 1), TS 29.244 §6.4) and drops it then: not a per-session cost.
+            agent.node.endpoint._rx.expire(math.inf)
         gc.collect()
         traced = None
         if trace:
@@ -211,6 +247,9 @@ async def _agent_main(conn: Connection, trace: bool) -> None:
                 "rss_kib": rss_kib(os.getpid()),
                 "traced_bytes": traced,
                 "unsent": driver.unsent,
+                "responses_cached": cached,
+                "gc_seconds": gc_seconds,
+                "gc_max_pause_s": gc_max,
                 "counters": dict(agent.counters),
             }
         )
@@ -218,6 +257,7 @@ async def _agent_main(conn: Connection, trace: bool) -> None:
     loop.add_reader(conn.fileno(), command)
     conn.send(("ready", address, os.getpid()))
     await done.wait()
+    gc.callbacks.remove(on_gc)
     loop.remove_reader(conn.fileno())
     await agent.stop()
 
@@ -312,6 +352,7 @@ class Batch:
     bad: int = 0
     timeouts: int = 0
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # the client's CPU time while the batch ran (not building or encoding it)
     latencies_ms: list[float] = field(default_factory=list)
     causes: dict[int, int] = field(default_factory=dict)
 
@@ -325,84 +366,177 @@ def _check_establishment(request: pfcp.SessionEstablishmentRequest, response: pf
     return response.up_f_seid.seid
 
 
-async def _batch(
-    node: PfcpNode, up: Address, messages: Sequence[pfcp.Message], inflight: int, kind: str, seids: list[int]
-) -> Batch:
-    batch = Batch(kind, len(messages))
-    causes: Counter[int] = Counter()
-    latencies: list[float] = []
-    position = 0
+class LeanClient:
+    """The CP side as a lean PFCP requester on one UDP socket, not a full PfcpNode.
 
-    async def worker() -> None:
-        nonlocal position
-        while position < len(messages):
-            msg = messages[position]
+    Why: a general PFCP node in Python spends ~200 µs of CPU per request (futures,
+    tasks, transaction tables, encoding), so on a 2-core machine the load generator
+    and not the agent limited the rate. This client encodes every request of a batch
+    before the timed window (with its sequence number), then keeps ``inflight``
+    requests outstanding: a response (matched by sequence number, §6.4) is decoded and
+    checked and the next request goes out. Requests are retransmitted unchanged after
+    ``T1`` up to ``N1`` times (the agent answers a retransmission from its cache, as
+    §6.4 requires) and then count as timeouts. It associates first, as a CP function
+    must (§6.2.6); no heartbeat is configured on either side.
+    """
+
+    T1 = 5.0
+    N1 = 3
+
+    def __init__(self, up: Address) -> None:
+        self.up = up
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((HOST, 0))
+        self.sock.connect(up)
+        self.sequence = 0
+        self.buffer = bytearray(65535)
+
+    def next_sequence(self) -> int:
+        self.sequence = self.sequence % 0xFFFFFF + 1  # 24 bits (§7.2.2.2), never 0
+        return self.sequence
+
+    def associate(self) -> None:
+        request = pfcp.AssociationSetupRequest(
+            node_id=CP_NODE,
+            recovery_time_stamp=pfcp.RecoveryTimeStamp.from_unix(time.time()),
+            sequence=self.next_sequence(),
+        )
+        batch = self.run([(request, pfcp.encode(request))], 1, "associate", [])
+        if batch.ok != 1:
+            raise BenchError(f"association setup failed: {batch}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def encode(self, messages: Sequence[pfcp.Message]) -> list[tuple[pfcp.Message, bytes]]:
+        """Each request with its sequence number, encoded (done before the timed window)."""
+        out = []
+        for msg in messages:
+            msg = msg.with_sequence(self.next_sequence())
+            out.append((msg, pfcp.encode(msg)))
+        return out
+
+    def run(self, requests: Sequence[tuple[pfcp.Message, bytes]], inflight: int, kind: str, seids: list[int]) -> Batch:
+        """Send ``requests`` with ``inflight`` outstanding; check every response."""
+        batch = Batch(kind, len(requests))
+        causes: Counter[int] = Counter()
+        latencies: list[float] = []
+        sock, buffer = self.sock, self.buffer
+        pending: dict[int, list[Any]] = {}  # sequence -> [request, data, first sent, last sent, sends]
+        position = 0
+        clock = time.perf_counter
+        started = clock()
+        cpu_started = time.process_time()
+
+        def send_next() -> None:
+            nonlocal position
+            msg, data = requests[position]
             position += 1
-            started = time.perf_counter()
-            try:
-                response = await node.request(up, msg)
-            except RequestTimeout:
-                batch.timeouts += 1
-                continue
-            latencies.append((time.perf_counter() - started) * 1000)
-            cause = getattr(response, "cause", None)
-            causes[-1 if cause is None else int(cause.value)] += 1
-            if isinstance(msg, pfcp.SessionEstablishmentRequest):
-                seid = _check_establishment(msg, response)
-                if seid is None:
-                    batch.bad += 1
-                else:
-                    seids.append(seid)
-                    batch.ok += 1
-            elif isinstance(response, pfcp.SessionDeletionResponse) and response.cause.value == 1:
+            now = clock()
+            pending[msg.sequence] = [msg, data, now, now, 1]
+            sock.send(data)
+
+        while position < len(requests) and len(pending) < inflight:
+            send_next()
+        check_at = started + 0.5
+        while pending:
+            ready, _, _ = select.select((sock,), (), (), 0.5)
+            if ready:
+                for _ in range(64):
+                    try:
+                        size = sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    response = pfcp.decode(bytes(buffer[:size]))
+                    entry = pending.pop(response.sequence, None)
+                    if entry is None:  # an answer to a retransmission already answered
+                        continue
+                    latencies.append((clock() - entry[2]) * 1000)
+                    self._check(entry[0], response, batch, causes, seids)
+                    if position < len(requests):
+                        send_next()
+            now = clock()
+            if now >= check_at:
+                check_at = now + 0.5
+                for sequence, entry in list(pending.items()):
+                    if now - entry[3] < self.T1:
+                        continue
+                    if entry[4] > self.N1:
+                        del pending[sequence]
+                        batch.timeouts += 1
+                        if position < len(requests):
+                            send_next()
+                    else:
+                        entry[3], entry[4] = now, entry[4] + 1
+                        sock.send(entry[1])
+        batch.elapsed_s = clock() - started
+        batch.cpu_s = time.process_time() - cpu_started
+        batch.latencies_ms = sorted(latencies)
+        batch.causes = dict(causes)
+        return batch
+
+    @staticmethod
+    def _check(
+        request: pfcp.Message, response: pfcp.Message, batch: Batch, causes: Counter[int], seids: list[int]
+    ) -> None:
+        cause = getattr(response, "cause", None)
+        causes[-1 if cause is None else int(cause.value)] += 1
+        if isinstance(request, pfcp.SessionEstablishmentRequest):
+            seid = _check_establishment(request, response)
+            if seid is None:
+                batch.bad += 1
+            else:
+                seids.append(seid)
+                batch.ok += 1
+        elif isinstance(request, pfcp.SessionDeletionRequest):
+            if isinstance(response, pfcp.SessionDeletionResponse) and response.cause.value == 1:
                 batch.ok += 1
             else:
                 batch.bad += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(inflight, len(messages)) or 1)))
-    batch.elapsed_s = time.perf_counter() - started
-    batch.latencies_ms = sorted(latencies)
-    batch.causes = dict(causes)
-    return batch
+        elif isinstance(response, pfcp.AssociationSetupResponse) and response.cause.value == 1:
+            batch.ok += 1
+        else:
+            batch.bad += 1
 
 
-async def _client_main(conn: Connection, up: Address, inflight: int) -> None:
-    config = EndpointConfig(
-        node_id=CP_NODE,
-        recovery_time_stamp=pfcp.RecoveryTimeStamp.from_unix(time.time()),
-        retransmit=RetransmitPolicy(t1=5.0, n1=3),
-        heartbeat_interval=None,
-    )
-    node = PfcpNode(config)
-    await node.start(HOST, 0)
-    await node.associate(up)
+def _client_main(conn: Connection, up: Address, inflight: int) -> None:
+    client = LeanClient(up)
+    client.associate()
     next_index = 0
     timed: list[int] = []  # UP SEIDs of the last timed establishments
-    conn.send(("ready",))
-    loop = asyncio.get_running_loop()
+    conn.send(("ready", os.getpid()))
     while True:
-        what, count = await loop.run_in_executor(None, conn.recv)
+        what, count = conn.recv()
         if what == "stop":
             break
+        messages: list[pfcp.Message]
         if what in ("fill", "establish"):
-            messages = [session_request(i) for i in range(next_index, next_index + count)]  # built before timing
+            messages = [session_request(i) for i in range(next_index, next_index + count)]
             next_index += count
-            seids: list[int] = []
-            batch = await _batch(node, up, messages, inflight, what, seids)
-            if what == "establish":
-                timed = seids
         else:  # delete the last timed establishments
-            deletions = [pfcp.SessionDeletionRequest(seid=s) for s in timed]
-            batch = await _batch(node, up, deletions, inflight, "delete", [])
+            messages = [pfcp.SessionDeletionRequest(seid=s) for s in timed]
+        requests = client.encode(messages)  # built and encoded before timing
+        del messages
+        # The load generator's own cyclic GC would otherwise traverse every prebuilt request
+        # again and again while the batch runs (they all live until it ends).
+        gc.collect()
+        gc.freeze()
+        seids: list[int] = []
+        batch = client.run(requests, inflight, what, seids)
+        if what == "establish":
+            timed = seids
+        elif what == "delete":
             timed = []
+        del requests
+        gc.unfreeze()
         conn.send(asdict(batch))
-    node.close()
+    client.close()
 
 
 def client_process(conn: Connection, up: Address, inflight: int) -> None:
     try:
-        asyncio.run(_client_main(conn, up, inflight))
+        _client_main(conn, up, inflight)
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         raise
@@ -422,6 +556,9 @@ class LevelResult:
     p50_ms: float | None
     p99_ms: float | None
     agent_us_per_establishment: float | None
+    client_us_per_establishment: float | None
+    agent_gc_us_per_establishment: float | None
+    agent_gc_max_pause_ms: float
     deletions: int
     deletion_rate: float
     bad: int
@@ -466,8 +603,8 @@ def run(levels: Sequence[int], count: int, inflight: int, trace: bool, timeout: 
         client = _Child("client", client_process, (tuple(up), inflight))
         client.expect(START_TIMEOUT)
 
-        def stats() -> dict[str, Any]:
-            agent.conn.send("stats")
+        def stats(what: str = "stats") -> dict[str, Any]:
+            agent.conn.send(what)
             answer: dict[str, Any] = agent.expect(timeout)
             return answer
 
@@ -477,7 +614,8 @@ def run(levels: Sequence[int], count: int, inflight: int, trace: bool, timeout: 
             answer: dict[str, Any] = client.expect(timeout)
             return answer
 
-        empty = stats()
+        empty = stats("settle")
+        full = empty
         results: list[LevelResult] = []
         for level in levels:
             have = stats()["sessions"]
@@ -485,16 +623,19 @@ def run(levels: Sequence[int], count: int, inflight: int, trace: bool, timeout: 
                 filled = batch("fill", level - have)
                 if filled["ok"] != level - have:
                     raise BenchError(f"filling to {level}: {filled['ok']} of {level - have} accepted: {filled}")
+                full = stats("settle")
             before = stats()
             cpu0 = process_cpu_seconds(agent_pid)
             est = batch("establish", count)
             cpu1 = process_cpu_seconds(agent_pid)
+            during = stats()
             dele = batch("delete", est["ok"])
             after = stats()
             if after["sessions"] != before["sessions"]:
                 raise BenchError(f"level {level}: {before['sessions']} sessions before, {after['sessions']} after")
             lat = est["latencies_ms"]
             cpu_us = None if cpu0 is None or cpu1 is None or not est["ok"] else (cpu1 - cpu0) / est["ok"] * 1e6
+            client_us = est["cpu_s"] / est["ok"] * 1e6 if est["ok"] else None
             results.append(
                 LevelResult(
                     installed=before["sessions"],
@@ -503,6 +644,11 @@ def run(levels: Sequence[int], count: int, inflight: int, trace: bool, timeout: 
                     p50_ms=percentile(lat, 0.5),
                     p99_ms=percentile(lat, 0.99),
                     agent_us_per_establishment=cpu_us,
+                    client_us_per_establishment=client_us,
+                    agent_gc_us_per_establishment=(during["gc_seconds"] - before["gc_seconds"]) / est["ok"] * 1e6
+                    if est["ok"]
+                    else None,
+                    agent_gc_max_pause_ms=during["gc_max_pause_s"] * 1000,
                     deletions=dele["ok"],
                     deletion_rate=dele["ok"] / dele["elapsed_s"] if dele["elapsed_s"] else 0.0,
                     bad=est["bad"] + dele["bad"],
@@ -510,12 +656,14 @@ def run(levels: Sequence[int], count: int, inflight: int, trace: bool, timeout: 
                     causes=est["causes"],
                 )
             )
-        full = stats()
+        end = stats("settle")
         added = full["sessions"] - empty["sessions"]
         memory: dict[str, Any] = {
             "sessions": added,
             "rss_kib_empty": empty["rss_kib"],
             "rss_kib_full": full["rss_kib"],
+            "rss_kib_end": end["rss_kib"],
+            "sessions_end": end["sessions"],
             "rss_bytes_per_session": None,
             "traced_bytes_per_session": None,
         }
@@ -540,8 +688,8 @@ def run(levels: Sequence[int], count: int, inflight: int, trace: bool, timeout: 
             },
             "results": [asdict(r) for r in results],
             "memory": memory,
-            "agent_counters": full["counters"],
-            "unsent_datagrams": full["unsent"],
+            "agent_counters": end["counters"],
+            "unsent_datagrams": end["unsent"],
             "comparison": OPEN5GS,
             "target": {"rate": TARGET_RATE, "bytes_per_session": TARGET_BYTES},
         }
@@ -559,14 +707,18 @@ def format_report(report: dict[str, Any]) -> str:
         f"request: {s['request']}; {s['inflight']} in flight; {s['count']} timed per level",
         f"python {env['python']}, {env['cpu']}, {env['cores']} cores, load {env['loadavg']}",
         "",
-        f"{'installed':>10} {'est/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'agent us/est':>13} {'del/s':>9} {'bad':>4}",
+        f"{'installed':>10} {'est/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'agent us/est':>13} {'(in GC)':>8} "
+        f"{'GC max ms':>9} {'client us/est':>14} {'del/s':>9} {'bad':>4}",
     ]
     for r in report["results"]:
         cpu = "-" if r["agent_us_per_establishment"] is None else f"{r['agent_us_per_establishment']:.0f}"
+        ccpu = "-" if r["client_us_per_establishment"] is None else f"{r['client_us_per_establishment']:.0f}"
+        gcpu = "-" if r["agent_gc_us_per_establishment"] is None else f"{r['agent_gc_us_per_establishment']:.0f}"
         p50 = "-" if r["p50_ms"] is None else f"{r['p50_ms']:.2f}"
         p99 = "-" if r["p99_ms"] is None else f"{r['p99_ms']:.2f}"
         lines.append(
-            f"{r['installed']:>10} {r['rate']:>9.0f} {p50:>7} {p99:>7} {cpu:>13} {r['deletion_rate']:>9.0f} "
+            f"{r['installed']:>10} {r['rate']:>9.0f} {p50:>7} {p99:>7} {cpu:>13} {gcpu:>8} "
+            f"{r['agent_gc_max_pause_ms']:>9.1f} {ccpu:>14} {r['deletion_rate']:>9.0f} "
             f"{r['bad'] + r['timeouts']:>4}"
         )
     per = mem["rss_bytes_per_session"]
@@ -574,6 +726,8 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         f"memory: agent RSS {mem['rss_kib_empty']} KiB empty, {mem['rss_kib_full']} KiB with {mem['sessions']} "
         "sessions: " + ("-" if per is None else f"{per:.0f} bytes ({per / 1024:.2f} KiB) per session (RSS delta)"),
+        f"        (after gc.collect() with the PFCP response cache emptied; RSS at the end, after the timed "
+        f"establishments and deletions, with {mem['sessions_end']} sessions: {mem['rss_kib_end']} KiB)",
     ]
     if mem["traced_bytes_per_session"] is not None:
         lines.append(f"        tracemalloc: {mem['traced_bytes_per_session']:.0f} bytes per session (Python heap)")

@@ -61,7 +61,7 @@ from pfcp.events import (
 )
 from pfcp.messages import Message
 
-from . import alloc
+from . import alloc, gc_policy
 from .config import UpfConfig
 from .driver import Driver, DriverError, DriverEvent, UsageReport
 from .reports import rejection_ies, session_report
@@ -97,8 +97,13 @@ class ResyncResult:
 class UpfAgent:
     """The PFCP UP function over one dataplane :class:`~user_plane.driver.Driver`."""
 
-    def __init__(self, config: UpfConfig, driver: Driver, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: UpfConfig, driver: Driver, *, clock: Callable[[], float] = time.time, manage_gc: bool = True
+    ) -> None:
         self.config = config
+        #: Run :mod:`user_plane.gc_policy` while started (a server holding many sessions).
+        self.manage_gc = manage_gc
+        self._gc_held = False
         self.driver = driver
         self.clock = clock
         self.node: PfcpNode | None = None
@@ -145,6 +150,9 @@ class UpfAgent:
             self.node = None
             await self.driver.stop()
             raise
+        if self.manage_gc and not self._gc_held:
+            gc_policy.acquire()
+            self._gc_held = True
         log.info(
             "UPF agent %s listening on %s port %s (driver %s, features %s)",
             self.config.node_id,
@@ -171,6 +179,9 @@ class UpfAgent:
         for seid, (state, _) in list(self._sessions.items()):
             self._forget(seid, state)
         await self.driver.stop()
+        if self._gc_held:
+            self._gc_held = False
+            gc_policy.release()
         log.info("UPF agent stopped; %d sessions dropped", count)
 
     async def restart_driver(self) -> ResyncResult:
@@ -312,9 +323,7 @@ class UpfAgent:
         cp_seid = req.cp_f_seid.seid
 
         def answer(cause: pfcp.CauseValue, **ies: Any) -> Message:
-            return pfcp.SessionEstablishmentResponse(
-                seid=cp_seid, node_id=self._node_id, cause=pfcp.Cause(cause), **ies
-            )
+            return pfcp.SessionEstablishmentResponse(seid=cp_seid, node_id=self._node_id, cause=_cause(cause), **ies)
 
         owner = event.node_id
         if owner is None:  # the endpoint answers 72 before this; kept for a node without that check
@@ -362,7 +371,7 @@ class UpfAgent:
     def _modify(self, event: RequestReceived, req: pfcp.SessionModificationRequest) -> Message:
         found = self._session(event)
         if found is None:
-            return pfcp.SessionModificationResponse(seid=0, cause=pfcp.Cause(Cause.SESSION_CONTEXT_NOT_FOUND))
+            return pfcp.SessionModificationResponse(seid=0, cause=_cause(Cause.SESSION_CONTEXT_NOT_FOUND))
         seid, old = found
         flags = _SMREQ(0) if req.pfcpsmreq_flags is None else req.pfcpsmreq_flags.value
         reports: list[UsageReport] = []
@@ -375,7 +384,7 @@ class UpfAgent:
             reports.extend(self.driver.take_removed_reports(seid))
 
         def answer(cause: pfcp.CauseValue, **ies: Any) -> Message:
-            return pfcp.SessionModificationResponse(seid=old.cp_f_seid.seid, cause=pfcp.Cause(cause), **ies)
+            return pfcp.SessionModificationResponse(seid=old.cp_f_seid.seid, cause=_cause(cause), **ies)
 
         try:
             planned = plan_modification(
@@ -406,7 +415,7 @@ class UpfAgent:
     def _delete(self, event: RequestReceived, req: pfcp.SessionDeletionRequest) -> Message:
         found = self._session(event)
         if found is None:
-            return pfcp.SessionDeletionResponse(seid=0, cause=pfcp.Cause(Cause.SESSION_CONTEXT_NOT_FOUND))
+            return pfcp.SessionDeletionResponse(seid=0, cause=_cause(Cause.SESSION_CONTEXT_NOT_FOUND))
         seid, state = found
         try:
             reports = self.driver.remove(seid)  # final reports (TERMR, §7.5.7)
@@ -417,7 +426,7 @@ class UpfAgent:
         self.counters["sessions deleted"] += 1
         return pfcp.SessionDeletionResponse(
             seid=state.cp_f_seid.seid,
-            cause=pfcp.Cause(Cause.REQUEST_ACCEPTED),
+            cause=_cause(Cause.REQUEST_ACCEPTED),
             usage_report=tuple(r.to_ie(pfcp.UsageReportSDR) for r in reports),
         )
 
@@ -469,6 +478,17 @@ class UpfAgent:
         elif current is not None and response.pfcpsrrsp_flags is not None:
             if response.pfcpsrrsp_flags.value & pfcp.PFCPSRRspFlagsValue.DROBU:  # §8.2.32
                 self.driver.drop_buffered(seid)
+
+
+_CAUSES: dict[pfcp.CauseValue, pfcp.Cause] = {}
+
+
+def _cause(value: pfcp.CauseValue) -> pfcp.Cause:
+    """One Cause IE per value (IEs are immutable; every response carries one)."""
+    ie = _CAUSES.get(value)
+    if ie is None:
+        ie = _CAUSES[value] = pfcp.Cause(value)
+    return ie
 
 
 def _feature_names(features: pfcp.UPFeatures) -> str:

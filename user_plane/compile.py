@@ -26,7 +26,6 @@ other than GTP-U/UDP/IP; a BAR's DL Data Notification Delay is not applied.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Collection
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Final
@@ -66,16 +65,26 @@ TO_GTPU: Final = 2
 BUFF: Final = 3
 
 _A = pfcp.ApplyActionFlags
-_SUPPORTED_ACTIONS: Final = _A.DROP | _A.FORW | _A.BUFF | _A.NOCP
+# Apply Action bits as plain ints: IntFlag operators cost microseconds each on the install path.
+_DROP: Final = int(_A.DROP)
+_FORW: Final = int(_A.FORW)
+_BUFF: Final = int(_A.BUFF)
+_NOCP: Final = int(_A.NOCP)
+_SUPPORTED_ACTIONS: Final = _DROP | _FORW | _BUFF | _NOCP
 _SI = pfcp.SourceInterfaceValue
 _DI = pfcp.DestinationInterfaceValue
 _OHC = pfcp.OuterHeaderCreationDescription
 _OHC_GTPU: Final = int(_OHC.GTPU_UDP_IPV4 | _OHC.GTPU_UDP_IPV6)
+_OHC_V4: Final = int(_OHC.GTPU_UDP_IPV4)
+_OHC_V6: Final = int(_OHC.GTPU_UDP_IPV6)
 _OHR = pfcp.OuterHeaderRemovalDescription
 _OHR_GTPU: Final = frozenset({_OHR.GTPU_UDP_IPV4, _OHR.GTPU_UDP_IPV6, _OHR.GTPU_UDP_IP})
 _CORE_SIDE: Final = frozenset({_SI.CORE, _SI.SGI_LAN_N6_LAN})
-_MBQE: Final = pfcp.MeasurementInformationFlags.MBQE
+_MBQE: Final = int(pfcp.MeasurementInformationFlags.MBQE)
+#: Bound on the interned GTP-U peers (a UPF talks to a few thousand gNBs at most).
+_PEER_CACHE_SIZE: Final = 65536
 _M64: Final = (1 << 64) - 1
+_NONE: Final[frozenset[int]] = frozenset()
 
 #: (check the destination (S/D = 1), IPv4 as int, IPv6 prefix as (high, high mask, low, low mask)).
 UeMatch = tuple[bool, int | None, tuple[int, int, int, int] | None]
@@ -120,8 +129,8 @@ class Rule:
         "quota_fars",
         "rqi",
         "sdfs",
-        "session",
         "ue",
+        "up_seid",
         "uplink",
         "urr_ids",
     )
@@ -138,33 +147,39 @@ class Rule:
         self.gate_closed = False
         self.qfi: int | None = None
         self.rqi = False
-        self.mbqe: frozenset[int] = frozenset()
-        self.quota_fars: dict[int, FarAction] = {}  # URR ID -> its FAR ID for Quota Action
-        # Set by link():
-        self.session: Session
+        self.mbqe: frozenset[int] = _NONE
+        self.quota_fars: dict[int, FarAction] | None = None  # URR ID -> its FAR ID for Quota Action
+        # Set by link(). The rule holds its session's UP SEID, not the Session: a Session holds
+        # its rules, and no cycle means a removed session is freed by reference counting alone
+        # (the agent freezes long-lived objects out of the cyclic GC, see user_plane.agent).
+        self.up_seid = 0
         self.buckets: tuple[TokenBucket, ...] = ()
         self.pre: tuple[UrrMeter, ...] = ()
         self.post: tuple[UrrMeter, ...] = ()
-        self.quota: tuple[tuple[UrrMeter, FarAction | None], ...] = ()
+        self.quota: tuple[UrrMeter, ...] = ()  # every URR's meter, in URR ID order of the PDR
 
 
 class Session:
     """What the forwarder holds for one PFCP session: its compiled rules and keys, and
-    the state that outlives a rule change (meters, buckets, the downlink buffer)."""
+    the state that outlives a rule change (meters, buckets, the downlink buffer).
 
-    __slots__ = ("buckets", "buffer", "dl", "dldr_sent", "meters", "removed_reports", "state", "ul", "v4", "v6")
+    Kept small (one is held per session, 100k of them): the TEIDs only (the forwarder's
+    TEID table holds the rules), tuples rather than sets, and the buffer and the removed
+    URRs' reports are created when first needed."""
+
+    __slots__ = ("buckets", "buffer", "dl", "dldr_sent", "meters", "removed_reports", "state", "teids", "v4", "v6")
 
     def __init__(self, state: SessionState) -> None:
         self.state = state
-        self.ul: dict[int, tuple[Rule, ...]] = {}
+        self.teids: tuple[int, ...] = ()  # the local TEIDs its uplink rules match on
         self.dl: tuple[Rule, ...] = ()
-        self.v4: frozenset[int] = frozenset()
+        self.v4: tuple[int, ...] = ()
         self.v6: tuple[IPv6Network, ...] = ()
         self.meters: dict[int, UrrMeter] = {}
         self.buckets: dict[int, tuple[TokenBucket | None, TokenBucket | None]] = {}
-        self.buffer: collections.deque[tuple[str, bytes]] = collections.deque()
+        self.buffer: list[tuple[str, bytes]] | None = None  # downlink packets held (BUFF)
         self.dldr_sent = False
-        self.removed_reports: list[UsageReport] = []
+        self.removed_reports: list[UsageReport] | None = None
 
     @property
     def up_seid(self) -> int:
@@ -192,10 +207,10 @@ def _ue_match(ie: pfcp.UEIPAddress) -> UeMatch:
     return (ie.is_destination, None if ie.ipv4 is None else int(ie.ipv4), v6)
 
 
-def ue_keys(state: SessionState) -> tuple[frozenset[int], tuple[IPv6Network, ...]]:
+def ue_keys(state: SessionState) -> tuple[tuple[int, ...], tuple[IPv6Network, ...]]:
     """The UE's own addresses: what an ACCESS PDR matches as source, a CORE-side PDR
-    as destination (§8.2.62 S/D)."""
-    v4: set[int] = set()
+    as destination (§8.2.62 S/D), each once."""
+    v4: dict[int, None] = {}
     v6: dict[IPv6Network, None] = {}
     for pdr in state.pdrs.values():
         uplink = pdr.source_interface == _SI.ACCESS
@@ -203,13 +218,13 @@ def ue_keys(state: SessionState) -> tuple[frozenset[int], tuple[IPv6Network, ...
             if ie.is_destination == uplink:
                 continue
             if ie.ipv4 is not None:
-                v4.add(int(ie.ipv4))
+                v4[int(ie.ipv4)] = None
             if ie.ipv6 is not None:
                 v6[_v6_network(ie)] = None
-    return frozenset(v4), tuple(v6)
+    return tuple(v4), tuple(v6)
 
 
-def _sdf_ue(pdr: Pdr, v4: frozenset[int], v6: tuple[IPv6Network, ...]) -> list[UeAddress]:
+def _sdf_ue(pdr: Pdr, v4: tuple[int, ...], v6: tuple[IPv6Network, ...]) -> list[UeAddress]:
     """What ``assigned`` means in the PDR's SDF filters: its own UE IP Address, else the session's."""
     out: list[UeAddress] = []
     for ie in pdr.ue_ip_addresses:
@@ -232,9 +247,19 @@ class RuleCompiler:
         self.n3_ipv4 = n3_ipv4
         self.n3_ipv6 = n3_ipv6
         self.instances = frozenset(instances)
+        # One (address, port) tuple per gNB, shared by every FAR sending to it.
+        self._peers: dict[IPv4Address | IPv6Address, tuple[str, int]] = {}
+
+    def _peer(self, address: IPv4Address | IPv6Address) -> tuple[str, int]:
+        peer = self._peers.get(address)
+        if peer is None:
+            if len(self._peers) >= _PEER_CACHE_SIZE:
+                self._peers.clear()
+            peer = self._peers[address] = (str(address), gtpu.GTPU_PORT)
+        return peer
 
     def compile(
-        self, state: SessionState, v4: frozenset[int], v6: tuple[IPv6Network, ...]
+        self, state: SessionState, v4: tuple[int, ...], v6: tuple[IPv6Network, ...]
     ) -> tuple[dict[int, list[Rule]], list[Rule]]:
         """(uplink rules by TEID, downlink rules), each in precedence order; ``v4`` / ``v6``
         are the session's :func:`ue_keys`. Raises DriverError on what cannot be applied."""
@@ -249,28 +274,27 @@ class RuleCompiler:
                 dl.append(rule)
         return ul, dl
 
-    def _compile_pdr(self, state: SessionState, pdr: Pdr, v4: frozenset[int], v6: tuple[IPv6Network, ...]) -> Rule:
-        where = f"PDR {pdr.pdr_id}"
+    def _compile_pdr(self, state: SessionState, pdr: Pdr, v4: tuple[int, ...], v6: tuple[IPv6Network, ...]) -> Rule:
         if pdr.application_id is not None:
             raise DriverError(
-                f"{where}: Application ID {pdr.application_id!r} (application detection) is not supported"
+                f"PDR {pdr.pdr_id}: Application ID {pdr.application_id!r} (application detection) is not supported"
             )
         if pdr.predefined_rules or pdr.far_id is None:
-            raise DriverError(f"{where}: predefined rules are not supported")
+            raise DriverError(f"PDR {pdr.pdr_id}: predefined rules are not supported")
         if pdr.source_interface == _SI.ACCESS:
             uplink = True
             if pdr.local_f_teid is None or pdr.local_f_teid.teid < 0:
-                raise DriverError(f"{where}: an ACCESS PDR needs a local F-TEID (a TEID to match G-PDUs on)")
+                raise DriverError(f"PDR {pdr.pdr_id}: an ACCESS PDR needs a local F-TEID (a TEID to match G-PDUs on)")
         elif pdr.source_interface in _CORE_SIDE:
             uplink = False
             if pdr.local_f_teid is not None or pdr.outer_header_removal is not None:
-                raise DriverError(f"{where}: GTP-U from the core side (N9) is not supported")
+                raise DriverError(f"PDR {pdr.pdr_id}: GTP-U from the core side (N9) is not supported")
             if pdr.network_instance is not None and pdr.network_instance not in self.instances:
-                raise DriverError(f"{where}: Network Instance {pdr.network_instance!r} has no N6 interface")
+                raise DriverError(f"PDR {pdr.pdr_id}: Network Instance {pdr.network_instance!r} has no N6 interface")
             if not v4 and not v6:
-                raise DriverError(f"{where}: the session has no UE IP Address to match downlink packets on")
+                raise DriverError(f"PDR {pdr.pdr_id}: the session has no UE IP Address to match downlink packets on")
         else:
-            raise DriverError(f"{where}: source interface {pdr.source_interface} is not supported")
+            raise DriverError(f"PDR {pdr.pdr_id}: source interface {pdr.source_interface} is not supported")
         rule = Rule(pdr, uplink, self._far_action(state, pdr.far_id, pdr, uplink))
         if not uplink:
             rule.instance = pdr.network_instance
@@ -281,11 +305,11 @@ class RuleCompiler:
                 ue_addresses = _sdf_ue(pdr, v4, v6)
                 rule.sdfs = tuple(SdfFilter.from_ie(ie, ue_addresses or None) for ie in pdr.sdf_filters)
             except SdfError as exc:
-                raise DriverError(f"{where}: SDF filter: {exc}") from None
+                raise DriverError(f"PDR {pdr.pdr_id}: SDF filter: {exc}") from None
         for qer_id in pdr.qer_ids:
             qer = state.qers.get(qer_id)
             if qer is None:
-                raise DriverError(f"{where}: QER {qer_id} is not in the session")
+                raise DriverError(f"PDR {pdr.pdr_id}: QER {qer_id} is not in the session")
             if (qer.gate_ul if uplink else qer.gate_dl) == pfcp.Gate.CLOSED:
                 rule.gate_closed = True
             if not uplink and rule.qfi is None and qer.qfi is not None:  # the QFI the gNB sees (TS 38.415)
@@ -294,42 +318,46 @@ class RuleCompiler:
         for urr_id in pdr.urr_ids:
             urr = state.urrs.get(urr_id)
             if urr is None:
-                raise DriverError(f"{where}: URR {urr_id} is not in the session")
-            if urr.measurement_information is not None and urr.measurement_information & _MBQE:
+                raise DriverError(f"PDR {pdr.pdr_id}: URR {urr_id} is not in the session")
+            if urr.measurement_information is not None and int(urr.measurement_information) & _MBQE:
                 mbqe.add(urr_id)
             if urr.far_id_for_quota_action is not None:
+                if rule.quota_fars is None:
+                    rule.quota_fars = {}
                 rule.quota_fars[urr_id] = self._far_action(state, urr.far_id_for_quota_action, pdr, uplink)
-        rule.mbqe = frozenset(mbqe)
+        if mbqe:
+            rule.mbqe = frozenset(mbqe)
         return rule
 
     def _far_action(self, state: SessionState, far_id: int, pdr: Pdr, uplink: bool) -> FarAction:
         far = state.fars.get(far_id)
-        where = f"FAR {far_id}"
         if far is None:
-            raise DriverError(f"PDR {pdr.pdr_id}: {where} is not in the session")
-        action = far.apply_action
+            raise DriverError(f"PDR {pdr.pdr_id}: FAR {far_id} is not in the session")
+        action = int(far.apply_action)
         if action & ~_SUPPORTED_ACTIONS or far.duplicating_parameters:
-            raise DriverError(f"{where}: Apply Action {action!r} is not supported (only DROP, FORW, BUFF, NOCP)")
-        if action & _A.DROP:
+            raise DriverError(
+                f"FAR {far_id}: Apply Action {far.apply_action!r} is not supported (only DROP, FORW, BUFF, NOCP)"
+            )
+        if action & _DROP:
             return FarAction(far_id, DROP)
-        if action & _A.BUFF:
+        if action & _BUFF:
             if uplink:
-                raise DriverError(f"{where}: buffering uplink packets is not supported")
+                raise DriverError(f"FAR {far_id}: buffering uplink packets is not supported")
             bar = None if far.bar_id is None else state.bars.get(far.bar_id)
             count = None if bar is None else bar.suggested_buffering_packets_count
             limit = DEFAULT_BUFFER_PACKETS if count is None else count
-            return FarAction(far_id, BUFF, nocp=bool(action & _A.NOCP), buffer_limit=limit)
-        if not action & _A.FORW:
-            raise DriverError(f"{where}: Apply Action {action!r} names no action")
+            return FarAction(far_id, BUFF, nocp=bool(action & _NOCP), buffer_limit=limit)
+        if not action & _FORW:
+            raise DriverError(f"FAR {far_id}: Apply Action {far.apply_action!r} names no action")
         if far.transport_level_marking is not None or far.forwarding_policy is not None:
-            raise DriverError(f"{where}: Transport Level Marking and Forwarding Policy are not supported")
+            raise DriverError(f"FAR {far_id}: Transport Level Marking and Forwarding Policy are not supported")
         ohc = far.outer_header_creation
         dest = far.destination_interface
         if uplink:
             if ohc is not None:
-                raise DriverError(f"{where}: uplink Outer Header Creation (N9 forwarding) is not supported")
+                raise DriverError(f"FAR {far_id}: uplink Outer Header Creation (N9 forwarding) is not supported")
             if dest not in (_DI.CORE, _DI.SGI_LAN_N6_LAN):
-                raise DriverError(f"{where}: uplink FORW to destination interface {dest} is not supported")
+                raise DriverError(f"FAR {far_id}: uplink FORW to destination interface {dest} is not supported")
             ohr = pdr.outer_header_removal
             if ohr is None or ohr.description not in _OHR_GTPU:
                 raise DriverError(f"PDR {pdr.pdr_id}: forwarding to N6 needs Outer Header Removal GTP-U/UDP/IP")
@@ -337,11 +365,11 @@ class RuleCompiler:
             if instance is None and len(self.instances) == 1:
                 (instance,) = self.instances  # one N6: no name needed to choose it
             if instance not in self.instances:
-                raise DriverError(f"{where}: Network Instance {instance!r} has no N6 interface")
+                raise DriverError(f"FAR {far_id}: Network Instance {instance!r} has no N6 interface")
             assert instance is not None
             return FarAction(far_id, TO_N6, instance=instance)
         if dest != _DI.ACCESS or ohc is None:
-            raise DriverError(f"{where}: downlink FORW must go to ACCESS with Outer Header Creation GTP-U")
+            raise DriverError(f"FAR {far_id}: downlink FORW must go to ACCESS with Outer Header Creation GTP-U")
         teid, peer = self.gtpu_path(far_id, ohc)
         return FarAction(far_id, TO_GTPU, teid=teid, peer=peer)
 
@@ -351,20 +379,25 @@ class RuleCompiler:
         bits = int(ohc.description)
         if bits & ~_OHC_GTPU or not bits & _OHC_GTPU or ohc.teid is None:
             raise DriverError(f"FAR {far_id}: Outer Header Creation {ohc.description!r} is not supported")
-        if bits & _OHC.GTPU_UDP_IPV4 and ohc.ipv4 is not None and self.n3_ipv4 is not None:
-            return ohc.teid, (str(ohc.ipv4), gtpu.GTPU_PORT)
-        if bits & _OHC.GTPU_UDP_IPV6 and ohc.ipv6 is not None and self.n3_ipv6 is not None:
-            return ohc.teid, (str(ohc.ipv6), gtpu.GTPU_PORT)
+        if bits & _OHC_V4 and ohc.ipv4 is not None and self.n3_ipv4 is not None:
+            return ohc.teid, self._peer(ohc.ipv4)
+        if bits & _OHC_V6 and ohc.ipv6 is not None and self.n3_ipv6 is not None:
+            return ohc.teid, self._peer(ohc.ipv6)
         raise DriverError(f"FAR {far_id}: no N3 address of the peer's IP version for {ohc.description!r}")
 
 
 def link(rule: Rule, session: Session) -> None:
     """Bind ``rule`` to the meters and buckets ``session`` carries; the URRs whose
     Measurement Information has MBQE count before QoS enforcement (§8.2.68)."""
-    rule.session = session
+    rule.up_seid = session.state.up_seid
     side = 0 if rule.uplink else 1
     rule.buckets = tuple(b for q in rule.qer_ids if (b := session.buckets[q][side]) is not None)
     meters = session.meters
-    rule.pre = tuple(meters[u] for u in rule.urr_ids if u in rule.mbqe)
-    rule.post = tuple(meters[u] for u in rule.urr_ids if u not in rule.mbqe)
-    rule.quota = tuple((meters[u], rule.quota_fars.get(u)) for u in rule.urr_ids)
+    mbqe = rule.mbqe
+    if mbqe:
+        rule.pre = tuple(meters[u] for u in rule.urr_ids if u in mbqe)
+        rule.post = tuple(meters[u] for u in rule.urr_ids if u not in mbqe)
+    else:
+        rule.post = tuple(meters[u] for u in rule.urr_ids)
+    # The same tuple when no URR measures before QoS: one object less per rule.
+    rule.quota = rule.post if not mbqe else tuple(meters[u] for u in rule.urr_ids)

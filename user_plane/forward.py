@@ -29,10 +29,16 @@ Theory of operation:
   Modification Response) cannot be returned by ``install``: they wait for
   :meth:`Forwarder.take_removed_reports`.
 * Timers: :meth:`Forwarder.next_deadline` / :meth:`Forwarder.tick` drive the URR
-  meters; ``timers_changed`` tells an I/O loop when to re-read the deadline.
+  meters through a heap of deadlines (:mod:`user_plane.timers`: O(log N) per install,
+  tick or look-up, not a walk over every URR); ``timers_changed`` tells an I/O loop
+  when to re-read the deadline.
+* Memory: one :class:`~user_plane.compile.Session` per PFCP session, kept small and
+  free of reference cycles (a removed session is freed by reference counting alone,
+  which the agent's GC policy relies on, see :mod:`user_plane.gc_policy`).
 
 Added to the agreed API: ``take_removed_reports(up_seid)``, ``buffered(up_seid)``,
-``timers_changed``, :data:`DEFAULT_BUFFER_PACKETS`.
+``timers_changed``, :data:`DEFAULT_BUFFER_PACKETS`, ``meters(up_seid)`` (the live meters,
+for a dataplane that counts elsewhere) and ``meters_changed(up_seid)``.
 
 What install rejects (DriverError naming the rule) is listed in :mod:`user_plane.compile`.
 """
@@ -41,7 +47,7 @@ from __future__ import annotations
 
 import collections
 import struct
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Final
@@ -63,8 +69,9 @@ from .compile import (
     ue_keys,
 )
 from .driver import Direction, DownlinkData, DriverError, DriverEvent, SessionUsage, UsageReport
-from .qos import updated_bucket
+from .qos import TokenBucket, updated_bucket
 from .session import SessionState
+from .timers import UrrTimers
 from .usage import UrrMeter
 
 __all__ = ["DEFAULT_BUFFER_PACKETS", "Forwarder", "UnknownTeid"]
@@ -78,6 +85,8 @@ _encode_gpdu_header = gtpu.encode_gpdu_header
 _decode_gpdu = gtpu.decode_gpdu
 _GtpuError = gtpu.GtpuError
 Datagram = tuple[bytes, tuple[str, int]]
+_NO_METERS: Final[Mapping[int, UrrMeter]] = {}
+_NO_BUCKETS: Final[Mapping[int, tuple[TokenBucket | None, TokenBucket | None]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +144,8 @@ class Forwarder:
         self._dl4: dict[int, Session] = {}  # UE IPv4 -> session
         self._dl6: dict[int, Session] = {}  # upper 64 bits of a UE /64 -> session
         self._dl6_other: list[tuple[IPv6Network, int, int, Session]] = []  # other prefix lengths
+        self._timers = UrrTimers(self._current_meter, self._all_meters)
+        self._schedule = self._timers.schedule
 
     @property
     def n3_ipv4(self) -> IPv4Address | None:
@@ -169,15 +180,18 @@ class Forwarder:
             session.buffer, session.dldr_sent = old.buffer, old.dldr_sent
             session.removed_reports = old.removed_reports
         self._commit_meters(session, old, now)
-        for rule in dl + [r for rules in ul.values() for r in rules]:
+        for rule in dl:
             link(rule, session)
-        session.ul = {teid: tuple(rules) for teid, rules in ul.items()}
+        for rules in ul.values():
+            for rule in rules:
+                link(rule, session)
+        session.teids = tuple(ul)
         session.dl = tuple(dl)
-        self._register(session)
+        self._register(session, ul)
         self.timers_changed = True
-        if session.buffer:
-            pending = list(session.buffer)
-            session.buffer.clear()
+        pending = session.buffer
+        if pending:
+            session.buffer = None
             for instance, packet in pending:
                 sent = self._downlink(session, instance, packet, len(packet), packet[0] >> 4, now)
                 if sent is not None:
@@ -190,8 +204,8 @@ class Forwarder:
         """A TEID (TS 29.281 §5.1) and a UE address identify one session."""
         for teid in ul:
             rules = self._ul.get(teid)
-            if rules is not None and rules[0].session.up_seid != seid:
-                raise DriverError(f"TEID {teid:#x} belongs to session {rules[0].session.up_seid:#x}")
+            if rules is not None and rules[0].up_seid != seid:
+                raise DriverError(f"TEID {teid:#x} belongs to session {rules[0].up_seid:#x}")
         for addr in session.v4:
             owner = self._dl4.get(addr)
             if owner is not None and owner.up_seid != seid:
@@ -224,26 +238,36 @@ class Forwarder:
 
     def _commit_meters(self, session: Session, old: Session | None, now: float) -> None:
         state = session.state
-        old_meters = {} if old is None else old.meters
-        old_buckets = {} if old is None else old.buckets
+        seid = state.up_seid
+        old_meters = _NO_METERS if old is None else old.meters
+        old_buckets = _NO_BUCKETS if old is None else old.buckets
+        meters = session.meters
         for urr_id, urr in state.urrs.items():
             meter = old_meters.get(urr_id)
             if meter is None:
                 meter = UrrMeter(urr, now)
+                self._schedule(seid, meter)
             elif meter.urr != urr:
                 reports = meter.update(urr, now)
                 if reports:
-                    self.events.append(SessionUsage(state.up_seid, tuple(reports)))
-            session.meters[urr_id] = meter
-        for urr_id in sorted(old_meters.keys() - state.urrs.keys()):
-            session.removed_reports.append(old_meters[urr_id].final(now))  # §7.5.4: Remove URR reports
+                    self.events.append(SessionUsage(seid, tuple(reports)))
+                self._schedule(seid, meter)
+            meters[urr_id] = meter  # a kept meter's timer entries stay valid (same session, same meter)
+        if old_meters:
+            for urr_id in sorted(old_meters.keys() - state.urrs.keys()):
+                if session.removed_reports is None:
+                    session.removed_reports = []
+                session.removed_reports.append(old_meters[urr_id].final(now))  # §7.5.4: Remove URR reports
         for qer_id, qer in state.qers.items():
             ul, dl = old_buckets.get(qer_id, (None, None))
             session.buckets[qer_id] = (updated_bucket(ul, qer.mbr_ul, now), updated_bucket(dl, qer.mbr_dl, now))
 
-    def _register(self, session: Session) -> None:
+    def _register(self, session: Session, ul: Mapping[int, list[Rule]]) -> None:
         self._sessions[session.up_seid] = session
-        self._ul.update(session.ul)
+        self._timers.meters += len(session.meters)
+        table = self._ul
+        for teid, rules in ul.items():
+            table[teid] = tuple(rules)
         for addr in session.v4:
             self._dl4[addr] = session
         for net in session.v6:
@@ -254,14 +278,16 @@ class Forwarder:
 
     def _unregister(self, session: Session) -> None:
         del self._sessions[session.up_seid]
-        for teid in session.ul:
+        self._timers.meters -= len(session.meters)
+        for teid in session.teids:
             del self._ul[teid]
         for addr in session.v4:
             del self._dl4[addr]
         for net in session.v6:
             if net.prefixlen == 64:
                 del self._dl6[int(net.network_address) >> 64]
-        self._dl6_other = [e for e in self._dl6_other if e[3] is not session]
+        if self._dl6_other:
+            self._dl6_other = [e for e in self._dl6_other if e[3] is not session]
 
     # -- session operations ----------------------------------------------------
 
@@ -272,7 +298,8 @@ class Forwarder:
         if session is None:
             return []
         self._unregister(session)
-        self.counters["dl_buffer_discarded"] += len(session.buffer)
+        if session.buffer:
+            self.counters["dl_buffer_discarded"] += len(session.buffer)
         return [session.meters[u].final(now) for u in sorted(session.meters)]
 
     def query(
@@ -284,7 +311,10 @@ class Forwarder:
         for urr_id in ids:
             if urr_id not in meters:
                 raise DriverError(f"session {up_seid:#x} has no URR {urr_id}")
-        return [meters[u].query(now, reference) for u in ids]
+        reports = [meters[u].query(now, reference) for u in ids]
+        for urr_id in ids:  # a report restarts the measurement: its deadlines move
+            self._schedule(up_seid, meters[urr_id])
+        return reports
 
     def take_removed_reports(self, up_seid: int) -> list[UsageReport]:
         """Final reports of the URRs that installs removed from the session since the last
@@ -292,25 +322,42 @@ class Forwarder:
         session = self._sessions.get(up_seid)
         if session is None:
             return []
-        reports, session.removed_reports = session.removed_reports, []
-        return reports
+        reports, session.removed_reports = session.removed_reports, None
+        return reports or []
 
     def drop_buffered(self, up_seid: int) -> int:
         """Discard the session's buffered downlink packets (DROBU, §8.2.31); returns how many."""
         session = self._session(up_seid)
-        count = len(session.buffer)
-        session.buffer.clear()
+        count = len(session.buffer) if session.buffer else 0
+        session.buffer = None
         session.dldr_sent = False
         self.counters["dl_buffer_discarded"] += count
         return count
 
     def buffered(self, up_seid: int) -> int:
         """How many downlink packets the session holds in its buffer."""
-        return len(self._session(up_seid).buffer)
+        buffer = self._session(up_seid).buffer
+        return len(buffer) if buffer else 0
 
     def installed(self) -> Mapping[int, SessionState]:
         """The states in force, by UP SEID (a snapshot)."""
         return {seid: s.state for seid, s in self._sessions.items()}
+
+    def meters(self, up_seid: int) -> Mapping[int, UrrMeter]:
+        """The live URR meters of a session by URR ID (not a copy: for a dataplane that
+        counts packets elsewhere and feeds the meters). Whoever changes a meter's timers
+        outside the forwarder (``count()`` set ``timers_changed``) calls
+        :meth:`meters_changed`. Raises DriverError for an unknown session."""
+        return self._session(up_seid).meters
+
+    def meters_changed(self, up_seid: int) -> None:
+        """Re-read the deadlines of a session's meters after they were driven outside the
+        forwarder (a count() that started or resumed a timer). Unknown session: nothing."""
+        session = self._sessions.get(up_seid)
+        if session is not None:
+            for meter in session.meters.values():
+                self._schedule(up_seid, meter)
+            self.timers_changed = True
 
     def _session(self, up_seid: int) -> Session:
         session = self._sessions.get(up_seid)
@@ -320,21 +367,30 @@ class Forwarder:
 
     # -- timers ------------------------------------------------------------------
 
+    def _current_meter(self, up_seid: int, urr_id: int) -> UrrMeter | None:
+        session = self._sessions.get(up_seid)
+        return None if session is None else session.meters.get(urr_id)
+
+    def _all_meters(self) -> Iterator[tuple[int, UrrMeter]]:
+        for seid, session in self._sessions.items():
+            for meter in session.meters.values():
+                yield seid, meter
+
     def next_deadline(self) -> float | None:
-        """The earliest time :meth:`tick` has URR work to do, or None."""
-        deadlines = [
-            d for s in self._sessions.values() for m in s.meters.values() if (d := m.next_deadline()) is not None
-        ]
-        return min(deadlines, default=None)
+        """The earliest time :meth:`tick` has URR work to do, or None (O(log N), see
+        :mod:`user_plane.timers`)."""
+        return self._timers.next_deadline()
 
     def tick(self, now: float) -> None:
-        """Run the URR timers that are due; their reports become SessionUsage events."""
-        for seid, session in self._sessions.items():
+        """Run the URR timers that are due; their reports become SessionUsage events
+        (one per session, its reports in URR order)."""
+        for seid, ids in self._timers.due(now).items():
+            session = self._sessions[seid]
             reports: list[UsageReport] = []
             for meter in session.meters.values():
-                deadline = meter.next_deadline()
-                if deadline is not None and deadline <= now:
+                if id(meter) in ids:
                     reports += meter.tick(now)
+                    self._schedule(seid, meter)
             if reports:
                 self.events.append(SessionUsage(seid, tuple(reports)))
         self.timers_changed = True
@@ -434,17 +490,22 @@ class Forwarder:
         if far.nocp and not session.dldr_sent:
             session.dldr_sent = True
             self.events.append(DownlinkData(session.up_seid, rule.pdr_id, rule.qfi))
-        if len(session.buffer) >= far.buffer_limit:
+        buffer = session.buffer
+        if buffer is None:
+            buffer = session.buffer = []
+        if len(buffer) >= far.buffer_limit:
             self.counters["dl_buffer_overflow"] += 1
         else:
-            session.buffer.append((instance, packet))
+            buffer.append((instance, packet))
         return None
 
     def _enforce(self, rule: Rule, direction: Direction, n: int, now: float) -> FarAction | None:
         """URRs and QERs of a matched PDR; the FAR to apply, or None when dropped."""
         far = rule.far
-        for meter, quota_far in rule.quota:
+        for meter in rule.quota:
             if meter.blocked:  # §5.2.2.2: quota exhausted
+                quota_fars = rule.quota_fars
+                quota_far = None if quota_fars is None else quota_fars.get(meter.urr.urr_id)
                 if quota_far is None:
                     self.counters["drop_quota"] += 1
                     return None
@@ -460,10 +521,11 @@ class Forwarder:
         for meter in rule.pre:  # MBQE: measured before QoS enforcement (§8.2.68)
             report = meter.count(direction, n, now)
             if report is not None:
-                events.append(SessionUsage(rule.session.up_seid, (report,)))
+                events.append(SessionUsage(rule.up_seid, (report,)))
             if meter.timers_changed:
                 meter.timers_changed = False
                 self.timers_changed = True
+                self._schedule(rule.up_seid, meter)
         if rule.gate_closed:
             self.counters["drop_gate"] += 1
             return None
@@ -484,8 +546,9 @@ class Forwarder:
         for meter in rule.post:
             report = meter.count(direction, n, now)
             if report is not None:
-                events.append(SessionUsage(rule.session.up_seid, (report,)))
+                events.append(SessionUsage(rule.up_seid, (report,)))
             if meter.timers_changed:
                 meter.timers_changed = False
                 self.timers_changed = True
+                self._schedule(rule.up_seid, meter)
         return far

@@ -17,11 +17,14 @@ Checks between rules (references, conflicts) and the causes live in
 from __future__ import annotations
 
 import operator
+import sys
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pfcp
+
+from .frozen import fast_init
 
 __all__ = ["Bar", "Far", "LocalFTeid", "Pdr", "Qer", "Urr", "fixed_f_teid", "pdi_fields"]
 __all__ += ["bar_from_create", "far_from_create", "pdr_from_create", "qer_from_create", "urr_from_create"]
@@ -33,8 +36,35 @@ _OHC_GTPU = _OHC.GTPU_UDP_IPV4 | _OHC.GTPU_UDP_IPV6
 _OHC_V4 = _OHC.GTPU_UDP_IPV4 | _OHC.UDP_IPV4 | _OHC.IPV4
 _OHC_V6 = _OHC.GTPU_UDP_IPV6 | _OHC.UDP_IPV6 | _OHC.IPV6
 _OHC_HEADERS = _OHC_V4 | _OHC_V6
+# The same bits as plain ints (IntFlag operators are slow on the establishment path).
+_OHC_GTPU_BITS = int(_OHC_GTPU)
+_OHC_V4_BITS = int(_OHC_V4)
+_OHC_V6_BITS = int(_OHC_V6)
+_OHC_HEADER_BITS = int(_OHC_HEADERS)
+_FORW = int(pfcp.ApplyActionFlags.FORW)
+#: Bound on interned IE values (see _shared).
+_SHARED_MAX = 4096
+_shared_ies: dict[Any, Any] = {}
 
 
+def _shared(ie: Any) -> Any:
+    """One object for equal IE values repeated across sessions (Outer Header Removal, a
+    Volume Threshold...): a decoded IE costs a few hundred bytes, and the desired state
+    of 100k sessions holds several each. IEs are frozen, so sharing is invisible."""
+    shared = _shared_ies.get(ie)
+    if shared is None:
+        if len(_shared_ies) >= _SHARED_MAX:
+            _shared_ies.clear()
+        shared = _shared_ies[ie] = ie
+    return shared
+
+
+def _name(value: str) -> str:
+    """Network Instance names repeat in every session: one string each."""
+    return sys.intern(value)
+
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LocalFTeid:
     """The local F-TEID a PDR matches on (PDI, §8.2.3), after any CH allocation.
@@ -54,7 +84,12 @@ class LocalFTeid:
         """The F-TEID IE with the values in force (as returned in Created PDR, §7.5.3.2)."""
         return pfcp.FTEID(teid=self.teid, ipv4=self.ipv4, ipv6=self.ipv6)
 
+    def with_teid(self, teid: int) -> LocalFTeid:
+        """This F-TEID with another TEID (dataclasses.replace, without its cost)."""
+        return LocalFTeid(teid, self.ipv4, self.ipv6, self.allocated, self.choose_id)
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Pdr:
     """A Packet Detection Rule: PDI match fields plus the rules it points to (§5.2.1)."""
@@ -74,6 +109,25 @@ class Pdr:
     urr_ids: tuple[int, ...] = ()
     predefined_rules: tuple[str, ...] = ()
 
+    def with_local_f_teid(self, local_f_teid: LocalFTeid | None) -> Pdr:
+        """This PDR with another local F-TEID (dataclasses.replace, without its cost)."""
+        return Pdr(
+            self.pdr_id,
+            self.precedence,
+            self.source_interface,
+            local_f_teid,
+            self.network_instance,
+            self.ue_ip_addresses,
+            self.sdf_filters,
+            self.application_id,
+            self.qfis,
+            self.outer_header_removal,
+            self.far_id,
+            self.qer_ids,
+            self.urr_ids,
+            self.predefined_rules,
+        )
+
     def match_key(self) -> tuple[Any, ...]:
         """Precedence and every PDI match field, order-insensitive: two PDRs of a
         session with equal keys cannot be told apart (§5.2.1)."""
@@ -91,6 +145,7 @@ class Pdr:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Far:
     """A Forwarding Action Rule (§5.2.1, Table 7.5.2.3-1), Forwarding Parameters flattened.
@@ -112,20 +167,21 @@ class Far:
     def usable(self) -> bool:
         """FORW has a Destination Interface (Table 7.5.2.3-1), and an Outer Header
         Creation names a header and carries the TEID/addresses it needs (§8.2.56)."""
-        if self.apply_action & pfcp.ApplyActionFlags.FORW and self.destination_interface is None:
+        if int(self.apply_action) & _FORW and self.destination_interface is None:
             return False
         ohc = self.outer_header_creation
         if ohc is None:
             return True
-        bits = ohc.description
+        bits = int(ohc.description)
         return (
-            bool(bits & _OHC_HEADERS)
-            and not (bits & _OHC_GTPU and ohc.teid is None)
-            and not (bits & _OHC_V4 and ohc.ipv4 is None)
-            and not (bits & _OHC_V6 and ohc.ipv6 is None)
+            bool(bits & _OHC_HEADER_BITS)
+            and not (bits & _OHC_GTPU_BITS and ohc.teid is None)
+            and not (bits & _OHC_V4_BITS and ohc.ipv4 is None)
+            and not (bits & _OHC_V6_BITS and ohc.ipv6 is None)
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Qer:
     """A QoS Enforcement Rule (Table 7.5.2.5-1). Bit rates are in kbit/s (§8.2.8)."""
@@ -142,6 +198,7 @@ class Qer:
     qer_correlation_id: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Urr:
     """A Usage Reporting Rule (Table 7.5.2.4-1). Times are in seconds (§8.2.32 ff.)."""
@@ -174,6 +231,7 @@ class Urr:
     quota_grants: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Bar:
     """A Buffering Action Rule (Table 7.5.2.6-1)."""
@@ -194,7 +252,20 @@ _same: Any = None  # kept as the pfcp IE
 
 
 def _ids(ies: tuple[Any, ...]) -> tuple[int, ...]:
-    return tuple(i.value for i in ies)
+    """Rule IDs of ID IEs; the same short lists ((1,), (1, 2)...) recur in every session: one
+    tuple each (bounded as for _shared)."""
+    if not ies:
+        return ()
+    ids = tuple(i.value for i in ies)
+    shared = _shared_ids.get(ids)
+    if shared is None:
+        if len(_shared_ids) >= _SHARED_MAX:
+            _shared_ids.clear()
+        shared = _shared_ids[ids] = ids
+    return shared
+
+
+_shared_ids: dict[tuple[int, ...], tuple[int, ...]] = {}
 
 
 _QER_FIELDS: tuple[tuple[str, Any], ...] = (
@@ -207,8 +278,8 @@ _URR_FIELDS: tuple[tuple[str, Any], ...] = (
     ("measurement_method", _value),
     ("reporting_triggers", _value),
     ("measurement_period", _value),
-    ("volume_threshold", _same),
-    ("volume_quota", _same),
+    ("volume_threshold", _shared),
+    ("volume_quota", _shared),
     ("event_threshold", _value),
     ("event_quota", _value),
     ("time_threshold", _value),
@@ -236,7 +307,7 @@ _BAR_FIELDS: tuple[tuple[str, Any], ...] = (
 # (Table 7.5.4.3-2) share these names.
 _FORWARDING_FIELDS: tuple[tuple[str, Any], ...] = (
     ("destination_interface", _value),
-    ("network_instance", _value),
+    ("network_instance", lambda ie: _name(ie.value)),
     ("outer_header_creation", _same),
     ("transport_level_marking", _same),
     ("forwarding_policy", lambda ie: ie.identifier),
@@ -263,7 +334,7 @@ def pdi_fields(pdi: pfcp.PDI, local_f_teid: LocalFTeid | None) -> dict[str, Any]
     return {
         "source_interface": pdi.source_interface.value,
         "local_f_teid": local_f_teid,
-        "network_instance": None if pdi.network_instance is None else pdi.network_instance.value,
+        "network_instance": None if pdi.network_instance is None else _name(pdi.network_instance.value),
         "ue_ip_addresses": pdi.ue_ip_address,
         "sdf_filters": pdi.sdf_filter,
         "application_id": None if pdi.application_id is None else pdi.application_id.value,
@@ -280,15 +351,22 @@ def fixed_f_teid(fteid: pfcp.FTEID | None) -> LocalFTeid | None:
 
 def pdr_from_create(ie: pfcp.CreatePDR, local_f_teid: LocalFTeid | None) -> Pdr:
     """A Pdr from Create PDR (Table 7.5.2.2-1); ``local_f_teid`` as for :func:`pdi_fields`."""
+    pdi = ie.pdi  # positional, in field order: keyword and ** unpacking cost more than the rest
     return Pdr(
-        pdr_id=ie.pdr_id.value,
-        precedence=ie.precedence.value,
-        outer_header_removal=ie.outer_header_removal,
-        far_id=None if ie.far_id is None else ie.far_id.value,
-        qer_ids=_ids(ie.qer_id),
-        urr_ids=_ids(ie.urr_id),
-        predefined_rules=tuple(r.value for r in ie.activate_predefined_rules),
-        **pdi_fields(ie.pdi, local_f_teid),
+        ie.pdr_id.value,
+        ie.precedence.value,
+        pdi.source_interface.value,
+        local_f_teid,
+        None if pdi.network_instance is None else _name(pdi.network_instance.value),
+        pdi.ue_ip_address,
+        pdi.sdf_filter,
+        None if pdi.application_id is None else pdi.application_id.value,
+        _ids(pdi.qfi),
+        None if ie.outer_header_removal is None else _shared(ie.outer_header_removal),
+        None if ie.far_id is None else ie.far_id.value,
+        _ids(ie.qer_id),
+        _ids(ie.urr_id),
+        tuple(r.value for r in ie.activate_predefined_rules) if ie.activate_predefined_rules else (),
     )
 
 

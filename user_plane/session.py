@@ -38,14 +38,16 @@ Causes (Table 8.2.1-1) where the spec leaves the choice:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pfcp
 
 from . import rules
+from .frozen import fast_init
 from .rules import Bar, Far, LocalFTeid, Pdr, Qer, Urr
 
 __all__ = ["Plan", "Rejection", "ResourcesExhausted", "SessionState", "TeidAllocator"]
@@ -57,8 +59,9 @@ IE = pfcp.IEType
 _A = pfcp.ApplyActionFlags
 #: SessionState's rule tables, in field order.
 _KINDS = (RuleType.PDR, RuleType.FAR, RuleType.QER, RuleType.URR, RuleType.BAR)
-#: §8.2.26: one and only one of these is set.
-_EXCLUSIVE_ACTIONS = (_A.DROP, _A.FORW, _A.BUFF, _A.IPMA, _A.IPMD)
+#: §8.2.26: one and only one of these is set. Plain ints: IntFlag operators are slow.
+_EXCLUSIVE_ACTIONS = int(_A.DROP | _A.FORW | _A.BUFF | _A.IPMA | _A.IPMD)
+_FORW = int(_A.FORW)
 
 #: Allocates a local TEID; receives the CHID of the request (None without one).
 TeidAllocator = Callable[[int | None], int]
@@ -76,6 +79,7 @@ def _no_addresses(pdi: pfcp.PDI) -> tuple[IPv4Address | None, IPv6Address | None
     return (None, None)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SessionState:
     """The rules one PFCP session should hold, by rule ID. Never mutated."""
@@ -106,6 +110,7 @@ class Rejection:
     failed_rule: pfcp.FailedRuleID | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Plan:
     """An accepted request: the complete new state and what the response and the
@@ -136,14 +141,20 @@ def _ie_error(cause: pfcp.CauseValue, ie_type: int) -> _Reject:
 class _Draft:
     """The mutable working copy a plan is built in; frozen into a SessionState at the end."""
 
-    def __init__(self, state: SessionState, local_addresses: LocalAddresses) -> None:
-        self.cp_f_seid = state.cp_f_seid
-        self.up_seid = state.up_seid
-        maps = (state.pdrs, state.fars, state.qers, state.urrs, state.bars)
-        self.rules: dict[RuleType, dict[int, Any]] = {k: dict(m) for k, m in zip(_KINDS, maps, strict=True)}
-        self.removed: dict[RuleType, set[int]] = {kind: set() for kind in self.rules}
-        self.touched: dict[RuleType, list[int]] = {kind: [] for kind in self.rules}  # request order
-        self.updated: dict[RuleType, set[int]] = {kind: set() for kind in self.rules}
+    def __init__(
+        self, cp_f_seid: pfcp.FSEID, up_seid: int, state: SessionState | None, local_addresses: LocalAddresses
+    ) -> None:
+        self.cp_f_seid = cp_f_seid
+        self.up_seid = up_seid
+        if state is None:  # an establishment: nothing to copy
+            self.rules: dict[RuleType, dict[int, Any]] = {k: {} for k in _KINDS}
+        else:
+            maps = (state.pdrs, state.fars, state.qers, state.urrs, state.bars)
+            self.rules = {k: dict(m) for k, m in zip(_KINDS, maps, strict=True)}
+        # Filled on first use (most requests touch few kinds; an establishment removes nothing).
+        self.removed: defaultdict[RuleType, set[int]] = defaultdict(set)
+        self.touched: defaultdict[RuleType, list[int]] = defaultdict(list)  # request order
+        self.updated: defaultdict[RuleType, set[int]] = defaultdict(set)
         self.local_addresses = local_addresses
         self.chid_teids: dict[int, LocalFTeid] = {}  # CHID -> F-TEID (real or placeholder)
         self.placeholders: dict[int, int | None] = {}  # placeholder TEID -> CHID
@@ -193,9 +204,13 @@ class _Draft:
         return chosen
 
 
-def _check_apply_action(ie: pfcp.ApplyAction) -> None:
-    if sum(bool(ie.value & a) for a in _EXCLUSIVE_ACTIONS) != 1:
-        raise _ie_error(Cause.MANDATORY_IE_INCORRECT, IE.APPLY_ACTION)  # §8.2.26
+def _check_apply_action(ie: pfcp.ApplyAction) -> int:
+    """The Apply Action bits as an int; one and only one exclusive action (§8.2.26)."""
+    value = int(ie.value)
+    exclusive = value & _EXCLUSIVE_ACTIONS
+    if not exclusive or exclusive & (exclusive - 1):  # none, or more than one bit
+        raise _ie_error(Cause.MANDATORY_IE_INCORRECT, IE.APPLY_ACTION)
+    return value
 
 
 def _apply_creates(draft: _Draft, req: pfcp.SessionEstablishmentRequest | pfcp.SessionModificationRequest) -> None:
@@ -208,8 +223,7 @@ def _apply_creates(draft: _Draft, req: pfcp.SessionEstablishmentRequest | pfcp.S
         if pdr_ie.pdi.local_f_teid is not None and pdr_ie.pdi.local_f_teid.choose:
             draft.ch_created.append(pdr_ie.pdr_id.value)
     for far_ie in req.create_far:
-        _check_apply_action(far_ie.apply_action)
-        if far_ie.apply_action.value & _A.FORW and far_ie.forwarding_parameters is None:
+        if _check_apply_action(far_ie.apply_action) & _FORW and far_ie.forwarding_parameters is None:
             raise _ie_error(Cause.CONDITIONAL_IE_MISSING, IE.FORWARDING_PARAMETERS)  # Table 7.5.2.3-1
         draft.create(RuleType.FAR, far_ie.far_id.value)
         fars[far_ie.far_id.value] = rules.far_from_create(far_ie)
@@ -253,9 +267,36 @@ def _apply_updates(draft: _Draft, req: pfcp.SessionModificationRequest) -> None:
         draft.rules[RuleType.BAR][bar_id] = rules.update_bar(draft.existing(RuleType.BAR, bar_id), req.update_bar)
 
 
+def _references_hold(tables: Mapping[RuleType, Mapping[int, Any]]) -> bool:
+    """The common case of :func:`_check_references`, without sorting: every reference holds."""
+    fars, qers, urrs, bars = (tables[k] for k in (RuleType.FAR, RuleType.QER, RuleType.URR, RuleType.BAR))
+    for pdr in tables[RuleType.PDR].values():
+        if pdr.far_id is not None and pdr.far_id not in fars:
+            return False
+        for qer_id in pdr.qer_ids:
+            if qer_id not in qers:
+                return False
+        for urr_id in pdr.urr_ids:
+            if urr_id not in urrs:
+                return False
+    for far in fars.values():
+        if far.bar_id is not None and far.bar_id not in bars:
+            return False
+    for urr in urrs.values():
+        for linked in urr.linked_urr_ids:
+            if linked not in urrs:
+                return False
+        if urr.far_id_for_quota_action is not None and urr.far_id_for_quota_action not in fars:
+            return False
+    return True
+
+
 def _check_references(draft: _Draft) -> None:
-    """Every rule a rule points to exists once the request is applied (§5.2.1)."""
+    """Every rule a rule points to exists once the request is applied (§5.2.1); the
+    first broken one in rule ID order is the one reported."""
     tables, removed = draft.rules, draft.removed
+    if _references_hold(tables):
+        return
 
     def need(target: RuleType, target_id: int, kind: RuleType, rule_id: int) -> None:
         if target_id not in tables[target]:
@@ -284,6 +325,10 @@ def _check_conflicts(draft: _Draft) -> None:
     """No two PDRs share precedence and PDI match fields; the PDR this request
     created or changed is the one that fails."""
     pdrs: dict[int, Pdr] = draft.rules[RuleType.PDR]
+    # Keys differ when precedence or source interface differ: most sessions need no full key.
+    groups = {(p.precedence, int(p.source_interface)) for p in pdrs.values()}
+    if len(groups) == len(pdrs):
+        return
     touched = dict.fromkeys(pid for pid in draft.touched[RuleType.PDR] if pid in pdrs)
     order = [pid for pid in sorted(pdrs) if pid not in touched] + list(touched)
     seen: dict[tuple[Any, ...], int] = {}
@@ -309,8 +354,9 @@ def _allocate(draft: _Draft, allocate_teid: TeidAllocator, release_teid: TeidRel
                 release_teid(teid)
         raise _Reject(Rejection(Cause.NO_RESOURCES_AVAILABLE)) from None
     for pdr_id, pdr in pdrs.items():
-        if pdr.local_f_teid is not None and pdr.local_f_teid.teid < 0:
-            pdrs[pdr_id] = replace(pdr, local_f_teid=replace(pdr.local_f_teid, teid=real[pdr.local_f_teid.teid]))
+        local = pdr.local_f_teid
+        if local is not None and local.teid < 0:
+            pdrs[pdr_id] = pdr.with_local_f_teid(local.with_teid(real[local.teid]))
     return tuple(real.values())
 
 
@@ -354,7 +400,7 @@ def plan_establishment(
     gives the UP function's GTP-U addresses for a CH PDI; ``release_teid`` takes
     back what ``allocate_teid`` gave if it ran out half-way.
     """
-    draft = _Draft(SessionState(req.cp_f_seid, up_seid), local_addresses)
+    draft = _Draft(req.cp_f_seid, up_seid, None, local_addresses)
     try:
         _apply_creates(draft, req)
         return _finish(draft, allocate_teid, release_teid)
@@ -377,7 +423,7 @@ def plan_modification(
     TEIDs the UP function allocated and the new state no longer uses are
     ``state.allocated_teids() - plan.state.allocated_teids()``.
     """
-    draft = _Draft(state, local_addresses)
+    draft = _Draft(state.cp_f_seid, state.up_seid, state, local_addresses)
     if req.cp_f_seid is not None:  # Table 7.5.4.1-1: the CP function moved its F-SEID
         draft.cp_f_seid = req.cp_f_seid
     try:

@@ -584,7 +584,7 @@ def test_periodic_report_through_tick_and_next_deadline() -> None:
     assert f.next_deadline() is None
     f.install(state(ul_pdr(urr_ids=(1,)), dl_pdr(), urrs=(Urr(1, MM.VOLUM, RT.PERIO, measurement_period=10),)), T0)
     f.uplink(gpdu(udp4()), T0 + 1)
-    assert f.next_deadline() == pytest.approx(T0 + 10)
+    assert f.next_deadline() == at(T0 + 10)
     f.tick(T0 + 9)
     assert not f.events
     f.tick(T0 + 10)
@@ -679,8 +679,85 @@ def test_first_packet_starts_time_metering_and_flags_the_timers() -> None:
     assert f.next_deadline() is None  # time is metered from the first packet (§5.2.2.2)
     f.uplink(gpdu(udp4()), T0 + 1)
     assert f.timers_changed
-    assert f.next_deadline() == pytest.approx(T0 + 6)
+    assert f.next_deadline() == at(T0 + 6)
     f.tick(T0 + 6)
     (event,) = f.events
     assert isinstance(event, SessionUsage)
     assert (event.reports[0].trigger, event.reports[0].duration) == (UT.TIMTH, 5)
+
+
+def at(t: float) -> Any:
+    return pytest.approx(t, abs=1e-6)  # T0 is 1.8e9: the default relative tolerance would be 30 min
+
+
+def periodic(seid: int, ue: str, teid: int, period: int) -> SessionState:
+    urr = Urr(1, MM.VOLUM, RT.PERIO, measurement_period=period)
+    return state(ul_pdr(teid=teid, ue=ue, urr_ids=(1,)), dl_pdr(ue=ue), urrs=(urr,), seid=seid)
+
+
+def test_next_deadline_follows_installs_removals_and_replacements() -> None:
+    f = fwd()
+    f.install(periodic(1, "198.19.0.1", 0x101, 30), T0)
+    f.install(periodic(2, "198.19.0.2", 0x102, 10), T0)
+    f.install(periodic(3, "198.19.0.3", 0x103, 20), T0)
+    assert f.next_deadline() == at(T0 + 10)
+    f.remove(2, T0 + 1)  # its entry is stale now
+    assert f.next_deadline() == at(T0 + 20)
+    f.install(periodic(3, "198.19.0.3", 0x103, 40), T0 + 2)  # Update URR: the period moved later
+    assert f.next_deadline() == at(T0 + 30)
+    f.install(periodic(1, "198.19.0.1", 0x101, 5), T0 + 3)  # earlier now: a new grid from the update
+    assert f.next_deadline() == at(T0 + 8)
+    f.tick(T0 + 7)
+    assert not f.events
+    f.tick(T0 + 8)
+    (event,) = f.events
+    assert isinstance(event, SessionUsage) and event.up_seid == 1 and event.reports[0].trigger == UT.PERIO
+    assert f.next_deadline() == at(T0 + 13)  # session 1's next period
+    for seid in (1, 3):
+        f.remove(seid, T0 + 6)
+    assert f.next_deadline() is None
+
+
+def test_tick_reports_every_due_session_once_and_keeps_the_stale_entries_bounded() -> None:
+    f = fwd()
+    for i in range(50):
+        f.install(periodic(100 + i, f"198.19.1.{i}", 0x200 + i, 10), T0)
+    for _ in range(3):  # re-installs with the same URR keep their meters and their entries
+        for i in range(50):
+            f.install(periodic(100 + i, f"198.19.1.{i}", 0x200 + i, 10), T0)
+    f.tick(T0 + 10)
+    assert sorted(e.up_seid for e in f.events) == list(range(100, 150))
+    assert all(isinstance(e, SessionUsage) and len(e.reports) == 1 for e in f.events)
+    f.events.clear()
+    f.tick(T0 + 10)  # nothing is due twice
+    assert not f.events
+    assert f.next_deadline() == at(T0 + 20)
+    for i in range(50):  # churn: every install of a new meter files an entry, removals leave them stale
+        f.remove(100 + i, T0 + 11)
+        f.install(periodic(100 + i, f"198.19.1.{i}", 0x200 + i, 10), T0 + 11)
+    assert len(f._timers) <= 2 * 50 + 1024
+
+
+def test_a_packet_that_starts_time_metering_files_its_deadline() -> None:
+    f = fwd()
+    urr = Urr(1, MM.DURAT, RT.TIMTH, time_threshold=6)
+    f.install(state(ul_pdr(urr_ids=(1,)), dl_pdr(), urrs=(urr,)), T0)
+    assert f.next_deadline() is None  # time is metered from the first packet (§5.2.2.2)
+    f.uplink(gpdu(udp4()), T0 + 1)
+    assert f.next_deadline() == at(T0 + 7)
+
+
+def test_meters_are_the_live_meters_and_unknown_sessions_raise() -> None:
+    f = fwd()
+    f.install(periodic(SEID, UE, UL_TEID, 10), T0)
+    meters = f.meters(SEID)
+    assert list(meters) == [1] and meters[1].urr.measurement_period == 10
+    f.uplink(gpdu(udp4()), T0 + 1)
+    assert f.query(SEID, [1], T0 + 2)[0].ul_packets == 1
+    assert f.meters(SEID)[1] is meters[1]  # the same object the forwarder counts into
+    meters[1].count(Direction.UPLINK, 100, T0 + 3)  # counted elsewhere (an offloaded path)
+    f.meters_changed(SEID)
+    assert f.query(SEID, [1], T0 + 4)[0].ul_bytes == 100
+    with pytest.raises(DriverError):
+        f.meters(SEID + 1)
+    f.meters_changed(SEID + 1)  # unknown: nothing to do

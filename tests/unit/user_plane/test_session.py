@@ -546,3 +546,18 @@ def test_modification_moves_cp_f_seid(base: SessionState) -> None:
     new = pfcp.FSEID(seid=99, ipv4=IPv4Address("127.0.0.11"))
     state = planned(plan_modification(base, smr(cp_f_seid=new), no_allocation)).state
     assert state.cp_f_seid == new and state.pdrs == base.pdrs and state.up_seid == base.up_seid
+
+
+def test_rules_and_states_stay_frozen_dataclasses_with_their_defaults() -> None:
+    # user_plane.frozen.fast_init replaced their __init__: same defaults, still immutable.
+    far = Far(3, A.DROP)
+    assert (far.destination_interface, far.duplicating_parameters) == (None, ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        far.far_id = 4  # type: ignore[misc]
+    assert dataclasses.replace(far, far_id=4) == Far(4, A.DROP) != far
+    assert hash(Far(3, A.DROP)) == hash(far)
+    fresh = SessionState(pfcp.FSEID(1, ipv4=IPv4Address("198.18.0.1")), 9)
+    other = SessionState(pfcp.FSEID(1, ipv4=IPv4Address("198.18.0.1")), 9)
+    assert fresh.pdrs == {} and fresh.pdrs is not other.pdrs  # default_factory: one dict each
+    with pytest.raises(TypeError):
+        Far()  # type: ignore[call-arg]

@@ -1,0 +1,66 @@
+"""The agent's cyclic-GC policy (user_plane.gc_policy): freeze what survives, rescan rarely."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+
+from user_plane import gc_policy
+
+
+class Node:
+    me: Node | None = None
+
+
+def test_acquire_freezes_and_the_last_release_restores_the_default() -> None:
+    assert gc.get_freeze_count() == 0
+    first = gc_policy.acquire()
+    second = gc_policy.acquire()
+    try:
+        assert first is second and first._on_gc in gc.callbacks
+        assert gc.get_freeze_count() > 0  # the process's long-lived objects
+        gc_policy.release()
+        assert first._on_gc in gc.callbacks  # one user left
+    finally:
+        gc_policy.release()
+    assert first._on_gc not in gc.callbacks and gc.get_freeze_count() == 0
+    gc_policy.release()  # more releases than acquires: nothing happens
+
+
+def test_what_survives_a_collection_is_frozen_and_objects_still_die_by_refcount() -> None:
+    policy = gc_policy.acquire()
+    try:
+        plain = Node()
+        ref = weakref.ref(plain)
+        before = policy.frozen
+        gc.collect()
+        assert policy.frozen > before  # the survivors of that collection were frozen
+        del plain
+        assert ref() is None  # frozen or not, no cycle: freed at once
+    finally:
+        gc_policy.release()
+
+
+def test_a_cycle_dropped_while_frozen_is_collected_by_the_rescan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc_policy, "RESCAN_INTERVAL", 0.0)
+    monkeypatch.setattr(gc_policy, "MIN_BASE", 0)
+    policy = gc_policy.acquire()
+    try:
+        cycle = Node()
+        cycle.me = cycle
+        ref = weakref.ref(cycle)
+        policy.base = 10**12  # no rescan yet
+        gc.collect()  # the cycle survives and is frozen
+        del cycle
+        gc.collect()
+        assert ref() is not None  # frozen: out of the collector's sight
+        policy.base = 0  # "the frozen set doubled"
+        gc.collect()  # decides to rescan: unfreezes
+        assert policy.rescan and policy.full_rescans == 1
+        gc.collect()  # the full collection sees everything once
+        assert ref() is None and not policy.rescan
+        assert policy.base == policy.frozen > 0  # what survived is frozen again
+    finally:
+        gc_policy.release()
