@@ -25,10 +25,11 @@ Theory of operation:
 * Peer restarts (TS 23.007 §19A, TS 29.244 §6.2.6.2.2): a newer Recovery Time
   Stamp from a CP, a repeated Association Setup Request from an associated Node
   ID (Session Retention Information is not supported, so no session is
-  retained), an Association Release from the CP (§6.2.8), or a CP lost to
-  unanswered heartbeats: its sessions are purged (removed from the driver, IDs
-  released). Without an association no request for them could ever arrive
-  (cause 72), so keeping them would only leak.
+  retained), or an Association Release from the CP (§6.2.8): its sessions are
+  purged (removed from the driver, IDs released). A CP lost to unanswered
+  heartbeats keeps its sessions forwarding for ``timers.cp_lost_grace`` (an edge
+  site's backhaul may just be down); if it associates again with the same
+  Recovery Time Stamp it did not restart and keeps them, else they are purged.
 * Dataplane events become Session Report Requests (§7.5.8) to the address of
   the owning CP's association, header SEID = the CP's F-SEID. A response with
   cause 65 means the CP has no such session: no CP can ever modify or delete
@@ -114,6 +115,9 @@ class UpfAgent:
         self._seids = alloc.SeidAllocator()
         self._teids = alloc.TeidAllocator()
         self._peers: dict[pfcp.NodeID, Address] = {}  # associated CPs
+        self._stamps: dict[pfcp.NodeID, pfcp.RecoveryTimeStamp] = {}  # their Recovery Time Stamps
+        # CPs lost to unanswered heartbeats: the stamp they had, and the purge waiting for them
+        self._lost: dict[pfcp.NodeID, tuple[pfcp.RecoveryTimeStamp | None, asyncio.TimerHandle]] = {}
         self._reports: set[asyncio.Task[None]] = set()
         n4 = config.n4.address
         self._node_id = config.node_id_ie
@@ -172,6 +176,9 @@ class UpfAgent:
         comes back and purge their side (TS 23.007 §19A)."""
         for task in list(self._reports):
             task.cancel()
+        for _, handle in self._lost.values():
+            handle.cancel()
+        self._lost.clear()
         if self.node is not None:
             self.node.close()
             self.node = None
@@ -265,22 +272,58 @@ class UpfAgent:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, AssociationEstablished):
             node_id = event.info.node_id
-            if node_id in self._peers:
+            lost = self._lost.pop(node_id, None)
+            if lost is not None:
+                lost[1].cancel()
+                if lost[0] == event.info.recovery_time_stamp:
+                    kept = sum(1 for _, owner in self._sessions.values() if owner == node_id)
+                    log.warning(
+                        "CP %s is back with the same Recovery Time Stamp: %d sessions kept", node_id.value, kept
+                    )
+                else:
+                    self.purge(node_id, "CP came back with a new Recovery Time Stamp: it restarted (TS 23.007 §19A)")
+            elif node_id in self._peers:
                 self.purge(node_id, "repeated Association Setup Request replaces the association (§6.2.6.2.2)")
             for other, address in list(self._peers.items()):
                 if address == event.peer and other != node_id:  # that association is gone with its address
                     del self._peers[other]
                     self.purge(other, f"Node ID {node_id.value} associated from its address")
             self._peers[node_id] = event.peer
+            self._stamps[node_id] = event.info.recovery_time_stamp
             log.info("associated with CP %s at %s port %s", node_id.value, event.peer[0], event.peer[1])
         elif isinstance(event, PeerRestarted):
+            self._stamps[event.node_id] = event.current
             self.purge(event.node_id, "CP restarted: newer Recovery Time Stamp (TS 23.007 §19A)")
         elif isinstance(event, AssociationReleased):
             self._peers.pop(event.node_id, None)
             self.purge(event.node_id, "association released (§6.2.8)")
         elif isinstance(event, PeerLost):
-            self._peers.pop(event.node_id, None)
-            self.purge(event.node_id, "CP unreachable: heartbeats unanswered (§6.2.2)")
+            self._cp_lost(event.node_id)
+
+    def _cp_lost(self, node_id: pfcp.NodeID) -> None:
+        # An unreachable CP (a backhaul outage at an edge site) has not necessarily lost its
+        # sessions: they keep forwarding for timers.cp_lost_grace. A CP that associates again
+        # with the same Recovery Time Stamp did not restart and keeps them; §6.2.6.2.2 would
+        # delete them on a repeated Association Setup, which here follows a lost association,
+        # not a live one. Otherwise they are purged when the grace ends.
+        self._peers.pop(node_id, None)
+        grace = self.config.timers.cp_lost_grace
+        handle = asyncio.get_running_loop().call_later(grace, self._purge_lost, node_id)
+        previous = self._lost.pop(node_id, None)
+        if previous is not None:
+            previous[1].cancel()
+        self._lost[node_id] = (self._stamps.get(node_id), handle)
+        owned = sum(1 for _, owner in self._sessions.values() if owner == node_id)
+        log.warning(
+            "CP %s unreachable (heartbeats unanswered, §6.2.2): its %d sessions keep forwarding for %g s",
+            node_id.value,
+            owned,
+            grace,
+        )
+
+    def _purge_lost(self, node_id: pfcp.NodeID) -> None:
+        if self._lost.pop(node_id, None) is not None:
+            self.purge(node_id, "CP unreachable for longer than timers.cp_lost_grace")
 
     # -- session requests -----------------------------------------------------------
 

@@ -146,6 +146,11 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "timers.heartbeat_interval",
         "Seconds between Heartbeat Requests to each associated CP; null sends none. Default: 30.",
     ),
+    Option(
+        "timers.cp_lost_grace",
+        "Seconds a CP whose heartbeats went unanswered keeps its sessions forwarding; if it associates again "
+        "with the same Recovery Time Stamp within that time, they are kept, else purged. Default: 300.",
+    ),
 )
 
 
@@ -180,6 +185,8 @@ class Timers:
     t1: float = 3.0
     n1: int = 3
     heartbeat_interval: float | None = 30.0
+    #: Seconds the sessions of an unreachable CP keep forwarding before they are purged.
+    cp_lost_grace: float = 300.0
 
     @property
     def retransmit(self) -> RetransmitPolicy:
@@ -259,6 +266,7 @@ class UpfConfig:
                 "t1": self.timers.t1,
                 "n1": self.timers.n1,
                 "heartbeat_interval": self.timers.heartbeat_interval,
+                "cp_lost_grace": self.timers.cp_lost_grace,
             },
         }
 
@@ -692,7 +700,10 @@ class _Parser:
             heartbeat = self.seconds(raw, "timers.heartbeat_interval")
             if heartbeat is None:
                 return None
-        return None if t1 is None or n1 is None else Timers(t1, n1, heartbeat)
+        grace = self.seconds(timers.get("cp_lost_grace", default.cp_lost_grace), "timers.cp_lost_grace")
+        if t1 is None or n1 is None or grace is None:
+            return None
+        return Timers(t1, n1, heartbeat, grace)
 
     def cross_check(
         self, n3: tuple[IPAddress, ...] | None, n4: N4Config | None, n6: Mapping[str, N6Config] | None

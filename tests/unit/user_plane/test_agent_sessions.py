@@ -32,6 +32,7 @@ from tests.unit.user_plane.test_agent import (
     urr,
 )
 from user_plane.agent import UpfAgent
+from user_plane.config import UpfConfig
 from user_plane.driver import DownlinkData, SessionUsage, UsageReport
 
 TRIGGER = pfcp.UsageReportTriggerFlags
@@ -357,3 +358,74 @@ def test_reports_go_to_the_address_of_the_owning_association() -> None:
                 )
 
     asyncio.run(asyncio.wait_for(main(), DEADLINE))
+
+
+# -- a CP lost to unanswered heartbeats ------------------------------------------------------------
+
+
+def _lossy_config(grace: float) -> UpfConfig:
+    from tests.unit.user_plane.test_agent import config
+
+    return config(timers={"t1": 0.1, "n1": 1, "heartbeat_interval": 0.2, "cp_lost_grace": grace})
+
+
+async def _lose_cp(agent: UpfAgent, driver: FakeDriver, stamp: int | None) -> tuple[int, int]:
+    """Establish two sessions, let the CP go silent until the agent declares it lost; then,
+    unless ``stamp`` is None, the CP associates again with that Recovery Time Stamp."""
+    async with cp_at(up_address(agent)) as cp:
+        await cp.node.associate(cp.up)
+        seids = (await established(cp, 1), await established(cp, 2))
+        port = cp.node.local_address[1] if cp.node.local_address else 0
+    # the CP's socket is closed: heartbeats go unanswered (T1 0.1 s, N1 1, every 0.2 s)
+    for _ in range(50):
+        if not agent._peers:
+            break
+        await asyncio.sleep(0.05)
+    assert not agent._peers, "the CP was never declared lost"
+    assert set(driver.installed()) == set(seids)  # still forwarding
+    if stamp is not None:
+        async with cp_at(up_address(agent), HOST, port, stamp=stamp) as again:
+            await again.request(pfcp.HeartbeatRequest(recovery_time_stamp=pfcp.RecoveryTimeStamp(stamp)))
+            await again.node.associate(again.up)
+    return seids
+
+
+def test_a_lost_cp_back_with_the_same_stamp_keeps_its_sessions(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "user_plane.agent")
+
+    async def main() -> None:
+        driver = FakeDriver()
+        async with running(_lossy_config(grace=30), driver) as agent:
+            seids = await _lose_cp(agent, driver, CP_STAMP)
+            assert set(driver.installed()) == set(seids) == set(agent.sessions)
+
+    asyncio.run(asyncio.wait_for(main(), DEADLINE))
+    assert "its 2 sessions keep forwarding for 30 s" in caplog.text
+    assert "back with the same Recovery Time Stamp: 2 sessions kept" in caplog.text
+
+
+def test_a_lost_cp_back_restarted_loses_its_sessions() -> None:
+    async def main() -> None:
+        driver = FakeDriver()
+        async with running(_lossy_config(grace=30), driver) as agent:
+            await _lose_cp(agent, driver, CP_STAMP + 100)
+            assert driver.installed() == {} and agent.sessions == {}
+
+    asyncio.run(asyncio.wait_for(main(), DEADLINE))
+
+
+def test_a_cp_lost_for_longer_than_the_grace_loses_its_sessions(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "user_plane.agent")
+
+    async def main() -> None:
+        driver = FakeDriver()
+        async with running(_lossy_config(grace=0.3), driver) as agent:
+            await _lose_cp(agent, driver, None)
+            for _ in range(40):
+                if not agent.sessions:
+                    break
+                await asyncio.sleep(0.05)
+            assert driver.installed() == {} and agent.sessions == {}
+
+    asyncio.run(asyncio.wait_for(main(), DEADLINE))
+    assert "purged 2 sessions of CP 127.0.0.1: CP unreachable for longer than timers.cp_lost_grace" in caplog.text

@@ -284,6 +284,11 @@ CASES: list[tuple[str, list[tuple[str, object]], str]] = [
         "timers.heartbeat_interval: -1 is not a positive, finite number of seconds",
     ),
     (
+        "cp lost grace zero",
+        [("timers.cp_lost_grace", 0)],
+        "timers.cp_lost_grace: 0 is not a positive, finite number of seconds",
+    ),
+    (
         "unknown top key",
         [("capcity", {})],
         "capcity: unknown key (did you mean 'capacity'?); expected one of node_id, n4, n3, n6, allowed_cps, "
@@ -302,7 +307,7 @@ CASES: list[tuple[str, list[tuple[str, object]], str]] = [
     (
         "unknown timers key",
         [("timers.echo", 1)],
-        "timers.echo: unknown key; expected one of t1, n1, heartbeat_interval",
+        "timers.echo: unknown key; expected one of t1, n1, heartbeat_interval, cp_lost_grace",
     ),
 ]
 
