@@ -364,9 +364,13 @@ class UpfAgent:
 
     def _establish(self, event: RequestReceived, req: pfcp.SessionEstablishmentRequest) -> Message:
         cp_seid = req.cp_f_seid.seid
+        sequence = req.sequence
 
         def answer(cause: pfcp.CauseValue, **ies: Any) -> Message:
-            return pfcp.SessionEstablishmentResponse(seid=cp_seid, node_id=self._node_id, cause=_cause(cause), **ies)
+            # The request's sequence number (§7.2.2.1) set here: the node would copy the message to set it.
+            return pfcp.SessionEstablishmentResponse(
+                sequence=sequence, seid=cp_seid, node_id=self._node_id, cause=_cause(cause), **ies
+            )
 
         owner = event.node_id
         if owner is None:  # the endpoint answers 72 before this; kept for a node without that check
@@ -379,28 +383,39 @@ class UpfAgent:
         except alloc.Exhausted:
             return answer(Cause.NO_RESOURCES_AVAILABLE)
         try:
-            planned = plan_establishment(
+            plan = plan_establishment(
                 req,
                 up_seid,
                 self._allocate_teid,
                 local_addresses=self._local_addresses,
                 release_teid=self._teids.release,
             )
-            plan = self._plan(planned, lambda p: self.driver.install(p.state))
+            if isinstance(plan, Rejection):
+                self._seids.release(up_seid)
+                self.counters[f"establishment rejected: cause {int(plan.cause)}"] += 1
+                return answer(plan.cause, **rejection_ies(plan))
+            try:
+                self.driver.install(plan.state)
+            except BaseException:  # as _plan does, inlined: every establishment comes here
+                for teid in plan.new_teids:
+                    self._teids.release(teid)
+                raise
         except DriverError as exc:
             self._seids.release(up_seid)
             return self._driver_failed(answer, exc, "establishment", cp_seid)
         except BaseException:
             self._seids.release(up_seid)
             raise
-        if isinstance(plan, Rejection):
-            self._seids.release(up_seid)
-            self.counters[f"establishment rejected: cause {int(plan.cause)}"] += 1
-            return answer(plan.cause, **rejection_ies(plan))
         self._sessions[up_seid] = (plan.state, owner)
         self.counters["sessions established"] += 1
-        up_f_seid = pfcp.FSEID(up_seid, ipv4=self._f_seid_v4, ipv6=self._f_seid_v6)
-        return answer(Cause.REQUEST_ACCEPTED, up_f_seid=up_f_seid, created_pdr=plan.created_pdrs)
+        return pfcp.SessionEstablishmentResponse(
+            sequence=sequence,
+            seid=cp_seid,
+            node_id=self._node_id,
+            cause=_ACCEPTED,
+            up_f_seid=pfcp.FSEID(up_seid, ipv4=self._f_seid_v4, ipv6=self._f_seid_v6),
+            created_pdr=plan.created_pdrs,
+        )
 
     def _session(self, event: RequestReceived) -> tuple[int, SessionState] | None:
         """The session a request addresses, if it exists and the requesting CP owns it."""
@@ -532,6 +547,9 @@ def _cause(value: pfcp.CauseValue) -> pfcp.Cause:
     if ie is None:
         ie = _CAUSES[value] = pfcp.Cause(value)
     return ie
+
+
+_ACCEPTED = _cause(Cause.REQUEST_ACCEPTED)
 
 
 def _feature_names(features: pfcp.UPFeatures) -> str:

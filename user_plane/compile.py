@@ -26,7 +26,8 @@ other than GTP-U/UDP/IP; a BAR's DL Data Notification Delay is not applied.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import operator
+from collections.abc import Collection, Mapping
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Final
 
@@ -35,7 +36,7 @@ import pfcp
 from . import gtpu
 from .driver import DriverError, UsageReport
 from .qos import TokenBucket
-from .rules import Pdr
+from .rules import OuterHeader, Pdr, UeIp
 from .sdf import SdfError, SdfFilter, UeAddress
 from .session import SessionState
 from .usage import UrrMeter
@@ -85,13 +86,17 @@ _MBQE: Final = int(pfcp.MeasurementInformationFlags.MBQE)
 _PEER_CACHE_SIZE: Final = 65536
 _M64: Final = (1 << 64) - 1
 _NONE: Final[frozenset[int]] = frozenset()
+_CLOSED: Final = pfcp.Gate.CLOSED
+#: §5.2.1: lower Precedence first; the PDR ID breaks ties (a C-level key: no call per PDR).
+_PRECEDENCE_ORDER: Final = operator.attrgetter("precedence", "pdr_id")
 
 #: (check the destination (S/D = 1), IPv4 as int, IPv6 prefix as (high, high mask, low, low mask)).
 UeMatch = tuple[bool, int | None, tuple[int, int, int, int] | None]
 
 
 class FarAction:
-    """A FAR as one direction's fast path needs it."""
+    """A FAR as one direction's fast path needs it. Never changed once compiled, so rules of
+    different sessions may share one (see RuleCompiler)."""
 
     __slots__ = ("buffer_limit", "far_id", "instance", "kind", "nocp", "peer", "teid")
 
@@ -176,7 +181,8 @@ class Session:
         self.v4: tuple[int, ...] = ()
         self.v6: tuple[IPv6Network, ...] = ()
         self.meters: dict[int, UrrMeter] = {}
-        self.buckets: dict[int, tuple[TokenBucket | None, TokenBucket | None]] = {}
+        # (QER ID, uplink bucket, downlink bucket) per QER: what the next install keeps.
+        self.buckets: tuple[tuple[int, TokenBucket | None, TokenBucket | None], ...] = ()
         self.buffer: list[tuple[str, bytes]] | None = None  # downlink packets held (BUFF)
         self.dldr_sent = False
         self.removed_reports: list[UsageReport] | None = None
@@ -186,7 +192,7 @@ class Session:
         return self.state.up_seid
 
 
-def _v6_network(ie: pfcp.UEIPAddress) -> IPv6Network:
+def _v6_network(ie: UeIp | pfcp.UEIPAddress) -> IPv6Network:
     """The UE's IPv6 prefix: IPv6 Prefix Length (IP6PL), else /64 minus the IPv6
     Prefix Delegation Bits (IPv6D), else /64 (§8.2.62, §5.14); 0 means unset."""
     assert ie.ipv6 is not None
@@ -196,7 +202,7 @@ def _v6_network(ie: pfcp.UEIPAddress) -> IPv6Network:
     return IPv6Network((ie.ipv6, length), strict=False)
 
 
-def _ue_match(ie: pfcp.UEIPAddress) -> UeMatch:
+def _ue_match(ie: UeIp | pfcp.UEIPAddress) -> UeMatch:
     if ie.ipv4 is None and ie.ipv6 is None:
         raise DriverError("UE IP Address without an address (CHV4/CHV6 not resolved)")
     v6 = None
@@ -249,6 +255,8 @@ class RuleCompiler:
         self.instances = frozenset(instances)
         # One (address, port) tuple per gNB, shared by every FAR sending to it.
         self._peers: dict[IPv4Address | IPv6Address, tuple[str, int]] = {}
+        # FarActions towards N6 by (FAR ID, Network Instance): never mutated, so shared.
+        self._to_n6: dict[tuple[int, str], FarAction] = {}
 
     def _peer(self, address: IPv4Address | IPv6Address) -> tuple[str, int]:
         peer = self._peers.get(address)
@@ -265,7 +273,7 @@ class RuleCompiler:
         are the session's :func:`ue_keys`. Raises DriverError on what cannot be applied."""
         ul: dict[int, list[Rule]] = {}
         dl: list[Rule] = []
-        for pdr in sorted(state.pdrs.values(), key=lambda p: (p.precedence, p.pdr_id)):
+        for pdr in sorted(state.pdrs.values(), key=_PRECEDENCE_ORDER):
             rule = self._compile_pdr(state, pdr, v4, v6)
             if rule.uplink:
                 assert pdr.local_f_teid is not None
@@ -306,20 +314,24 @@ class RuleCompiler:
                 rule.sdfs = tuple(SdfFilter.from_ie(ie, ue_addresses or None) for ie in pdr.sdf_filters)
             except SdfError as exc:
                 raise DriverError(f"PDR {pdr.pdr_id}: SDF filter: {exc}") from None
+        qers = state.qers
         for qer_id in pdr.qer_ids:
-            qer = state.qers.get(qer_id)
+            qer = qers.get(qer_id)
             if qer is None:
                 raise DriverError(f"PDR {pdr.pdr_id}: QER {qer_id} is not in the session")
-            if (qer.gate_ul if uplink else qer.gate_dl) == pfcp.Gate.CLOSED:
+            if (qer.gate_ul if uplink else qer.gate_dl) == _CLOSED:
                 rule.gate_closed = True
             if not uplink and rule.qfi is None and qer.qfi is not None:  # the QFI the gNB sees (TS 38.415)
                 rule.qfi, rule.rqi = qer.qfi, qer.rqi
-        mbqe: set[int] = set()
+        mbqe: set[int] | None = None
+        urrs = state.urrs
         for urr_id in pdr.urr_ids:
-            urr = state.urrs.get(urr_id)
+            urr = urrs.get(urr_id)
             if urr is None:
                 raise DriverError(f"PDR {pdr.pdr_id}: URR {urr_id} is not in the session")
             if urr.measurement_information is not None and int(urr.measurement_information) & _MBQE:
+                if mbqe is None:
+                    mbqe = set()
                 mbqe.add(urr_id)
             if urr.far_id_for_quota_action is not None:
                 if rule.quota_fars is None:
@@ -367,13 +379,19 @@ class RuleCompiler:
             if instance not in self.instances:
                 raise DriverError(f"FAR {far_id}: Network Instance {instance!r} has no N6 interface")
             assert instance is not None
-            return FarAction(far_id, TO_N6, instance=instance)
+            key = (far_id, instance)  # the same for every session of the instance: one object
+            shared = self._to_n6.get(key)
+            if shared is None:
+                if len(self._to_n6) >= _PEER_CACHE_SIZE:
+                    self._to_n6.clear()
+                shared = self._to_n6[key] = FarAction(far_id, TO_N6, instance=instance)
+            return shared
         if dest != _DI.ACCESS or ohc is None:
             raise DriverError(f"FAR {far_id}: downlink FORW must go to ACCESS with Outer Header Creation GTP-U")
         teid, peer = self.gtpu_path(far_id, ohc)
         return FarAction(far_id, TO_GTPU, teid=teid, peer=peer)
 
-    def gtpu_path(self, far_id: int, ohc: pfcp.OuterHeaderCreation) -> tuple[int, tuple[str, int]]:
+    def gtpu_path(self, far_id: int, ohc: OuterHeader | pfcp.OuterHeaderCreation) -> tuple[int, tuple[str, int]]:
         """(TEID, (peer, 2152)) of a GTP-U/UDP/IPv4|IPv6 Outer Header Creation (§8.2.56);
         with both bits set, IPv4 when we have an IPv4 N3 address."""
         bits = int(ohc.description)
@@ -386,12 +404,12 @@ class RuleCompiler:
         raise DriverError(f"FAR {far_id}: no N3 address of the peer's IP version for {ohc.description!r}")
 
 
-def link(rule: Rule, session: Session) -> None:
-    """Bind ``rule`` to the meters and buckets ``session`` carries; the URRs whose
-    Measurement Information has MBQE count before QoS enforcement (§8.2.68)."""
+def link(rule: Rule, session: Session, buckets: Mapping[int, tuple[TokenBucket | None, TokenBucket | None]]) -> None:
+    """Bind ``rule`` to the meters ``session`` carries and its QERs' ``buckets`` (by QER ID);
+    the URRs whose Measurement Information has MBQE count before QoS enforcement (§8.2.68)."""
     rule.up_seid = session.state.up_seid
     side = 0 if rule.uplink else 1
-    rule.buckets = tuple(b for q in rule.qer_ids if (b := session.buckets[q][side]) is not None)
+    rule.buckets = tuple(b for q in rule.qer_ids if (b := buckets[q][side]) is not None)
     meters = session.meters
     mbqe = rule.mbqe
     if mbqe:

@@ -86,6 +86,8 @@ _decode_gpdu = gtpu.decode_gpdu
 _GtpuError = gtpu.GtpuError
 Datagram = tuple[bytes, tuple[str, int]]
 _NO_METERS: Final[Mapping[int, UrrMeter]] = {}
+#: Token buckets by QER ID: (uplink, downlink), None for no MBR in that direction.
+Buckets = dict[int, tuple[TokenBucket | None, TokenBucket | None]]
 _NO_BUCKETS: Final[Mapping[int, tuple[TokenBucket | None, TokenBucket | None]]] = {}
 
 
@@ -179,12 +181,14 @@ class Forwarder:
             self._unregister(old)
             session.buffer, session.dldr_sent = old.buffer, old.dldr_sent
             session.removed_reports = old.removed_reports
-        self._commit_meters(session, old, now)
+        buckets = self._commit_meters(session, old, now)
         for rule in dl:
-            link(rule, session)
+            link(rule, session, buckets)
         for rules in ul.values():
             for rule in rules:
-                link(rule, session)
+                link(rule, session, buckets)
+        # Kept as a tuple (a dict of one QER is 240 bytes a session); read again only by the next install.
+        session.buckets = tuple((qer_id, ul_dl[0], ul_dl[1]) for qer_id, ul_dl in buckets.items()) if buckets else ()
         session.teids = tuple(ul)
         session.dl = tuple(dl)
         self._register(session, ul)
@@ -236,11 +240,13 @@ class Forwarder:
             out.append((gtpu.encode(gtpu.end_marker(teid)), peer))
         return out
 
-    def _commit_meters(self, session: Session, old: Session | None, now: float) -> None:
+    def _commit_meters(self, session: Session, old: Session | None, now: float) -> Buckets:
+        """The session's meters (kept or new, in ``session.meters``) and its QERs' token
+        buckets (returned by QER ID: kept or new, with the rates in force)."""
         state = session.state
         seid = state.up_seid
         old_meters = _NO_METERS if old is None else old.meters
-        old_buckets = _NO_BUCKETS if old is None else old.buckets
+        old_buckets = {q: (ul, dl) for q, ul, dl in old.buckets} if old is not None and old.buckets else _NO_BUCKETS
         meters = session.meters
         for urr_id, urr in state.urrs.items():
             meter = old_meters.get(urr_id)
@@ -258,9 +264,11 @@ class Forwarder:
                 if session.removed_reports is None:
                     session.removed_reports = []
                 session.removed_reports.append(old_meters[urr_id].final(now))  # §7.5.4: Remove URR reports
+        buckets: Buckets = {}
         for qer_id, qer in state.qers.items():
             ul, dl = old_buckets.get(qer_id, (None, None))
-            session.buckets[qer_id] = (updated_bucket(ul, qer.mbr_ul, now), updated_bucket(dl, qer.mbr_dl, now))
+            buckets[qer_id] = (updated_bucket(ul, qer.mbr_ul, now), updated_bucket(dl, qer.mbr_dl, now))
+        return buckets
 
     def _register(self, session: Session, ul: Mapping[int, list[Rule]]) -> None:
         self._sessions[session.up_seid] = session

@@ -5,9 +5,12 @@ QER/URR/BAR (§7.5.2.2-§7.5.2.6), and pure functions applying the matching
 Update IEs (§7.5.4.2-§7.5.4.5, §7.5.4.8). Every model is immutable: an update
 returns a new object, so a rejected request can never leave half a change.
 
-IDs and single-integer IEs are unwrapped to ``int``; structured IEs (UE IP
-Address, SDF Filter, Outer Header Creation, Volume Threshold...) stay pfcp
-objects. §5.6.3: an Update IE carries only what changes. Removing one IE with a
+IDs and single-integer IEs are unwrapped to ``int``; the UE IP Address, Outer
+Header Creation and the CP F-SEID become small slotted copies (:class:`UeIp`,
+:class:`OuterHeader`, :class:`FSeid`: a decoded pfcp IE carries an instance
+dictionary of ~270 bytes, and 100k sessions keep four each); other structured IEs
+(SDF Filter, Volume Threshold...) stay pfcp objects, shared when equal.
+§5.6.3: an Update IE carries only what changes. Removing one IE with a
 zero-length IE is not expressible with the codec's typed IEs: not modelled.
 
 Checks between rules (references, conflicts) and the causes live in
@@ -17,7 +20,6 @@ Checks between rules (references, conflicts) and the causes live in
 from __future__ import annotations
 
 import operator
-import sys
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -25,8 +27,22 @@ from typing import Any
 import pfcp
 
 from .frozen import fast_init
+from .rule_values import (
+    SHARED_MAX,
+    FSeid,
+    OuterHeader,
+    UeIp,
+    interned,
+    outer_header,
+    shared_address,
+    shared_ids,
+    shared_ie,
+    shared_name,
+    ue_ips,
+)
 
-__all__ = ["Bar", "Far", "LocalFTeid", "Pdr", "Qer", "Urr", "fixed_f_teid", "pdi_fields"]
+__all__ = ["Bar", "FSeid", "Far", "LocalFTeid", "OuterHeader", "Pdr", "Qer", "UeIp", "Urr"]
+__all__ += ["fixed_f_teid", "pdi_fields"]
 __all__ += ["bar_from_create", "far_from_create", "pdr_from_create", "qer_from_create", "urr_from_create"]
 __all__ += ["update_bar", "update_far", "update_pdr", "update_qer", "update_urr"]
 
@@ -42,26 +58,6 @@ _OHC_V4_BITS = int(_OHC_V4)
 _OHC_V6_BITS = int(_OHC_V6)
 _OHC_HEADER_BITS = int(_OHC_HEADERS)
 _FORW = int(pfcp.ApplyActionFlags.FORW)
-#: Bound on interned IE values (see _shared).
-_SHARED_MAX = 4096
-_shared_ies: dict[Any, Any] = {}
-
-
-def _shared(ie: Any) -> Any:
-    """One object for equal IE values repeated across sessions (Outer Header Removal, a
-    Volume Threshold...): a decoded IE costs a few hundred bytes, and the desired state
-    of 100k sessions holds several each. IEs are frozen, so sharing is invisible."""
-    shared = _shared_ies.get(ie)
-    if shared is None:
-        if len(_shared_ies) >= _SHARED_MAX:
-            _shared_ies.clear()
-        shared = _shared_ies[ie] = ie
-    return shared
-
-
-def _name(value: str) -> str:
-    """Network Instance names repeat in every session: one string each."""
-    return sys.intern(value)
 
 
 @fast_init
@@ -99,7 +95,8 @@ class Pdr:
     source_interface: int  # pfcp.SourceInterfaceValue, or a later release's value
     local_f_teid: LocalFTeid | None = None
     network_instance: str | None = None
-    ue_ip_addresses: tuple[pfcp.UEIPAddress, ...] = ()
+    #: UeIp from a request; pfcp IEs work too (the same attributes), for states built by hand.
+    ue_ip_addresses: tuple[UeIp | pfcp.UEIPAddress, ...] = ()
     sdf_filters: tuple[pfcp.SDFFilter, ...] = ()
     application_id: str | None = None
     qfis: tuple[int, ...] = ()
@@ -158,7 +155,8 @@ class Far:
     apply_action: pfcp.ApplyActionFlags
     destination_interface: int | None = None  # pfcp.DestinationInterfaceValue
     network_instance: str | None = None
-    outer_header_creation: pfcp.OuterHeaderCreation | None = None
+    #: OuterHeader from a request; a pfcp IE works too (the same attributes).
+    outer_header_creation: OuterHeader | pfcp.OuterHeaderCreation | None = None
     transport_level_marking: pfcp.TransportLevelMarking | None = None
     forwarding_policy: bytes | None = None
     bar_id: int | None = None
@@ -251,23 +249,6 @@ _value = operator.attrgetter("value")
 _same: Any = None  # kept as the pfcp IE
 
 
-def _ids(ies: tuple[Any, ...]) -> tuple[int, ...]:
-    """Rule IDs of ID IEs; the same short lists ((1,), (1, 2)...) recur in every session: one
-    tuple each (bounded as for _shared)."""
-    if not ies:
-        return ()
-    ids = tuple(i.value for i in ies)
-    shared = _shared_ids.get(ids)
-    if shared is None:
-        if len(_shared_ids) >= _SHARED_MAX:
-            _shared_ids.clear()
-        shared = _shared_ids[ids] = ids
-    return shared
-
-
-_shared_ids: dict[tuple[int, ...], tuple[int, ...]] = {}
-
-
 _QER_FIELDS: tuple[tuple[str, Any], ...] = (
     ("qfi", _value),
     ("rqi", _value),
@@ -278,8 +259,8 @@ _URR_FIELDS: tuple[tuple[str, Any], ...] = (
     ("measurement_method", _value),
     ("reporting_triggers", _value),
     ("measurement_period", _value),
-    ("volume_threshold", _shared),
-    ("volume_quota", _shared),
+    ("volume_threshold", shared_ie),
+    ("volume_quota", shared_ie),
     ("event_threshold", _value),
     ("event_quota", _value),
     ("time_threshold", _value),
@@ -307,8 +288,8 @@ _BAR_FIELDS: tuple[tuple[str, Any], ...] = (
 # (Table 7.5.4.3-2) share these names.
 _FORWARDING_FIELDS: tuple[tuple[str, Any], ...] = (
     ("destination_interface", _value),
-    ("network_instance", lambda ie: _name(ie.value)),
-    ("outer_header_creation", _same),
+    ("network_instance", lambda ie: shared_name(ie.value)),
+    ("outer_header_creation", OuterHeader.from_ie),
     ("transport_level_marking", _same),
     ("forwarding_policy", lambda ie: ie.identifier),
 )
@@ -334,11 +315,11 @@ def pdi_fields(pdi: pfcp.PDI, local_f_teid: LocalFTeid | None) -> dict[str, Any]
     return {
         "source_interface": pdi.source_interface.value,
         "local_f_teid": local_f_teid,
-        "network_instance": None if pdi.network_instance is None else _name(pdi.network_instance.value),
-        "ue_ip_addresses": pdi.ue_ip_address,
+        "network_instance": None if pdi.network_instance is None else shared_name(pdi.network_instance.value),
+        "ue_ip_addresses": ue_ips(pdi.ue_ip_address),
         "sdf_filters": pdi.sdf_filter,
         "application_id": None if pdi.application_id is None else pdi.application_id.value,
-        "qfis": _ids(pdi.qfi),
+        "qfis": shared_ids(pdi.qfi),
     }
 
 
@@ -346,51 +327,138 @@ def fixed_f_teid(fteid: pfcp.FTEID | None) -> LocalFTeid | None:
     """The LocalFTeid of an F-TEID the CP function chose (CH=0); None for none or CH=1."""
     if fteid is None or fteid.teid is None:
         return None
-    return LocalFTeid(fteid.teid, fteid.ipv4, fteid.ipv6)
+    return LocalFTeid(fteid.teid, shared_address(fteid.ipv4), shared_address(fteid.ipv6))  # our N3 address: shared
 
 
-def pdr_from_create(ie: pfcp.CreatePDR, local_f_teid: LocalFTeid | None) -> Pdr:
-    """A Pdr from Create PDR (Table 7.5.2.2-1); ``local_f_teid`` as for :func:`pdi_fields`."""
+def pdr_from_create(
+    ie: pfcp.CreatePDR, local_f_teid: LocalFTeid | None, addresses: dict[Any, Any] | None = None
+) -> Pdr:
+    """A Pdr from Create PDR (Table 7.5.2.2-1); ``local_f_teid`` as for :func:`pdi_fields`;
+    ``addresses`` as for :meth:`UeIp.from_ie`."""
     pdi = ie.pdi  # positional, in field order: keyword and ** unpacking cost more than the rest
     return Pdr(
         ie.pdr_id.value,
         ie.precedence.value,
         pdi.source_interface.value,
         local_f_teid,
-        None if pdi.network_instance is None else _name(pdi.network_instance.value),
-        pdi.ue_ip_address,
+        None if pdi.network_instance is None else shared_name(pdi.network_instance.value),
+        ue_ips(pdi.ue_ip_address, addresses),
         pdi.sdf_filter,
         None if pdi.application_id is None else pdi.application_id.value,
-        _ids(pdi.qfi),
-        None if ie.outer_header_removal is None else _shared(ie.outer_header_removal),
+        shared_ids(pdi.qfi),
+        None if ie.outer_header_removal is None else shared_ie(ie.outer_header_removal),
         None if ie.far_id is None else ie.far_id.value,
-        _ids(ie.qer_id),
-        _ids(ie.urr_id),
+        shared_ids(ie.qer_id),
+        shared_ids(ie.urr_id),
         tuple(r.value for r in ie.activate_predefined_rules) if ie.activate_predefined_rules else (),
     )
 
 
 def far_from_create(ie: pfcp.CreateFAR) -> Far:
     """A Far from Create FAR (Table 7.5.2.3-1)."""
-    fwd = {} if ie.forwarding_parameters is None else _present(ie.forwarding_parameters, _FORWARDING_FIELDS)
+    fwd = ie.forwarding_parameters  # positional, in field order (see pdr_from_create)
+    if fwd is None:
+        return Far(
+            ie.far_id.value,
+            ie.apply_action.value,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None if ie.bar_id is None else ie.bar_id.value,
+            ie.duplicating_parameters,
+        )
+    ni, policy, ohc = fwd.network_instance, fwd.forwarding_policy, fwd.outer_header_creation
+    far_id, action = ie.far_id.value, ie.apply_action.value
+    dest = None if fwd.destination_interface is None else fwd.destination_interface.value
+    instance = None if ni is None else shared_name(ni.value)
+    bar_id = None if ie.bar_id is None else ie.bar_id.value
+    if ohc is None and policy is None and fwd.transport_level_marking is None and not ie.duplicating_parameters:
+        # A FAR towards N6 (or DROP/BUFF) is the same in every session of a Network Instance:
+        # one object for all (104 bytes a session saved; the key hashes ints and a string).
+        key = (far_id, int(action), dest, instance, bar_id)
+        far = _shared_fars.get(key)
+        if far is None:
+            if len(_shared_fars) >= SHARED_MAX:
+                _shared_fars.clear()
+            far = _shared_fars[key] = Far(far_id, action, dest, instance, None, None, None, bar_id, ())
+        return far
     return Far(
-        far_id=ie.far_id.value,
-        apply_action=ie.apply_action.value,
-        bar_id=None if ie.bar_id is None else ie.bar_id.value,
-        duplicating_parameters=ie.duplicating_parameters,
-        **fwd,
+        far_id,
+        action,
+        dest,
+        instance,
+        outer_header(ohc),
+        fwd.transport_level_marking,
+        None if policy is None else policy.identifier,
+        bar_id,
+        ie.duplicating_parameters,
     )
 
 
+_shared_fars: dict[tuple[Any, ...], Far] = {}
+
+
+def _v(ie: Any) -> Any:
+    """The value of an optional single-value IE, or None."""
+    return None if ie is None else ie.value
+
+
 def qer_from_create(ie: pfcp.CreateQER) -> Qer:
-    """A Qer from Create QER (Table 7.5.2.5-1)."""
-    return Qer(qer_id=ie.qer_id.value, **_gate(ie.gate_status), **_rates(ie), **_present(ie, _QER_FIELDS))
+    """A Qer from Create QER (Table 7.5.2.5-1), positional in field order (see pdr_from_create)."""
+    gate, mbr, gbr, rqi = ie.gate_status, ie.mbr, ie.gbr, ie.rqi
+    args = (
+        ie.qer_id.value,
+        pfcp.Gate.OPEN if gate is None else gate.ul,
+        pfcp.Gate.OPEN if gate is None else gate.dl,
+        None if mbr is None else mbr.ul,
+        None if mbr is None else mbr.dl,
+        None if gbr is None else gbr.ul,
+        None if gbr is None else gbr.dl,
+        _v(ie.qfi),
+        False if rqi is None else rqi.value,
+        _v(ie.qer_correlation_id),
+    )
+    qer: Qer = interned(_shared_qers, Qer, args)
+    return qer
 
 
 def urr_from_create(ie: pfcp.CreateURR) -> Urr:
-    """An Urr from Create URR (Table 7.5.2.4-1)."""
-    fields = _present(ie, _URR_FIELDS)
-    return Urr(urr_id=ie.urr_id.value, linked_urr_ids=_ids(ie.linked_urr_id), **fields)
+    """An Urr from Create URR (Table 7.5.2.4-1), positional in field order (see pdr_from_create)."""
+    vth, vq = ie.volume_threshold, ie.volume_quota
+    x: Any  # each optional IE in turn (walrus below: no call per IE)
+    args = (
+        ie.urr_id.value,
+        ie.measurement_method.value,
+        ie.reporting_triggers.value,
+        None if (x := ie.measurement_period) is None else x.value,
+        None if vth is None else shared_ie(vth),
+        None if vq is None else shared_ie(vq),
+        None if (x := ie.event_threshold) is None else x.value,
+        None if (x := ie.event_quota) is None else x.value,
+        None if (x := ie.time_threshold) is None else x.value,
+        None if (x := ie.time_quota) is None else x.value,
+        None if (x := ie.quota_holding_time) is None else x.value,
+        None if (x := ie.quota_validity_time) is None else x.value,
+        None if (x := ie.monitoring_time) is None else x.value,
+        ie.subsequent_volume_threshold,
+        None if (x := ie.subsequent_time_threshold) is None else x.value,
+        ie.subsequent_volume_quota,
+        None if (x := ie.subsequent_time_quota) is None else x.value,
+        ie.dropped_dl_traffic_threshold,
+        None if (x := ie.inactivity_detection_time) is None else x.value,
+        shared_ids(ie.linked_urr_id),
+        None if (x := ie.measurement_information) is None else x.value,
+        None if (x := ie.far_id_for_quota_action) is None else x.value,
+        None if (x := ie.number_of_reports) is None else x.value,
+    )
+    urr: Urr = interned(_shared_urrs, Urr, args)
+    return urr
+
+
+_shared_qers: dict[tuple[Any, ...], Qer] = {}
+_shared_urrs: dict[tuple[Any, ...], Urr] = {}
 
 
 def bar_from_create(ie: pfcp.CreateBAR) -> Bar:
@@ -432,9 +500,9 @@ def update_pdr(pdr: Pdr, ie: pfcp.UpdatePDR, local_f_teid: LocalFTeid | None) ->
     if ie.far_id is not None:
         changes["far_id"] = ie.far_id.value
     if ie.qer_id:
-        changes["qer_ids"] = _ids(ie.qer_id)
+        changes["qer_ids"] = shared_ids(ie.qer_id)
     if ie.urr_id:
-        changes["urr_ids"] = _ids(ie.urr_id)
+        changes["urr_ids"] = shared_ids(ie.urr_id)
     if ie.activate_predefined_rules or ie.deactivate_predefined_rules:
         gone = {r.value for r in ie.deactivate_predefined_rules}
         kept = [r for r in pdr.predefined_rules if r not in gone]
@@ -470,7 +538,7 @@ def update_urr(urr: Urr, ie: pfcp.UpdateURR) -> Urr:
     if ie.volume_quota is not None or ie.time_quota is not None:
         changes["quota_grants"] = urr.quota_grants + 1
     if ie.linked_urr_id:
-        changes["linked_urr_ids"] = _ids(ie.linked_urr_id)
+        changes["linked_urr_ids"] = shared_ids(ie.linked_urr_id)
     return replace(urr, **changes) if changes else urr
 
 

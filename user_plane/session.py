@@ -39,7 +39,7 @@ Causes (Table 8.2.1-1) where the spec leaves the choice:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -63,6 +63,56 @@ _KINDS = (RuleType.PDR, RuleType.FAR, RuleType.QER, RuleType.URR, RuleType.BAR)
 _EXCLUSIVE_ACTIONS = int(_A.DROP | _A.FORW | _A.BUFF | _A.IPMA | _A.IPMD)
 _FORW = int(_A.FORW)
 
+
+class _EmptyTable(Mapping[int, Any]):
+    """A rule table with no rule, shared by every session without that kind of rule (an
+    empty dict is 80 bytes per session); equal to ``{}``. Immutable, as a SessionState is."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: int) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+#: The table of every session without that kind of rule (a draft copies it into a dict).
+_NO_RULES: Mapping[int, Any] = _EmptyTable()
+#: Bound on the interned rule tables (see _shared_table): cleared when reached.
+_SHARED_TABLES_MAX = 4096
+_shared_tables: dict[tuple[tuple[int, int], ...], Mapping[int, Any]] = {}
+
+
+def _shared_table(table: dict[int, Any]) -> Mapping[int, Any]:
+    """One table object for QER, URR or BAR tables holding the same rule objects: these come
+    from the CP function's policy (an MBR, a volume threshold per subscription profile), so
+    most sessions repeat a few tables, and a dict costs 240 bytes per session. Rules and
+    states are immutable (a draft copies the tables it changes), so sharing is invisible."""
+    if not table:
+        return _NO_RULES
+    # Keyed by the rules' identities (equal rules from a Create are one object, see
+    # rule_values.interned): cheap to hash and compare. An id stays unique while its entry lives,
+    # since the cached table holds the rule.
+    if len(table) == 1:
+        ((rule_id, rule),) = table.items()
+        key: tuple[tuple[int, int], ...] = ((rule_id, id(rule)),)
+    else:
+        key = tuple(zip(table, map(id, table.values()), strict=True))
+    shared = _shared_tables.get(key)
+    if shared is None:
+        if len(_shared_tables) >= _SHARED_TABLES_MAX:
+            _shared_tables.clear()
+        shared = _shared_tables[key] = table
+    return shared
+
+
 #: Allocates a local TEID; receives the CHID of the request (None without one).
 TeidAllocator = Callable[[int | None], int]
 #: Takes back a TEID the allocator gave (optional).
@@ -84,7 +134,8 @@ def _no_addresses(pdi: pfcp.PDI) -> tuple[IPv4Address | None, IPv6Address | None
 class SessionState:
     """The rules one PFCP session should hold, by rule ID. Never mutated."""
 
-    cp_f_seid: pfcp.FSEID
+    #: An FSeid from a request; a pfcp FSEID works too (the same attributes), for states built by hand.
+    cp_f_seid: rules.FSeid | pfcp.FSEID
     up_seid: int
     pdrs: Mapping[int, Pdr] = field(default_factory=dict)
     fars: Mapping[int, Far] = field(default_factory=dict)
@@ -142,7 +193,11 @@ class _Draft:
     """The mutable working copy a plan is built in; frozen into a SessionState at the end."""
 
     def __init__(
-        self, cp_f_seid: pfcp.FSEID, up_seid: int, state: SessionState | None, local_addresses: LocalAddresses
+        self,
+        cp_f_seid: rules.FSeid | pfcp.FSEID,
+        up_seid: int,
+        state: SessionState | None,
+        local_addresses: LocalAddresses,
     ) -> None:
         self.cp_f_seid = cp_f_seid
         self.up_seid = up_seid
@@ -160,6 +215,7 @@ class _Draft:
         self.placeholders: dict[int, int | None] = {}  # placeholder TEID -> CHID
         self.ch_created: list[int] = []  # Create PDR IDs with CH, in request order
         self.end_markers: list[int] = []
+        self.addresses: dict[Any, Any] = {}  # UE addresses of this request: one object each
 
     def remove(self, kind: RuleType, ids: Iterable[int]) -> None:
         table = self.rules[kind]
@@ -214,28 +270,51 @@ def _check_apply_action(ie: pfcp.ApplyAction) -> int:
 
 
 def _apply_creates(draft: _Draft, req: pfcp.SessionEstablishmentRequest | pfcp.SessionModificationRequest) -> None:
-    pdrs, fars, urrs, qers = (draft.rules[k] for k in (RuleType.PDR, RuleType.FAR, RuleType.URR, RuleType.QER))
-    for pdr_ie in req.create_pdr:
-        if pdr_ie.far_id is None and not pdr_ie.activate_predefined_rules:
-            raise _ie_error(Cause.CONDITIONAL_IE_MISSING, IE.FAR_ID)  # Table 7.5.2.2-1
-        draft.create(RuleType.PDR, pdr_ie.pdr_id.value)
-        pdrs[pdr_ie.pdr_id.value] = rules.pdr_from_create(pdr_ie, draft.local_f_teid(pdr_ie.pdi))
-        if pdr_ie.pdi.local_f_teid is not None and pdr_ie.pdi.local_f_teid.choose:
-            draft.ch_created.append(pdr_ie.pdr_id.value)
-    for far_ie in req.create_far:
-        if _check_apply_action(far_ie.apply_action) & _FORW and far_ie.forwarding_parameters is None:
-            raise _ie_error(Cause.CONDITIONAL_IE_MISSING, IE.FORWARDING_PARAMETERS)  # Table 7.5.2.3-1
-        draft.create(RuleType.FAR, far_ie.far_id.value)
-        fars[far_ie.far_id.value] = rules.far_from_create(far_ie)
+    # _Draft.create inlined (an ID already provisioned, or twice in this request, fails):
+    # every establishment runs this for each of its rules.
+    tables, touched = draft.rules, draft.touched
+    pdrs = tables[RuleType.PDR]
+    if req.create_pdr:
+        created = touched[RuleType.PDR]
+        for pdr_ie in req.create_pdr:
+            if pdr_ie.far_id is None and not pdr_ie.activate_predefined_rules:
+                raise _ie_error(Cause.CONDITIONAL_IE_MISSING, IE.FAR_ID)  # Table 7.5.2.2-1
+            pdr_id = pdr_ie.pdr_id.value
+            if pdr_id in pdrs:
+                raise _rule_failure(RuleType.PDR, pdr_id)
+            created.append(pdr_id)
+            pdi = pdr_ie.pdi
+            fteid = pdi.local_f_teid
+            local = None if fteid is None else draft.local_f_teid(pdi)
+            pdrs[pdr_id] = rules.pdr_from_create(pdr_ie, local, draft.addresses)
+            if fteid is not None and fteid.choose:
+                draft.ch_created.append(pdr_id)
+    fars = tables[RuleType.FAR]
+    if req.create_far:
+        created = touched[RuleType.FAR]
+        for far_ie in req.create_far:
+            if _check_apply_action(far_ie.apply_action) & _FORW and far_ie.forwarding_parameters is None:
+                raise _ie_error(Cause.CONDITIONAL_IE_MISSING, IE.FORWARDING_PARAMETERS)  # Table 7.5.2.3-1
+            far_id = far_ie.far_id.value
+            if far_id in fars:
+                raise _rule_failure(RuleType.FAR, far_id)
+            created.append(far_id)
+            fars[far_id] = rules.far_from_create(far_ie)
+    urrs = tables[RuleType.URR]
     for urr_ie in req.create_urr:
-        draft.create(RuleType.URR, urr_ie.urr_id.value)
-        urrs[urr_ie.urr_id.value] = rules.urr_from_create(urr_ie)
+        urr_id = urr_ie.urr_id.value
+        if urr_id in urrs:
+            raise _rule_failure(RuleType.URR, urr_id)
+        urrs[urr_id] = rules.urr_from_create(urr_ie)
+    qers = tables[RuleType.QER]
     for qer_ie in req.create_qer:
-        draft.create(RuleType.QER, qer_ie.qer_id.value)
-        qers[qer_ie.qer_id.value] = rules.qer_from_create(qer_ie)
+        qer_id = qer_ie.qer_id.value
+        if qer_id in qers:
+            raise _rule_failure(RuleType.QER, qer_id)
+        qers[qer_id] = rules.qer_from_create(qer_ie)
     if req.create_bar is not None:
         draft.create(RuleType.BAR, req.create_bar.bar_id.value)
-        draft.rules[RuleType.BAR][req.create_bar.bar_id.value] = rules.bar_from_create(req.create_bar)
+        tables[RuleType.BAR][req.create_bar.bar_id.value] = rules.bar_from_create(req.create_bar)
 
 
 def _apply_updates(draft: _Draft, req: pfcp.SessionModificationRequest) -> None:
@@ -374,15 +453,26 @@ def _finish(
     for query in query_urr:  # §7.5.4.10: Query URR names provisioned URRs
         if query.urr_id.value not in draft.rules[RuleType.URR]:
             raise _rule_failure(RuleType.URR, query.urr_id.value)
-    new_teids = _allocate(draft, allocate_teid, release_teid)
-    pdrs: dict[int, Pdr] = draft.rules[RuleType.PDR]
-    created = tuple(
-        pfcp.CreatedPDR(pdr_id=pfcp.PDRID(pdr_id), local_f_teid=fteid.to_ie())
-        for pdr_id in draft.ch_created
-        if pdr_id in pdrs and (fteid := pdrs[pdr_id].local_f_teid) is not None and fteid.allocated
+    new_teids = _allocate(draft, allocate_teid, release_teid) if draft.placeholders else ()
+    tables = draft.rules
+    pdrs: dict[int, Pdr] = tables[RuleType.PDR]
+    created: tuple[pfcp.CreatedPDR, ...] = ()
+    if draft.ch_created:
+        created = tuple(
+            pfcp.CreatedPDR(pdr_id=pfcp.PDRID(pdr_id), local_f_teid=fteid.to_ie())
+            for pdr_id in draft.ch_created
+            if pdr_id in pdrs and (fteid := pdrs[pdr_id].local_f_teid) is not None and fteid.allocated
+        )
+    state = SessionState(
+        draft.cp_f_seid,
+        draft.up_seid,
+        pdrs,
+        tables[RuleType.FAR],
+        _shared_table(tables[RuleType.QER]),
+        _shared_table(tables[RuleType.URR]),
+        _shared_table(tables[RuleType.BAR]),
     )
-    state = SessionState(draft.cp_f_seid, draft.up_seid, *(draft.rules[k] for k in _KINDS))
-    return Plan(state, created, new_teids, tuple(draft.end_markers))
+    return Plan(state, created, new_teids, tuple(draft.end_markers) if draft.end_markers else ())
 
 
 def plan_establishment(
@@ -400,7 +490,7 @@ def plan_establishment(
     gives the UP function's GTP-U addresses for a CH PDI; ``release_teid`` takes
     back what ``allocate_teid`` gave if it ran out half-way.
     """
-    draft = _Draft(req.cp_f_seid, up_seid, None, local_addresses)
+    draft = _Draft(rules.FSeid.from_ie(req.cp_f_seid), up_seid, None, local_addresses)
     try:
         _apply_creates(draft, req)
         return _finish(draft, allocate_teid, release_teid)
@@ -425,7 +515,7 @@ def plan_modification(
     """
     draft = _Draft(state.cp_f_seid, state.up_seid, state, local_addresses)
     if req.cp_f_seid is not None:  # Table 7.5.4.1-1: the CP function moved its F-SEID
-        draft.cp_f_seid = req.cp_f_seid
+        draft.cp_f_seid = rules.FSeid.from_ie(req.cp_f_seid)
     try:
         draft.remove(RuleType.PDR, (ie.pdr_id.value for ie in req.remove_pdr))
         draft.remove(RuleType.FAR, (ie.far_id.value for ie in req.remove_far))

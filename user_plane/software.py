@@ -78,8 +78,6 @@ IPV6_ENCAP_OVERHEAD: Final = 64
 #: Largest datagram we read: anything longer than an IP packet cannot be valid.
 _MAX_PACKET: Final = 65535
 _G_PDU: Final = gtpu.MessageType.G_PDU
-#: After packet batches, the earliest URR deadline is looked up at most this often (seconds).
-_DEADLINE_RECHECK: Final = 0.05
 #: A timer that fires and finds its deadline still due waits at least this long (a stuck deadline
 #: must not spin the loop).
 _MIN_TIMER_DELAY: Final = 0.001
@@ -157,7 +155,6 @@ class SoftwareDriver:
         self._tun_fds: dict[str, int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._deadline_recheck_at = 0.0
         #: None: the eBPF fast path if it loads (one log line when not); True: required; False: off.
         self._want_fastpath = fastpath
         self._fastpath_max_sessions = fastpath_max_sessions
@@ -407,7 +404,7 @@ class SoftwareDriver:
                 counters[f"n6.{instance}.tx"] += count
             if fp is not None and fp.touched:
                 fp.after_batch()
-            self._after_batch(now)
+            self._after_batch()
 
     def _on_n6(self, instance: str, fd: int) -> None:
         """Drain up to ``read_batch`` IP packets from a Network Instance's TUN."""
@@ -452,7 +449,7 @@ class SoftwareDriver:
             counters["n3.tx"] += sent
             if fp is not None and fp.touched:
                 fp.after_batch()
-            self._after_batch(now)
+            self._after_batch()
 
     # -- sending on N3 outside the hot path (End Markers, released buffers) ----------------------
 
@@ -474,22 +471,17 @@ class SoftwareDriver:
 
     # -- events and timers ----------------------------------------------------------------------
 
-    def _after_batch(self, packets_at: float | None = None) -> None:
+    def _after_batch(self) -> None:
         """Hand over events and make sure the timer is armed early enough.
 
-        After a rule change (``packets_at`` None) the earliest deadline is looked up at once.
-        Packets can bring a deadline forward too (a measurement starting at the first packet),
-        but :meth:`Forwarder.next_deadline` walks every session, so after packet batches it is
-        looked up at most every ``_DEADLINE_RECHECK`` seconds: a URR timer a packet started
-        fires at most that late (PFCP times are whole seconds)."""
+        After a rule change and after every packet batch (a packet can bring a deadline
+        forward: a measurement starting at the first packet, §5.2.2.2) the earliest deadline
+        is looked up: :meth:`Forwarder.next_deadline` is a heap look-up (O(1) when nothing
+        moved, see :mod:`user_plane.timers`), so a URR timer never fires late."""
         if self.forwarder.events:
             self._dispatch_events()
         if self._loop is None:
             return
-        if packets_at is not None:
-            if packets_at < self._deadline_recheck_at:
-                return
-            self._deadline_recheck_at = packets_at + _DEADLINE_RECHECK
         deadline = self.forwarder.next_deadline()
         if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             self._arm(deadline, 0.0)

@@ -89,6 +89,19 @@ _RT = pfcp.ReportingTriggersFlags
 _UT = pfcp.UsageReportTriggerFlags
 _MM = pfcp.MeasurementMethodFlags
 _MI = pfcp.MeasurementInformationFlags
+# The bits _configure and _report test, as plain ints: an IntFlag operator builds an enum
+# member each time (~0.5 µs), and every session's URR is configured on the establishment path.
+_DURAT = int(_MM.DURAT)
+_VOLUM = int(_MM.VOLUM)
+_INAM = int(_MI.INAM)
+_ISTM = int(_MI.ISTM)
+_MNOP = int(_MI.MNOP)
+_VOLTH = int(_RT.VOLTH)
+_TIMTH = int(_RT.TIMTH)
+_PERIO = int(_RT.PERIO)
+_VOLQU = int(_RT.VOLQU)
+_TIMQU = int(_RT.TIMQU)
+_QUHTI = int(_RT.QUHTI)
 
 #: "No limit" for the hot path's remaining-octet counters (ints keep the compare cheap).
 _NEVER = 1 << 80
@@ -205,7 +218,10 @@ class UrrMeter:
         self._owed = 0  # trigger bits owed to the next report (a quota of 0 at creation)
         self._owed_at = now
         self._configure(None, now, reprovision=False)
-        self._owed = self._due(now, periodic=False)
+        # Only a quota of 0 is reached at creation (thresholds of 0 wait for the first octet,
+        # zero times are absent): the common meter without quota skips the check.
+        if self._vq is not None or self._tq is not None:
+            self._owed = self._due(now, periodic=False)
         self.timers_changed = False
 
     # ------------------------------------------------------------------ hot path
@@ -369,14 +385,15 @@ class UrrMeter:
     def _configure(self, old: Urr | None, now: float, *, reprovision: bool) -> None:
         """Take the trigger parameters of self.urr; ``old`` is the URR before an update."""
         urr = self.urr
-        rt = urr.reporting_triggers
-        mi = urr.measurement_information or _MI(0)
-        self._durat = bool(urr.measurement_method & _MM.DURAT)
-        volum = bool(urr.measurement_method & _MM.VOLUM)
+        rt = int(urr.reporting_triggers)
+        mi = int(urr.measurement_information or 0)
+        method = int(urr.measurement_method)
+        self._durat = bool(method & _DURAT)
+        volum = bool(method & _VOLUM)
 
         # Settle time metering with the old parameters before they change.
         idt = float(urr.inactivity_detection_time) if urr.inactivity_detection_time else math.inf
-        inactive = bool(mi & _MI.INAM)
+        inactive = bool(mi & _INAM)
         if idt != self._idt or inactive:
             self._settle(now)
             self._idt = idt
@@ -385,33 +402,33 @@ class UrrMeter:
         if inactive:
             self._seg_start = None
             self._gate = -math.inf
-        elif mi & _MI.ISTM and self._seg_start is None:  # §8.2.68: start time metering now
+        elif mi & _ISTM and self._seg_start is None:  # §8.2.68: start time metering now
             self._istm_at = now
             self._seg_start = now
 
-        self._vth = _volumes(urr.volume_threshold) if volum and rt & _RT.VOLTH else None
-        self._tth = _positive(urr.time_threshold) if self._durat and rt & _RT.TIMTH else None
-        self._period = _positive(urr.measurement_period) if rt & _RT.PERIO else None
+        self._vth = _volumes(urr.volume_threshold) if volum and rt & _VOLTH else None
+        self._tth = _positive(urr.time_threshold) if self._durat and rt & _TIMTH else None
+        self._period = _positive(urr.measurement_period) if rt & _PERIO else None
         if self._period is None:
             self._period_next = math.inf
-        elif old is None or old.measurement_period != urr.measurement_period or not old.reporting_triggers & _RT.PERIO:
+        elif old is None or old.measurement_period != urr.measurement_period or not old.reporting_triggers & _PERIO:
             self._period_next = now + self._period
         elif resumed and now >= self._period_next:
             self._advance_period(now)  # no PERIO report for the periods the measurement was paused
 
-        vq = _volumes(urr.volume_quota) if volum and rt & _RT.VOLQU else None
+        vq = _volumes(urr.volume_quota) if volum and rt & _VOLQU else None
         if vq is None or old is None or vq != self._vq or reprovision:
             self._vq_base = (self._ul_bytes, self._dl_bytes)
             self._vq_exhausted = False
             self._qht_since, self._qht_fired = now, False
         self._vq = vq
-        tq = urr.time_quota if self._durat and rt & _RT.TIMQU else None
+        tq = urr.time_quota if self._durat and rt & _TIMQU else None
         if tq is None or old is None or tq != self._tq or reprovision:
             self._tq_base = self._measured(now)
             self._tq_exhausted = False
             self._qht_since, self._qht_fired = now, False
         self._tq = tq
-        self._qht = _positive(urr.quota_holding_time) if rt & _RT.QUHTI else None
+        self._qht = _positive(urr.quota_holding_time) if rt & _QUHTI else None
         self.blocked = self._vq_exhausted or self._tq_exhausted
         self._arm_volume()
         self.timers_changed = True
@@ -531,8 +548,8 @@ class UrrMeter:
             first_packet=first,
             last_packet=None if first is None else self._last,
             query_urr_reference=reference,
-            volume_measured=bool(self.urr.measurement_method & _MM.VOLUM),
-            packets_measured=bool(self.urr.measurement_information and self.urr.measurement_information & _MI.MNOP),
+            volume_measured=bool(int(self.urr.measurement_method) & _VOLUM),
+            packets_measured=bool(int(self.urr.measurement_information or 0) & _MNOP),
         )
         self._seqn = (self._seqn + 1) & 0xFFFFFFFF
         self._rep_ul, self._rep_dl = self._ul_bytes, self._dl_bytes

@@ -26,6 +26,7 @@ from pfcp.transaction import RetransmitPolicy
 from tests.fakes.driver import FakeDriver
 from user_plane.agent import UpfAgent
 from user_plane.config import UpfConfig, parse_config
+from user_plane.rules import FSeid
 
 DEADLINE = 10.0
 A = pfcp.ApplyActionFlags
@@ -327,7 +328,7 @@ def test_establishment_allocates_f_teids_and_installs() -> None:
             assert fteid is not None and fteid.ipv4 == N3 and fteid.teid
         state = driver.installed()[up_seid]
         assert state is agent.sessions[up_seid]
-        assert state.cp_f_seid == pfcp.FSEID(0xC0FFEE, ipv4=IPv4Address(HOST))
+        assert state.cp_f_seid == FSeid(0xC0FFEE, ipv4=IPv4Address(HOST))
         for pdr_id, fteid in created.items():
             local = state.pdrs[pdr_id].local_f_teid
             assert local is not None and fteid is not None and local.teid == fteid.teid and local.allocated

@@ -64,3 +64,16 @@ def test_a_cycle_dropped_while_frozen_is_collected_by_the_rescan(monkeypatch: py
         assert policy.base == policy.frozen > 0  # what survived is frozen again
     finally:
         gc_policy.release()
+
+
+def test_what_survives_a_young_collection_is_frozen_at_once() -> None:
+    policy = gc_policy.acquire()
+    try:
+        survivor = Node()
+        before = gc.get_freeze_count()
+        gc.collect(0)  # a young collection only: its survivors need no generation-1 traversal
+        assert gc.get_freeze_count() > before and policy.frozen > 0
+        # Out of every generation (frozen), so no generation-1 collection traverses it again.
+        assert all(o is not survivor for o in gc.get_objects())
+    finally:
+        gc_policy.release()

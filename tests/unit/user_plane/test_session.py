@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import pfcp
-from user_plane.rules import Bar, Far, LocalFTeid, Pdr, Qer, Urr
+from user_plane.rules import Bar, Far, FSeid, LocalFTeid, OuterHeader, Pdr, Qer, UeIp, Urr
 from user_plane.session import (
     Plan,
     Rejection,
@@ -191,7 +191,7 @@ def test_golden_establishment_request(golden_ser_bytes: bytes) -> None:
         source_interface=pfcp.SourceInterfaceValue.ACCESS,
         local_f_teid=LocalFTeid(0x11223344, IPv4Address("10.0.0.2")),
         network_instance="internet",
-        ue_ip_addresses=(pfcp.UEIPAddress(ipv4=UE),),
+        ue_ip_addresses=(UeIp(ipv4=UE),),
         qfis=(9,),
         outer_header_removal=pfcp.OuterHeaderRemoval(pfcp.OuterHeaderRemovalDescription.GTPU_UDP_IPV4),
         far_id=1,
@@ -203,14 +203,14 @@ def test_golden_establishment_request(golden_ser_bytes: bytes) -> None:
         precedence=255,
         source_interface=pfcp.SourceInterfaceValue.CORE,
         network_instance="internet",
-        ue_ip_addresses=(pfcp.UEIPAddress(ipv4=UE, is_destination=True),),
+        ue_ip_addresses=(UeIp(ipv4=UE, is_destination=True),),
         far_id=2,
         qer_ids=(1,),
         urr_ids=(1,),
     )
     assert state.fars == {
         1: Far(1, A.FORW, pfcp.DestinationInterfaceValue.CORE, "internet"),
-        2: Far(2, A.FORW, pfcp.DestinationInterfaceValue.ACCESS, outer_header_creation=ohc()),
+        2: Far(2, A.FORW, pfcp.DestinationInterfaceValue.ACCESS, outer_header_creation=OuterHeader.from_ie(ohc())),
     }
     assert state.qers == {1: Qer(1, mbr_ul=100_000, mbr_dl=200_000, qfi=9)}
     VOLUM, DURAT = pfcp.MeasurementMethodFlags.VOLUM, pfcp.MeasurementMethodFlags.DURAT
@@ -440,7 +440,11 @@ def test_update_far_buff_to_forw_with_outer_header_creation(base: SessionState) 
     )
     plan = planned(plan_modification(base, req, no_allocation))
     assert plan.state.fars[2] == Far(
-        2, A.FORW, pfcp.DestinationInterfaceValue.ACCESS, outer_header_creation=ohc(0xABC, "10.0.0.9"), bar_id=1
+        2,
+        A.FORW,
+        pfcp.DestinationInterfaceValue.ACCESS,
+        outer_header_creation=OuterHeader.from_ie(ohc(0xABC, "10.0.0.9")),
+        bar_id=1,
     )
     assert plan.end_marker_fars == ()
     assert base.fars[2].apply_action == A.BUFF
@@ -459,7 +463,7 @@ def test_update_forwarding_parameters_keeps_what_it_does_not_carry(base: Session
         pfcp.DestinationInterfaceValue.CORE,
         "internet",
     )
-    assert far.outer_header_creation == ohc()
+    assert far.outer_header_creation == OuterHeader.from_ie(ohc())
     assert plan.end_marker_fars == (1,)
 
 
@@ -545,7 +549,7 @@ def test_chid_in_use_in_the_session_keeps_its_teid() -> None:
 def test_modification_moves_cp_f_seid(base: SessionState) -> None:
     new = pfcp.FSEID(seid=99, ipv4=IPv4Address("127.0.0.11"))
     state = planned(plan_modification(base, smr(cp_f_seid=new), no_allocation)).state
-    assert state.cp_f_seid == new and state.pdrs == base.pdrs and state.up_seid == base.up_seid
+    assert state.cp_f_seid == FSeid.from_ie(new) and state.pdrs == base.pdrs and state.up_seid == base.up_seid
 
 
 def test_rules_and_states_stay_frozen_dataclasses_with_their_defaults() -> None:
@@ -561,3 +565,53 @@ def test_rules_and_states_stay_frozen_dataclasses_with_their_defaults() -> None:
     assert fresh.pdrs == {} and fresh.pdrs is not other.pdrs  # default_factory: one dict each
     with pytest.raises(TypeError):
         Far()  # type: ignore[call-arg]
+
+
+# -- compact desired state: what 100k sessions keep once each ------------------------------------
+
+
+def two_pdr_request(ue: IPv4Address, cp_seid: int, gnb_teid: int) -> pfcp.SessionEstablishmentRequest:
+    return pfcp.SessionEstablishmentRequest(
+        node_id=NODE,
+        cp_f_seid=pfcp.FSEID(seid=cp_seid, ipv4=IPv4Address("127.0.0.10")),
+        create_pdr=(create_pdr(1, 1, qer=1, urr=1, ue=ue), create_pdr(2, 2, qer=1, urr=1, access=False, ue=ue)),
+        create_far=(create_far(1), create_far(2, core=False, header=ohc(gnb_teid))),
+        create_qer=(create_qer(1),),
+        create_urr=(create_urr(1),),
+    )
+
+
+def test_state_keeps_compact_copies_of_the_ies_with_the_same_values() -> None:
+    req = two_pdr_request(UE, 5, 0x100)
+    state = planned(plan_establishment(req, 1, no_allocation)).state
+    assert isinstance(state.cp_f_seid, FSeid) and state.cp_f_seid.to_ie() == req.cp_f_seid
+    for pdr, pdr_ie in zip((state.pdrs[1], state.pdrs[2]), req.create_pdr, strict=True):
+        assert all(isinstance(ue, UeIp) for ue in pdr.ue_ip_addresses)
+        assert tuple(ue.to_ie() for ue in pdr.ue_ip_addresses if isinstance(ue, UeIp)) == pdr_ie.pdi.ue_ip_address
+    header = state.fars[2].outer_header_creation
+    assert isinstance(header, OuterHeader) and header.to_ie() == ohc(0x100)
+    # The uplink and the downlink PDR name the UE's address: one object.
+    assert state.pdrs[1].ue_ip_addresses[0].ipv4 is state.pdrs[2].ue_ip_addresses[0].ipv4
+
+
+def test_sessions_share_equal_rule_tables_and_peer_addresses_but_nothing_of_their_own() -> None:
+    one = planned(plan_establishment(two_pdr_request(UE, 5, 0x100), 1, no_allocation)).state
+    two = planned(plan_establishment(two_pdr_request(IPv4Address("10.45.0.3"), 6, 0x200), 2, no_allocation)).state
+    assert one.qers is two.qers and one.urrs is two.urrs  # equal QER / URR tables: one object
+    assert one.fars[1] is two.fars[1]  # the FAR towards N6 is the same in both
+    assert one.fars[2] != two.fars[2] and one.pdrs[1] != two.pdrs[1]  # their own TEIDs and UE addresses
+    gnb_one, gnb_two = one.fars[2].outer_header_creation, two.fars[2].outer_header_creation
+    assert gnb_one is not None and gnb_two is not None and gnb_one.ipv4 is gnb_two.ipv4
+    assert one.cp_f_seid.ipv4 is two.cp_f_seid.ipv4
+    assert one.bars == {} and two.bars == {} and not one.bars and len(one.bars) == 0
+
+
+def test_a_modification_of_a_shared_table_leaves_the_other_sessions_alone() -> None:
+    one = planned(plan_establishment(two_pdr_request(UE, 5, 0x100), 1, no_allocation)).state
+    two = planned(plan_establishment(two_pdr_request(IPv4Address("10.45.0.3"), 6, 0x200), 2, no_allocation)).state
+    closed = pfcp.UpdateQER(qer_id=pfcp.QERID(1), gate_status=pfcp.GateStatus(dl=pfcp.Gate.CLOSED))
+    changed = planned(plan_modification(one, smr(update_qer=(closed,)), no_allocation)).state
+    assert changed.qers[1].gate_dl == pfcp.Gate.CLOSED
+    assert one.qers[1].gate_dl == two.qers[1].gate_dl == pfcp.Gate.OPEN and one.qers is two.qers
+    bar = planned(plan_modification(one, smr(create_bar=pfcp.CreateBAR(bar_id=pfcp.BARID(1))), no_allocation)).state
+    assert bar.bars == {1: Bar(1)} and one.bars == {} and two.bars == {}
