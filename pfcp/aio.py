@@ -185,18 +185,31 @@ class PfcpNode:
             return
         buffer = self._buffer
         view = memoryview(buffer)
-        receive = self.endpoint.receive_datagram
+        endpoint = self.endpoint
+        receive = endpoint.receive_datagram
+        next_event = endpoint.next_event
+        dispatch = self._dispatch
+        handle_request = self._handle_request
+        receive_into = sock.recvfrom_into
         now = self._running_loop().time()
         for _ in range(self.READ_BATCH):
             try:
-                size, addr = sock.recvfrom_into(buffer)
+                size, addr = receive_into(buffer)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # e.g. ICMP port unreachable for an earlier send
                 log.debug("PFCP socket error: %s", exc)
                 continue
-            receive(bytes(view[:size]), (addr[0], addr[1]), now)
-            self._drain_events()  # one request at a time: its objects die before the next
+            if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope_id); an Address is (host, port)
+                addr = (addr[0], addr[1])
+            receive(bytes(view[:size]), addr, now)
+            # One request at a time: its objects die before the next (_drain_events, inlined:
+            # requests, the common event, skip _dispatch's type tests).
+            while (event := next_event()) is not None:
+                if type(event) is RequestReceived:
+                    handle_request(event)
+                else:
+                    dispatch(event)
         self._flush()
 
     def _transmit(self) -> None:
@@ -299,7 +312,9 @@ class PfcpNode:
             log.exception("PFCP request handler failed for %r", event.message)
             self.endpoint.reject(event, Cause.SYSTEM_FAILURE, self._running_loop().time())
             return
-        if inspect.isawaitable(result):
+        if isinstance(result, Message):  # the common answer: no awaitable test needed
+            self.endpoint.send_response(event, result, self._running_loop().time())
+        elif inspect.isawaitable(result):
             if len(self._tasks) >= self.max_pending_handlers:
                 if inspect.iscoroutine(result):
                     result.close()  # never run: no "coroutine was never awaited" warning

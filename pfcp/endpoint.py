@@ -248,18 +248,28 @@ class PfcpEndpoint:
     # Incoming requests
 
     def _on_request(self, msg: Message, addr: Address, now: float, digest: int) -> None:
-        key = (addr, msg.sequence)
-        entry = self._rx.get(key, now, digest)
+        entry = self._rx.receive((addr, msg.sequence), now, digest)
         if entry is not None:  # a retransmission (§6.4)
-            if entry.response is not None:
-                self._out.append((entry.response, addr))
+            response = entry[2]
+            if response is not None:
+                self._out.append((response, addr))
                 self._drop(addr, "duplicate request answered from cache")
             else:
                 self._drop(addr, "duplicate request while still in progress")
             return
-        self._rx.begin(key, now, digest)
         t = msg.message_type
-        if t == MessageType.HEARTBEAT_REQUEST:
+        if t not in _NODE_REQUESTS_HANDLED_HERE:  # session requests and the like: the application's
+            assoc = self._by_addr.get(addr)
+            if assoc is None:
+                if msg.SESSION:
+                    self._reject_unassociated(msg, addr, now)
+                    return
+                self._events.append(RequestReceived(addr, msg, None))
+            elif msg.SESSION and not assoc.associated:
+                self._reject_unassociated(msg, addr, now)
+            else:
+                self._events.append(RequestReceived(addr, msg, assoc.node_id))
+        elif t == MessageType.HEARTBEAT_REQUEST:
             assert isinstance(msg, m.HeartbeatRequest)
             self._check_recovery(self._by_addr.get(addr), msg.recovery_time_stamp)
             reply = m.HeartbeatResponse(recovery_time_stamp=self.config.recovery_time_stamp)
@@ -270,16 +280,13 @@ class PfcpEndpoint:
         elif t == MessageType.ASSOCIATION_UPDATE_REQUEST:
             assert isinstance(msg, m.AssociationUpdateRequest)
             self._on_update_request(msg, addr, now)
-        elif t == MessageType.ASSOCIATION_RELEASE_REQUEST:
-            self._on_release_request(msg, addr, now)
         else:
-            assoc = self._by_addr.get(addr)
-            if msg.SESSION and (assoc is None or not assoc.associated):
-                self._drop(addr, "rejected (cause 72): session request without association")
-                no_association = CauseValue.NO_ESTABLISHED_PFCP_ASSOCIATION
-                self._reject(msg.message_type, msg.sequence, addr, no_association, None, now)
-                return
-            self._events.append(RequestReceived(addr, msg, None if assoc is None else assoc.node_id))
+            self._on_release_request(msg, addr, now)
+
+    def _reject_unassociated(self, msg: Message, addr: Address, now: float) -> None:
+        self._drop(addr, "rejected (cause 72): session request without association")
+        no_association = CauseValue.NO_ESTABLISHED_PFCP_ASSOCIATION
+        self._reject(msg.message_type, msg.sequence, addr, no_association, None, now)
 
     def _on_setup_request(self, msg: m.AssociationSetupRequest, addr: Address, now: float) -> None:
         hook = self.config.accept_association
@@ -500,8 +507,8 @@ class PfcpEndpoint:
             self._drop(addr, f"undecodable datagram: {exc.cause.name}")
             return
         entry = self._rx.get((addr, sequence), now)
-        if entry is not None and entry.response is not None:
-            self._out.append((entry.response, addr))  # a retransmission of the same bad request
+        if entry is not None and entry[2] is not None:
+            self._out.append((entry[2], addr))  # a retransmission of the same bad request
             return
         self._drop(addr, f"malformed {MessageType(t).name}: {exc.cause.name}")
         self._reject(t, sequence, addr, exc.cause, exc.offending_ie, now)
@@ -519,6 +526,16 @@ class PfcpEndpoint:
                 return self._sequence
         raise RuntimeError("every sequence number is in flight")
 
+
+#: Requests the endpoint answers itself (§6.2.2, §6.2.6-§6.2.8); the others go to the application.
+_NODE_REQUESTS_HANDLED_HERE = frozenset(
+    {
+        MessageType.HEARTBEAT_REQUEST,
+        MessageType.ASSOCIATION_SETUP_REQUEST,
+        MessageType.ASSOCIATION_UPDATE_REQUEST,
+        MessageType.ASSOCIATION_RELEASE_REQUEST,
+    }
+)
 
 #: Request type -> the response type that carries a rejection Cause.
 _REJECTIONS: dict[int, type[Message]] = {

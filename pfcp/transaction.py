@@ -20,9 +20,9 @@ Theory of operation
 from __future__ import annotations
 
 import heapq
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from .events import Address
 from .messages import Message
@@ -137,20 +137,17 @@ class TxQueue:
         heapq.heappush(self._heap, (tx.deadline, self._tie, (tx.peer, tx.sequence)))
 
 
-class RxEntry(NamedTuple):
-    """A request received: ``response`` is None while the application works on it.
-
-    ``digest`` identifies the request's bytes: a retransmission is identical
-    (§6.4), so a different request under the same (peer, sequence number), from a
-    peer that restarted and counts from 1 again, is a new request.
-
-    A tuple of plain values on purpose: the garbage collector stops tracking
-    such tuples, so a cache of 100,000 entries costs it nothing to scan.
-    """
-
-    expires: float
-    digest: int = 0
-    response: bytes | None = None
+#: A request received: (expires, digest, response); ``response`` is None while
+#: the application works on it.
+#:
+#: ``digest`` identifies the request's bytes: a retransmission is identical
+#: (§6.4), so a different request under the same (peer, sequence number), from a
+#: peer that restarted and counts from 1 again, is a new request.
+#:
+#: A plain tuple of plain values on purpose: the garbage collector stops tracking
+#: exact tuples of untracked values (not tuple subclasses such as a NamedTuple),
+#: so a cache of 100,000 entries costs it nothing to scan.
+RxEntry = tuple[float, int, bytes | None]
 
 
 class RxCache:
@@ -161,6 +158,11 @@ class RxCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[Address, int], RxEntry] = OrderedDict()
         self.evicted = 0
+        self._holding_time = policy.holding_time  # a property of a frozen policy: computed once
+        #: No entry expires before this (a lower bound, lowered on every insert;
+        #: removals only raise the true minimum), so :meth:`begin` skips
+        #: :meth:`expire` while nothing can be due.
+        self._expiry_floor = math.inf
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -168,19 +170,36 @@ class RxCache:
     def get(self, key: tuple[Address, int], now: float, digest: int = 0) -> RxEntry | None:
         """The live entry for ``key`` holding the same request, or None if new."""
         entry = self._entries.get(key)
-        if entry is not None and (entry.expires <= now or entry.digest != digest):
+        if entry is not None and (entry[0] <= now or entry[1] != digest):
             del self._entries[key]
             return None
         return entry
 
+    def receive(self, key: tuple[Address, int], now: float, digest: int) -> RxEntry | None:
+        """:meth:`get`, then :meth:`begin` when the request is new (None returned):
+        one call per received request."""
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is not None:
+            if entry[0] > now and entry[1] == digest:
+                return entry
+            del entries[key]
+        self.begin(key, now, digest)
+        return None
+
     def begin(self, key: tuple[Address, int], now: float, digest: int = 0) -> RxEntry:
         """Remember a new request handed to the application."""
-        self.expire(now)
-        while len(self._entries) >= self.max_entries:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        if now >= self._expiry_floor:
+            self.expire(now)
+        while len(entries) >= self.max_entries:
+            entries.popitem(last=False)
             self.evicted += 1
-        entry = RxEntry(now + self.policy.holding_time, digest)
-        self._entries[key] = entry
+        expires = now + self._holding_time
+        if expires < self._expiry_floor:
+            self._expiry_floor = expires
+        entry = (expires, digest, None)
+        entries[key] = entry
         return entry
 
     def answer(self, key: tuple[Address, int], data: bytes, now: float) -> None:
@@ -188,19 +207,21 @@ class RxCache:
         entry = self._entries.get(key)
         if entry is None:  # expired or evicted while the application worked
             entry = self.begin(key, now)
-        self._entries[key] = entry._replace(response=data)  # same key: keeps its place
+        self._entries[key] = (entry[0], entry[1], data)  # same key: keeps its place
 
     def expire(self, now: float) -> None:
         """Drop entries past their holding time (entries are in arrival order)."""
         entries = self._entries
         while entries:
             key, entry = next(iter(entries.items()))
-            if entry.expires > now:
+            if entry[0] > now:
+                self._expiry_floor = entry[0]
                 return
             del entries[key]
+        self._expiry_floor = math.inf
 
     def next_deadline(self) -> float | None:
         """When the oldest entry expires."""
         for entry in self._entries.values():
-            return entry.expires
+            return entry[0]
         return None

@@ -134,3 +134,28 @@ def test_a_second_associate_while_one_is_in_progress_leaves_the_first_intact() -
     assert isinstance(refused, InvalidTransition)
     assert isinstance(established, AssociationEstablished)
     assert established.initiated_by_us and established.info.node_id == CP_NODE
+
+
+def test_over_ipv6_a_peer_is_host_and_port_and_gets_its_answer() -> None:
+    # recvfrom on an IPv6 socket gives (host, port, flowinfo, scope_id); events and
+    # the response cache key peers by (host, port) only.
+    peers: list[tuple[str, int]] = []
+
+    def handler(event: RequestReceived) -> pfcp.Message:
+        peers.append(event.peer)
+        return _accepted(event)
+
+    async def run() -> tuple[pfcp.Message, tuple[str, int]]:
+        cp = PfcpNode(_config(CP_NODE), handler=handler)
+        up = PfcpNode(_config(UP_NODE))
+        try:
+            cp_address = await cp.start("::1", 0)
+            up_address = await up.start("::1", 0)
+            return await up.request(cp_address, _report(pfcp.NodeReportTypeFlags.UPFR)), up_address
+        finally:
+            up.close()
+            cp.close()
+
+    response, up_address = asyncio.run(asyncio.wait_for(run(), DEADLINE))
+    assert _cause(response) == pfcp.CauseValue.REQUEST_ACCEPTED
+    assert peers == [up_address] and len(up_address) == 2

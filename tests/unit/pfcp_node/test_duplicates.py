@@ -5,6 +5,8 @@ bounded."""
 
 from __future__ import annotations
 
+import gc
+
 import pfcp
 from pfcp import MessageType
 from pfcp.events import Address, RequestReceived, ResponseReceived
@@ -208,3 +210,41 @@ def test_a_different_request_under_a_cached_sequence_number_is_new() -> None:
     )
     replies = pair.inject("cp", pfcp.encode(setup), src)
     assert [pfcp.decode(d.data).message_type for d in replies] == [MessageType.ASSOCIATION_SETUP_RESPONSE]
+
+
+def test_cached_entries_are_not_tracked_by_the_garbage_collector() -> None:
+    # Up to max_cached_requests entries live T1 x (N1 + 1): plain tuples of plain
+    # values, which the cyclic GC stops scanning after their first collection.
+    pair = PfcpPair()
+    for sequence in range(1, 21):
+        pair.inject("cp", node_report(sequence), UP_ADDR)
+    answer_all(pair)
+    gc.collect()
+    entries = list(pair.cp._rx._entries.items())
+    assert len(entries) == 20
+    assert not any(gc.is_tracked(entry) or gc.is_tracked(key) for key, entry in entries)
+
+
+def test_entries_expire_after_the_oldest_was_replaced_by_a_new_request() -> None:
+    # The oldest entry leaves early (a different request under its sequence number);
+    # the next oldest must still expire on time.
+    pair = PfcpPair()  # holding time 12 s
+    src: Address = ("127.0.0.9", 8805)
+    pair.inject("cp", node_report(1), src)  # t=0, expires at 12
+    pair.now = 1.0
+    pair.inject("cp", node_report(2), src)  # expires at 13
+    answer_all(pair)
+    pair.now = 2.0
+    other = pfcp.NodeReportRequest(
+        sequence=1, node_id=CP_NODE_ID, node_report_type=NodeReportType(NodeReportTypeFlags.UPFR)
+    )
+    assert pair.inject("cp", pfcp.encode(other), src) == []  # new under sequence 1: expires at 14
+    answer_all(pair)
+    pair.now = 13.0
+    pair.inject("cp", node_report(3), src)
+    answer_all(pair)
+    assert [sequence for (_, sequence) in pair.cp._rx._entries] == [1, 3]  # sequence 2 expired at 13
+    pair.now = 13.5
+    assert pair.inject("cp", node_report(2), src) == []  # not from the cache: a new request
+    (event,) = pair.events_of("cp", RequestReceived)
+    assert event.message.sequence == 2
