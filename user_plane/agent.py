@@ -19,9 +19,11 @@ Theory of operation:
   says 73 for this; 73 is Rule creation/modification Failure in the spec, 75 is
   the spec's "No resources available"); 65 Session context not found for an
   unknown SEID, SEID 0, or a session another CP owns (§7.5.4, §7.5.6; header
-  SEID 0 as §7.2.2.4.2 says when the peer's SEID is unknown); 77 System failure
-  when the driver refuses a validated state (:class:`~user_plane.driver.DriverError`:
-  the rules were valid, the dataplane failed, as driver.py documents).
+  SEID 0 as §7.2.2.4.2 says when the peer's SEID is unknown); when the driver
+  refuses a validated state (:class:`~user_plane.driver.DriverError`), 73 Rule
+  creation/modification failure with the Failed Rule ID (§7.5.3.1, §8.2.80) if
+  the error names the rule it cannot apply (a TEID or UE address another session
+  owns, an unsupported form), else 77 System failure (the dataplane failed).
 * Peer restarts (TS 23.007 §19A, TS 29.244 §6.2.6.2.2): a newer Recovery Time
   Stamp from a CP, a repeated Association Setup Request from an associated Node
   ID (Session Retention Information is not supported, so no session is
@@ -490,6 +492,9 @@ class UpfAgent:
 
     def _driver_failed(self, answer: Callable[..., Message], exc: DriverError, what: str, seid: int) -> Message:
         self.counters["driver failures"] += 1
+        if exc.failed_rule is not None:  # a rule the dataplane cannot apply (§7.5.3.1, §8.2.80)
+            log.warning("driver %s refused the %s of session %#x: %s (cause 73)", self.driver.name, what, seid, exc)
+            return answer(Cause.RULE_CREATION_MODIFICATION_FAILURE, failed_rule_id=exc.failed_rule)
         log.error("driver %s refused the %s of session %#x: %s (cause 77)", self.driver.name, what, seid, exc)
         return answer(Cause.SYSTEM_FAILURE)
 

@@ -15,7 +15,7 @@ anything. :func:`link` then binds a rule to its session's meters and buckets.
 * A downlink rule carries the QFI (and RQI) of its first QER that has one: what the
   gNB sees in the PDU Session Container (TS 38.415).
 
-Unsupported (compilation raises DriverError naming the rule): Application ID and
+Unsupported (compilation raises DriverError with the rule's Failed Rule ID, §8.2.80): Application ID and
 predefined rules; source interfaces other than ACCESS, CORE, SGi-LAN/N6-LAN;
 uplink BUFF, uplink Outer Header Creation (N9) and FORW to anything but CORE /
 SGi-LAN; downlink FORW other than GTP-U/UDP/IPv4|IPv6 to ACCESS; Apply Action
@@ -53,6 +53,7 @@ __all__ = [
     "Session",
     "UeMatch",
     "link",
+    "meter_of",
     "ue_keys",
 ]
 
@@ -85,7 +86,6 @@ _MBQE: Final = int(pfcp.MeasurementInformationFlags.MBQE)
 #: Bound on the interned GTP-U peers (a UPF talks to a few thousand gNBs at most).
 _PEER_CACHE_SIZE: Final = 65536
 _M64: Final = (1 << 64) - 1
-_NONE: Final[frozenset[int]] = frozenset()
 _CLOSED: Final = pfcp.Gate.CLOSED
 #: §5.2.1: lower Precedence first; the PDR ID breaks ties (a C-level key: no call per PDR).
 _PRECEDENCE_ORDER: Final = operator.attrgetter("precedence", "pdr_id")
@@ -123,11 +123,9 @@ class Rule:
         "far",
         "gate_closed",
         "instance",
-        "mbqe",
         "pdr_id",
         "post",
         "pre",
-        "qer_ids",
         "qfi",
         "qfis",
         "quota",
@@ -136,23 +134,20 @@ class Rule:
         "sdfs",
         "ue",
         "up_seid",
-        "uplink",
-        "urr_ids",
     )
 
-    def __init__(self, pdr: Pdr, uplink: bool, far: FarAction) -> None:
+    def __init__(self, pdr: Pdr, far: FarAction) -> None:
+        # What only linking needs (the PDR's QER and URR IDs, its direction) is read from the
+        # session's desired state then, not kept here: one rule is held per PDR.
         self.pdr_id = pdr.pdr_id
-        self.uplink = uplink
         self.far = far
         self.qfis: frozenset[int] | None = frozenset(pdr.qfis) if pdr.qfis else None
         self.ue: tuple[UeMatch, ...] | None = None
         self.sdfs: tuple[SdfFilter, ...] = ()
         self.instance: str | None = None  # downlink: the N6 the packet must come from
-        self.qer_ids, self.urr_ids = pdr.qer_ids, pdr.urr_ids
         self.gate_closed = False
         self.qfi: int | None = None
         self.rqi = False
-        self.mbqe: frozenset[int] = _NONE
         self.quota_fars: dict[int, FarAction] | None = None  # URR ID -> its FAR ID for Quota Action
         # Set by link(). The rule holds its session's UP SEID, not the Session: a Session holds
         # its rules, and no cycle means a removed session is freed by reference counting alone
@@ -168,21 +163,24 @@ class Session:
     """What the forwarder holds for one PFCP session: its compiled rules and keys, and
     the state that outlives a rule change (meters, buckets, the downlink buffer).
 
-    Kept small (one is held per session, 100k of them): the TEIDs only (the forwarder's
-    TEID table holds the rules), tuples rather than sets, and the buffer and the removed
-    URRs' reports are created when first needed."""
+    Kept small (one is held per session, 100k of them): nothing the desired state already
+    holds (its TEIDs are the ACCESS PDRs' local F-TEIDs; the forwarder's TEID table holds the
+    uplink rules), tuples rather than sets or dicts, and the buffer and the removed URRs'
+    reports are created when first needed."""
 
-    __slots__ = ("buckets", "buffer", "dl", "dldr_sent", "meters", "removed_reports", "state", "teids", "v4", "v6")
+    __slots__ = ("buckets", "buffer", "dl", "dldr_sent", "meters", "removed_reports", "state", "v4", "v6")
 
     def __init__(self, state: SessionState) -> None:
         self.state = state
-        self.teids: tuple[int, ...] = ()  # the local TEIDs its uplink rules match on
         self.dl: tuple[Rule, ...] = ()
         self.v4: tuple[int, ...] = ()
         self.v6: tuple[IPv6Network, ...] = ()
-        self.meters: dict[int, UrrMeter] = {}
-        # (QER ID, uplink bucket, downlink bucket) per QER: what the next install keeps.
-        self.buckets: tuple[tuple[int, TokenBucket | None, TokenBucket | None], ...] = ()
+        # In the session's URR order; a tuple, not a dict by URR ID (a session has one or two
+        # URRs: a dict is 224 bytes a session, a tuple of one 48): find one with meter_of().
+        self.meters: tuple[UrrMeter, ...] = ()
+        # QER ID, uplink bucket, downlink bucket, for each QER in turn (one flat tuple: no
+        # tuple per QER, 64 bytes each): what the next install keeps.
+        self.buckets: tuple[int | TokenBucket | None, ...] = ()
         self.buffer: list[tuple[str, bytes]] | None = None  # downlink packets held (BUFF)
         self.dldr_sent = False
         self.removed_reports: list[UsageReport] | None = None
@@ -190,6 +188,16 @@ class Session:
     @property
     def up_seid(self) -> int:
         return self.state.up_seid
+
+
+def _pdr_error(pdr_id: int, message: str) -> DriverError:
+    """A PDR the engine cannot apply: the agent answers 73 with its Failed Rule ID (§8.2.80)."""
+    return DriverError(f"PDR {pdr_id}: {message}", pfcp.FailedRuleID(pfcp.RuleIDType.PDR, pdr_id))
+
+
+def _far_error(far_id: int, message: str) -> DriverError:
+    """A FAR the engine cannot apply: the agent answers 73 with its Failed Rule ID (§8.2.80)."""
+    return DriverError(f"FAR {far_id}: {message}", pfcp.FailedRuleID(pfcp.RuleIDType.FAR, far_id))
 
 
 def _v6_network(ie: UeIp | pfcp.UEIPAddress) -> IPv6Network:
@@ -226,7 +234,10 @@ def ue_keys(state: SessionState) -> tuple[tuple[int, ...], tuple[IPv6Network, ..
             if ie.ipv4 is not None:
                 v4[int(ie.ipv4)] = None
             if ie.ipv6 is not None:
-                v6[_v6_network(ie)] = None
+                try:
+                    v6[_v6_network(ie)] = None
+                except DriverError as exc:
+                    raise _pdr_error(pdr.pdr_id, str(exc)) from None
     return tuple(v4), tuple(v6)
 
 
@@ -275,7 +286,7 @@ class RuleCompiler:
         dl: list[Rule] = []
         for pdr in sorted(state.pdrs.values(), key=_PRECEDENCE_ORDER):
             rule = self._compile_pdr(state, pdr, v4, v6)
-            if rule.uplink:
+            if pdr.source_interface == _SI.ACCESS:
                 assert pdr.local_f_teid is not None
                 ul.setdefault(pdr.local_f_teid.teid, []).append(rule)
             else:
@@ -284,100 +295,96 @@ class RuleCompiler:
 
     def _compile_pdr(self, state: SessionState, pdr: Pdr, v4: tuple[int, ...], v6: tuple[IPv6Network, ...]) -> Rule:
         if pdr.application_id is not None:
-            raise DriverError(
-                f"PDR {pdr.pdr_id}: Application ID {pdr.application_id!r} (application detection) is not supported"
+            raise _pdr_error(
+                pdr.pdr_id, f"Application ID {pdr.application_id!r} (application detection) is not supported"
             )
         if pdr.predefined_rules or pdr.far_id is None:
-            raise DriverError(f"PDR {pdr.pdr_id}: predefined rules are not supported")
+            raise _pdr_error(pdr.pdr_id, "predefined rules are not supported")
         if pdr.source_interface == _SI.ACCESS:
             uplink = True
             if pdr.local_f_teid is None or pdr.local_f_teid.teid < 0:
-                raise DriverError(f"PDR {pdr.pdr_id}: an ACCESS PDR needs a local F-TEID (a TEID to match G-PDUs on)")
+                raise _pdr_error(pdr.pdr_id, "an ACCESS PDR needs a local F-TEID (a TEID to match G-PDUs on)")
         elif pdr.source_interface in _CORE_SIDE:
             uplink = False
             if pdr.local_f_teid is not None or pdr.outer_header_removal is not None:
-                raise DriverError(f"PDR {pdr.pdr_id}: GTP-U from the core side (N9) is not supported")
+                raise _pdr_error(pdr.pdr_id, "GTP-U from the core side (N9) is not supported")
             if pdr.network_instance is not None and pdr.network_instance not in self.instances:
-                raise DriverError(f"PDR {pdr.pdr_id}: Network Instance {pdr.network_instance!r} has no N6 interface")
+                raise _pdr_error(pdr.pdr_id, f"Network Instance {pdr.network_instance!r} has no N6 interface")
             if not v4 and not v6:
-                raise DriverError(f"PDR {pdr.pdr_id}: the session has no UE IP Address to match downlink packets on")
+                raise _pdr_error(pdr.pdr_id, "the session has no UE IP Address to match downlink packets on")
         else:
-            raise DriverError(f"PDR {pdr.pdr_id}: source interface {pdr.source_interface} is not supported")
-        rule = Rule(pdr, uplink, self._far_action(state, pdr.far_id, pdr, uplink))
+            raise _pdr_error(pdr.pdr_id, f"source interface {pdr.source_interface} is not supported")
+        rule = Rule(pdr, self._far_action(state, pdr.far_id, pdr, uplink))
         if not uplink:
             rule.instance = pdr.network_instance
         if pdr.ue_ip_addresses:
-            rule.ue = tuple(_ue_match(ie) for ie in pdr.ue_ip_addresses)
+            try:
+                rule.ue = tuple(_ue_match(ie) for ie in pdr.ue_ip_addresses)
+            except DriverError as exc:
+                raise _pdr_error(pdr.pdr_id, str(exc)) from None
         if pdr.sdf_filters:
             try:
                 ue_addresses = _sdf_ue(pdr, v4, v6)
                 rule.sdfs = tuple(SdfFilter.from_ie(ie, ue_addresses or None) for ie in pdr.sdf_filters)
-            except SdfError as exc:
-                raise DriverError(f"PDR {pdr.pdr_id}: SDF filter: {exc}") from None
+            except (SdfError, DriverError) as exc:
+                raise _pdr_error(pdr.pdr_id, f"SDF filter: {exc}") from None
         qers = state.qers
         for qer_id in pdr.qer_ids:
             qer = qers.get(qer_id)
             if qer is None:
-                raise DriverError(f"PDR {pdr.pdr_id}: QER {qer_id} is not in the session")
+                raise _pdr_error(pdr.pdr_id, f"QER {qer_id} is not in the session")
             if (qer.gate_ul if uplink else qer.gate_dl) == _CLOSED:
                 rule.gate_closed = True
             if not uplink and rule.qfi is None and qer.qfi is not None:  # the QFI the gNB sees (TS 38.415)
                 rule.qfi, rule.rqi = qer.qfi, qer.rqi
-        mbqe: set[int] | None = None
         urrs = state.urrs
         for urr_id in pdr.urr_ids:
             urr = urrs.get(urr_id)
             if urr is None:
-                raise DriverError(f"PDR {pdr.pdr_id}: URR {urr_id} is not in the session")
-            if urr.measurement_information is not None and int(urr.measurement_information) & _MBQE:
-                if mbqe is None:
-                    mbqe = set()
-                mbqe.add(urr_id)
+                raise _pdr_error(pdr.pdr_id, f"URR {urr_id} is not in the session")
             if urr.far_id_for_quota_action is not None:
                 if rule.quota_fars is None:
                     rule.quota_fars = {}
                 rule.quota_fars[urr_id] = self._far_action(state, urr.far_id_for_quota_action, pdr, uplink)
-        if mbqe:
-            rule.mbqe = frozenset(mbqe)
         return rule
 
     def _far_action(self, state: SessionState, far_id: int, pdr: Pdr, uplink: bool) -> FarAction:
         far = state.fars.get(far_id)
         if far is None:
-            raise DriverError(f"PDR {pdr.pdr_id}: FAR {far_id} is not in the session")
+            raise _pdr_error(pdr.pdr_id, f"FAR {far_id} is not in the session")
         action = int(far.apply_action)
         if action & ~_SUPPORTED_ACTIONS or far.duplicating_parameters:
-            raise DriverError(
-                f"FAR {far_id}: Apply Action {far.apply_action!r} is not supported (only DROP, FORW, BUFF, NOCP)"
+            raise _far_error(
+                far_id, f"Apply Action {far.apply_action!r} is not supported (only DROP, FORW, BUFF, NOCP)"
             )
         if action & _DROP:
             return FarAction(far_id, DROP)
         if action & _BUFF:
             if uplink:
-                raise DriverError(f"FAR {far_id}: buffering uplink packets is not supported")
+                raise _far_error(far_id, "buffering uplink packets is not supported")
             bar = None if far.bar_id is None else state.bars.get(far.bar_id)
             count = None if bar is None else bar.suggested_buffering_packets_count
             limit = DEFAULT_BUFFER_PACKETS if count is None else count
             return FarAction(far_id, BUFF, nocp=bool(action & _NOCP), buffer_limit=limit)
         if not action & _FORW:
-            raise DriverError(f"FAR {far_id}: Apply Action {far.apply_action!r} names no action")
+            raise _far_error(far_id, f"Apply Action {far.apply_action!r} names no action")
         if far.transport_level_marking is not None or far.forwarding_policy is not None:
-            raise DriverError(f"FAR {far_id}: Transport Level Marking and Forwarding Policy are not supported")
+            raise _far_error(far_id, "Transport Level Marking and Forwarding Policy are not supported")
         ohc = far.outer_header_creation
         dest = far.destination_interface
         if uplink:
             if ohc is not None:
-                raise DriverError(f"FAR {far_id}: uplink Outer Header Creation (N9 forwarding) is not supported")
+                raise _far_error(far_id, "uplink Outer Header Creation (N9 forwarding) is not supported")
             if dest not in (_DI.CORE, _DI.SGI_LAN_N6_LAN):
-                raise DriverError(f"FAR {far_id}: uplink FORW to destination interface {dest} is not supported")
+                raise _far_error(far_id, f"uplink FORW to destination interface {dest} is not supported")
             ohr = pdr.outer_header_removal
             if ohr is None or ohr.description not in _OHR_GTPU:
-                raise DriverError(f"PDR {pdr.pdr_id}: forwarding to N6 needs Outer Header Removal GTP-U/UDP/IP")
+                raise _pdr_error(pdr.pdr_id, "forwarding to N6 needs Outer Header Removal GTP-U/UDP/IP")
             instance = far.network_instance or pdr.network_instance
             if instance is None and len(self.instances) == 1:
                 (instance,) = self.instances  # one N6: no name needed to choose it
             if instance not in self.instances:
-                raise DriverError(f"FAR {far_id}: Network Instance {instance!r} has no N6 interface")
+                raise _far_error(far_id, f"Network Instance {instance!r} has no N6 interface")
             assert instance is not None
             key = (far_id, instance)  # the same for every session of the instance: one object
             shared = self._to_n6.get(key)
@@ -387,7 +394,7 @@ class RuleCompiler:
                 shared = self._to_n6[key] = FarAction(far_id, TO_N6, instance=instance)
             return shared
         if dest != _DI.ACCESS or ohc is None:
-            raise DriverError(f"FAR {far_id}: downlink FORW must go to ACCESS with Outer Header Creation GTP-U")
+            raise _far_error(far_id, "downlink FORW must go to ACCESS with Outer Header Creation GTP-U")
         teid, peer = self.gtpu_path(far_id, ohc)
         return FarAction(far_id, TO_GTPU, teid=teid, peer=peer)
 
@@ -396,26 +403,50 @@ class RuleCompiler:
         with both bits set, IPv4 when we have an IPv4 N3 address."""
         bits = int(ohc.description)
         if bits & ~_OHC_GTPU or not bits & _OHC_GTPU or ohc.teid is None:
-            raise DriverError(f"FAR {far_id}: Outer Header Creation {ohc.description!r} is not supported")
+            raise _far_error(far_id, f"Outer Header Creation {ohc.description!r} is not supported")
         if bits & _OHC_V4 and ohc.ipv4 is not None and self.n3_ipv4 is not None:
             return ohc.teid, self._peer(ohc.ipv4)
         if bits & _OHC_V6 and ohc.ipv6 is not None and self.n3_ipv6 is not None:
             return ohc.teid, self._peer(ohc.ipv6)
-        raise DriverError(f"FAR {far_id}: no N3 address of the peer's IP version for {ohc.description!r}")
+        raise _far_error(far_id, f"no N3 address of the peer's IP version for {ohc.description!r}")
 
 
-def link(rule: Rule, session: Session, buckets: Mapping[int, tuple[TokenBucket | None, TokenBucket | None]]) -> None:
-    """Bind ``rule`` to the meters ``session`` carries and its QERs' ``buckets`` (by QER ID);
-    the URRs whose Measurement Information has MBQE count before QoS enforcement (§8.2.68)."""
-    rule.up_seid = session.state.up_seid
-    side = 0 if rule.uplink else 1
-    rule.buckets = tuple(b for q in rule.qer_ids if (b := buckets[q][side]) is not None)
+def _before_qos(meter: UrrMeter) -> bool:
+    """MBQE: the URR measures before QoS enforcement (§8.2.68)."""
+    mi = meter.urr.measurement_information
+    return mi is not None and bool(int(mi) & _MBQE)
+
+
+def meter_of(meters: tuple[UrrMeter, ...], urr_id: int) -> UrrMeter | None:
+    """The meter of URR ``urr_id`` among a session's ``meters`` (a linear search: a few URRs)."""
+    for meter in meters:
+        if meter.urr.urr_id == urr_id:
+            return meter
+    return None
+
+
+def link(
+    rule: Rule,
+    uplink: bool,
+    session: Session,
+    buckets: Mapping[int, tuple[TokenBucket | None, TokenBucket | None]],
+) -> None:
+    """Bind ``rule`` (of ``session``'s PDR ``rule.pdr_id``) to the meters ``session`` carries
+    and its QERs' ``buckets`` (by QER ID); the URRs whose Measurement Information has MBQE
+    count before QoS enforcement (§8.2.68)."""
+    state = session.state
+    pdr = state.pdrs[rule.pdr_id]
+    rule.up_seid = state.up_seid
+    side = 0 if uplink else 1
+    rule.buckets = tuple(b for q in pdr.qer_ids if (b := buckets[q][side]) is not None)
     meters = session.meters
-    mbqe = rule.mbqe
-    if mbqe:
-        rule.pre = tuple(meters[u] for u in rule.urr_ids if u in mbqe)
-        rule.post = tuple(meters[u] for u in rule.urr_ids if u not in mbqe)
+    mine = tuple(m for u in pdr.urr_ids if (m := meter_of(meters, u)) is not None)
+    if mine == meters:  # every URR of the session, in its order: the rules share one tuple
+        mine = meters
+    if any(_before_qos(m) for m in mine):
+        rule.pre = tuple(m for m in mine if _before_qos(m))
+        rule.post = tuple(m for m in mine if not _before_qos(m))
+        rule.quota = mine
     else:
-        rule.post = tuple(meters[u] for u in rule.urr_ids)
-    # The same tuple when no URR measures before QoS: one object less per rule.
-    rule.quota = rule.post if not mbqe else tuple(meters[u] for u in rule.urr_ids)
+        # The same tuple when no URR measures before QoS: one object less per rule.
+        rule.post = rule.quota = mine

@@ -60,7 +60,15 @@ class Direction(IntEnum):
 
 
 class DriverError(Exception):
-    """The dataplane could not apply a desired state (the agent answers 77 System failure)."""
+    """The dataplane could not apply a desired state.
+
+    With ``failed_rule`` (the PDR or FAR the dataplane cannot apply) the agent answers
+    73 Rule creation/modification failure with that Failed Rule ID (§7.5.3.1, Table
+    8.2.1-1); without it, 77 System failure."""
+
+    def __init__(self, message: str, failed_rule: pfcp.FailedRuleID | None = None) -> None:
+        super().__init__(message)
+        self.failed_rule = failed_rule
 
 
 _R = TypeVar("_R", pfcp.UsageReportSMR, pfcp.UsageReportSDR, pfcp.UsageReportSRR)

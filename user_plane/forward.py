@@ -46,11 +46,12 @@ What install rejects (DriverError naming the rule) is listed in :mod:`user_plane
 from __future__ import annotations
 
 import collections
+import operator
 import struct
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from typing import Final
+from typing import Final, cast
 
 import pfcp
 
@@ -66,6 +67,7 @@ from .compile import (
     Session,
     UeMatch,
     link,
+    meter_of,
     ue_keys,
 )
 from .driver import Direction, DownlinkData, DriverError, DriverEvent, SessionUsage, UsageReport
@@ -77,6 +79,7 @@ from .usage import UrrMeter
 __all__ = ["DEFAULT_BUFFER_PACKETS", "Forwarder", "UnknownTeid"]
 
 _UL, _DL = Direction.UPLINK, Direction.DOWNLINK
+_ACCESS: Final = pfcp.SourceInterfaceValue.ACCESS
 
 _U32: Final = struct.Struct("!I")
 _U64: Final = struct.Struct("!Q")
@@ -86,6 +89,7 @@ _decode_gpdu = gtpu.decode_gpdu
 _GtpuError = gtpu.GtpuError
 Datagram = tuple[bytes, tuple[str, int]]
 _NO_METERS: Final[Mapping[int, UrrMeter]] = {}
+_URR_ORDER: Final = operator.attrgetter("urr.urr_id")
 #: Token buckets by QER ID: (uplink, downlink), None for no MBR in that direction.
 Buckets = dict[int, tuple[TokenBucket | None, TokenBucket | None]]
 _NO_BUCKETS: Final[Mapping[int, tuple[TokenBucket | None, TokenBucket | None]]] = {}
@@ -110,6 +114,23 @@ def _ip_version(data: bytes, off: int, n: int) -> int:
     if version == 6:
         return 6 if n >= 40 and (data[off + 4] << 8 | data[off + 5]) + 40 == n else 0
     return 0
+
+
+def _failed_pdr(pdr_id: int | None) -> pfcp.FailedRuleID | None:
+    return None if pdr_id is None else pfcp.FailedRuleID(pfcp.RuleIDType.PDR, pdr_id)
+
+
+def _pdr_with_ue(state: SessionState, v4: int | None, v6: IPv6Network | None) -> int | None:
+    """The lowest PDR ID with UE IP Address ``v4`` (or one in ``v6``): the rule that failed
+    when another session owns that address (Failed Rule ID, §8.2.80)."""
+    found = [
+        pdr_id
+        for pdr_id, pdr in state.pdrs.items()
+        for ie in pdr.ue_ip_addresses
+        if (v4 is not None and ie.ipv4 is not None and int(ie.ipv4) == v4)
+        or (v6 is not None and ie.ipv6 is not None and ie.ipv6 in v6)
+    ]
+    return min(found) if found else None
 
 
 def _ue_matches(entries: tuple[UeMatch, ...], data: bytes, off: int, version: int) -> bool:
@@ -183,13 +204,12 @@ class Forwarder:
             session.removed_reports = old.removed_reports
         buckets = self._commit_meters(session, old, now)
         for rule in dl:
-            link(rule, session, buckets)
+            link(rule, False, session, buckets)
         for rules in ul.values():
             for rule in rules:
-                link(rule, session, buckets)
+                link(rule, True, session, buckets)
         # Kept as a tuple (a dict of one QER is 240 bytes a session); read again only by the next install.
-        session.buckets = tuple((qer_id, ul_dl[0], ul_dl[1]) for qer_id, ul_dl in buckets.items()) if buckets else ()
-        session.teids = tuple(ul)
+        session.buckets = tuple(x for qer_id, ul_dl in buckets.items() for x in (qer_id, *ul_dl)) if buckets else ()
         session.dl = tuple(dl)
         self._register(session, ul)
         self.timers_changed = True
@@ -209,11 +229,18 @@ class Forwarder:
         for teid in ul:
             rules = self._ul.get(teid)
             if rules is not None and rules[0].up_seid != seid:
-                raise DriverError(f"TEID {teid:#x} belongs to session {rules[0].up_seid:#x}")
+                first = ul[teid][0].pdr_id  # the first PDR matching on the TEID
+                raise DriverError(
+                    f"PDR {first}: TEID {teid:#x} belongs to session {rules[0].up_seid:#x}", _failed_pdr(first)
+                )
         for addr in session.v4:
             owner = self._dl4.get(addr)
             if owner is not None and owner.up_seid != seid:
-                raise DriverError(f"UE IP {IPv4Address(addr)} belongs to session {owner.up_seid:#x}")
+                pdr_id = _pdr_with_ue(session.state, addr, None)
+                raise DriverError(
+                    f"PDR {pdr_id}: UE IP {IPv4Address(addr)} belongs to session {owner.up_seid:#x}",
+                    _failed_pdr(pdr_id),
+                )
         for net in session.v6:
             owner = self._dl6.get(int(net.network_address) >> 64) if net.prefixlen == 64 else None
             for other, _, _, s in self._dl6_other:
@@ -224,7 +251,11 @@ class Forwarder:
                     if s.up_seid != seid and net.overlaps(IPv6Network((hi << 64, 64))):
                         owner = s
             if owner is not None and owner.up_seid != seid:
-                raise DriverError(f"UE IPv6 prefix {net} overlaps one of session {owner.up_seid:#x}")
+                pdr_id = _pdr_with_ue(session.state, None, net)
+                raise DriverError(
+                    f"PDR {pdr_id}: UE IPv6 prefix {net} overlaps one of session {owner.up_seid:#x}",
+                    _failed_pdr(pdr_id),
+                )
 
     def _end_markers(self, old: SessionState, far_ids: Iterable[int]) -> list[Datagram]:
         """One End Marker per FAR on the GTP-U path it had (SNDEM, §8.2.58)."""
@@ -245,9 +276,15 @@ class Forwarder:
         buckets (returned by QER ID: kept or new, with the rates in force)."""
         state = session.state
         seid = state.up_seid
-        old_meters = _NO_METERS if old is None else old.meters
-        old_buckets = {q: (ul, dl) for q, ul, dl in old.buckets} if old is not None and old.buckets else _NO_BUCKETS
-        meters = session.meters
+        old_meters = _NO_METERS if old is None or not old.meters else {m.urr.urr_id: m for m in old.meters}
+        old_buckets = _NO_BUCKETS
+        if old is not None and old.buckets:
+            b = old.buckets
+            old_buckets = {
+                cast(int, b[i]): cast(tuple[TokenBucket | None, TokenBucket | None], b[i + 1 : i + 3])
+                for i in range(0, len(b), 3)
+            }
+        meters: list[UrrMeter] = []
         for urr_id, urr in state.urrs.items():
             meter = old_meters.get(urr_id)
             if meter is None:
@@ -258,7 +295,8 @@ class Forwarder:
                 if reports:
                     self.events.append(SessionUsage(seid, tuple(reports)))
                 self._schedule(seid, meter)
-            meters[urr_id] = meter  # a kept meter's timer entries stay valid (same session, same meter)
+            meters.append(meter)  # a kept meter's timer entries stay valid (same session, same meter)
+        session.meters = tuple(meters)
         if old_meters:
             for urr_id in sorted(old_meters.keys() - state.urrs.keys()):
                 if session.removed_reports is None:
@@ -287,8 +325,9 @@ class Forwarder:
     def _unregister(self, session: Session) -> None:
         del self._sessions[session.up_seid]
         self._timers.meters -= len(session.meters)
-        for teid in session.teids:
-            del self._ul[teid]
+        for pdr in session.state.pdrs.values():  # its uplink rules' TEIDs, as compile() keyed them
+            if pdr.source_interface == _ACCESS and pdr.local_f_teid is not None:
+                self._ul.pop(pdr.local_f_teid.teid, None)  # two PDRs may share one
         for addr in session.v4:
             del self._dl4[addr]
         for net in session.v6:
@@ -308,13 +347,13 @@ class Forwarder:
         self._unregister(session)
         if session.buffer:
             self.counters["dl_buffer_discarded"] += len(session.buffer)
-        return [session.meters[u].final(now) for u in sorted(session.meters)]
+        return [m.final(now) for m in sorted(session.meters, key=_URR_ORDER)]
 
     def query(
         self, up_seid: int, urr_ids: Collection[int] | None, now: float, reference: int | None = None
     ) -> list[UsageReport]:
         """Immediate reports (IMMER) of ``urr_ids`` (None: all, by URR ID), measurement going on."""
-        meters = self._session(up_seid).meters
+        meters = self.meters(up_seid)
         ids = sorted(meters) if urr_ids is None else list(urr_ids)
         for urr_id in ids:
             if urr_id not in meters:
@@ -352,18 +391,18 @@ class Forwarder:
         return {seid: s.state for seid, s in self._sessions.items()}
 
     def meters(self, up_seid: int) -> Mapping[int, UrrMeter]:
-        """The live URR meters of a session by URR ID (not a copy: for a dataplane that
-        counts packets elsewhere and feeds the meters). Whoever changes a meter's timers
-        outside the forwarder (``count()`` set ``timers_changed``) calls
-        :meth:`meters_changed`. Raises DriverError for an unknown session."""
-        return self._session(up_seid).meters
+        """The live URR meters of a session by URR ID (a new mapping of the meters themselves,
+        not copies: for a dataplane that counts packets elsewhere and feeds the meters).
+        Whoever changes a meter's timers outside the forwarder (``count()`` set
+        ``timers_changed``) calls :meth:`meters_changed`. Raises DriverError for an unknown session."""
+        return {m.urr.urr_id: m for m in self._session(up_seid).meters}
 
     def meters_changed(self, up_seid: int) -> None:
         """Re-read the deadlines of a session's meters after they were driven outside the
         forwarder (a count() that started or resumed a timer). Unknown session: nothing."""
         session = self._sessions.get(up_seid)
         if session is not None:
-            for meter in session.meters.values():
+            for meter in session.meters:
                 self._schedule(up_seid, meter)
             self.timers_changed = True
 
@@ -377,11 +416,11 @@ class Forwarder:
 
     def _current_meter(self, up_seid: int, urr_id: int) -> UrrMeter | None:
         session = self._sessions.get(up_seid)
-        return None if session is None else session.meters.get(urr_id)
+        return None if session is None else meter_of(session.meters, urr_id)
 
     def _all_meters(self) -> Iterator[tuple[int, UrrMeter]]:
         for seid, session in self._sessions.items():
-            for meter in session.meters.values():
+            for meter in session.meters:
                 yield seid, meter
 
     def next_deadline(self) -> float | None:
@@ -395,7 +434,7 @@ class Forwarder:
         for seid, ids in self._timers.due(now).items():
             session = self._sessions[seid]
             reports: list[UsageReport] = []
-            for meter in session.meters.values():
+            for meter in session.meters:
                 if id(meter) in ids:
                     reports += meter.tick(now)
                     self._schedule(seid, meter)

@@ -7,12 +7,13 @@ state), records every call, and reports usage the test put on its meters:
     driver = FakeDriver()
     driver.meter(up_seid, urr_id, ul_bytes=1000)     # usage a URR has seen
     driver.emit(SessionUsage(...))                   # a dataplane event
-    driver.fail_next_install = DriverError("boom")   # the next install fails
+    driver.fail_next_install = DriverError("boom")   # the next install fails (77)
+    driver.fail_next_install = DriverError("no", pfcp.FailedRuleID(pfcp.RuleIDType.FAR, 2))   # ... a rule (73)
     driver.lose_state()                              # a dataplane restart
 
-Like a real dataplane it refuses (DriverError, previous state kept) a state
-whose local F-TEID is already used by another session: a TEID identifies one
-tunnel endpoint (TS 29.281 §5.1).
+Like a real dataplane it refuses (DriverError with the PDR's Failed Rule ID,
+previous state kept) a state whose local F-TEID is already used by another
+session: a TEID identifies one tunnel endpoint (TS 29.281 §5.1).
 """
 
 from __future__ import annotations
@@ -96,8 +97,15 @@ class FakeDriver:
         for seid, other in self._states.items():
             if seid != state.up_seid:
                 used = {p.local_f_teid.teid for p in other.pdrs.values() if p.local_f_teid is not None}
-                if teids & used:
-                    raise DriverError(f"TEID {min(teids & used):#x} is already used by session {seid:#x}")
+                if teids & used:  # as the real dataplane: the PDR matching on that TEID failed (§8.2.80)
+                    teid = min(teids & used)
+                    pdr_id = min(
+                        p.pdr_id for p in state.pdrs.values() if p.local_f_teid and p.local_f_teid.teid == teid
+                    )
+                    raise DriverError(
+                        f"PDR {pdr_id}: TEID {teid:#x} is already used by session {seid:#x}",
+                        pfcp.FailedRuleID(pfcp.RuleIDType.PDR, pdr_id),
+                    )
         now = self.clock()
         for urr_id in state.urrs:  # measurements of URRs that persist are kept
             self._meters.setdefault((state.up_seid, urr_id), _Meter(start=now))

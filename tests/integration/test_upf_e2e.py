@@ -260,7 +260,10 @@ def test_a_teid_owned_by_another_session_is_refused_and_both_stay_as_they_were(s
     _, teid = site.establish(first)
     second = site.session(ul_teid=0x3000_0003)
     rsp = site.cp.request(second.establishment(site.cp.node_id))
-    assert rsp.cause.value != Cause.REQUEST_ACCEPTED  # type: ignore[attr-defined]
+    # §7.5.3.1, Table 8.2.1-1: 73 Rule creation/modification Failure, naming the uplink PDR (§8.2.80)
+    assert isinstance(rsp, pfcp.SessionEstablishmentResponse)
+    assert rsp.cause.value == Cause.RULE_CREATION_MODIFICATION_FAILURE, rsp
+    assert rsp.failed_rule_id == pfcp.FailedRuleID(pfcp.RuleIDType.PDR, 1)
     assert site.uplink_arrives(teid, first, b"first still owns it")
     assert not site.uplink_arrives(teid, second, b"second never installed")
 

@@ -12,7 +12,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -426,6 +426,52 @@ def test_driver_failure_gets_77_and_changes_nothing() -> None:
         assert driver.installed() == {} and agent.sessions == {}
         assert (teids_in_use(agent), seids_in_use(agent)) == (0, 0)
         assert cause_of(await cp.establish(2)) == Cause.REQUEST_ACCEPTED  # and the agent goes on
+
+    run_associated(scenario)
+
+
+def test_a_rule_the_driver_cannot_apply_gets_73_with_its_failed_rule_id() -> None:
+    async def scenario(agent: UpfAgent, cp: Cp, driver: FakeDriver) -> None:
+        from user_plane.driver import DriverError
+
+        failed = pfcp.FailedRuleID(pfcp.RuleIDType.FAR, 2)
+        driver.fail_next_install = DriverError("FAR 2: DUPL is not supported", failed)
+        response = await cp.establish(1)
+        # §7.5.3.1, Table 8.2.1-1: 73 Rule creation/modification Failure names the rule (§8.2.80)
+        assert cause_of(response) == Cause.RULE_CREATION_MODIFICATION_FAILURE
+        assert response.failed_rule_id == failed and response.up_f_seid is None
+        assert driver.installed() == {} and agent.sessions == {}
+        assert (teids_in_use(agent), seids_in_use(agent)) == (0, 0)
+
+        ok = await cp.establish(2)
+        assert ok.up_f_seid is not None
+        driver.fail_next_install = DriverError("PDR 2: no", pfcp.FailedRuleID(pfcp.RuleIDType.PDR, 2))
+        modified = await cp.request(
+            pfcp.SessionModificationRequest(
+                seid=ok.up_f_seid.seid,
+                update_pdr=(pfcp.UpdatePDR(pdr_id=pfcp.PDRID(2), precedence=pfcp.Precedence(100)),),
+            )
+        )
+        assert isinstance(modified, pfcp.SessionModificationResponse)
+        assert cause_of(modified) == Cause.RULE_CREATION_MODIFICATION_FAILURE
+        assert modified.failed_rule_id == pfcp.FailedRuleID(pfcp.RuleIDType.PDR, 2)
+        assert agent.sessions[ok.up_f_seid.seid].pdrs[2].precedence == 200  # the old state stays
+
+    run_associated(scenario)
+
+
+def test_a_teid_owned_by_another_session_gets_73_with_the_pdr_id() -> None:
+    def with_teid(pdr_id: int) -> pfcp.CreatePDR:  # a CP-chosen F-TEID (no CH)
+        pdr = uplink_pdr(pdr_id)
+        return replace(pdr, pdi=replace(pdr.pdi, local_f_teid=pfcp.FTEID(0x3000_0003, ipv4=N3)))
+
+    async def scenario(agent: UpfAgent, cp: Cp, driver: FakeDriver) -> None:
+        assert cause_of(await cp.establish(1, pdrs=(with_teid(1), downlink_pdr()))) == Cause.REQUEST_ACCEPTED
+        first = dict(driver.installed())
+        response = await cp.establish(2, pdrs=(downlink_pdr(), with_teid(3)))
+        assert cause_of(response) == Cause.RULE_CREATION_MODIFICATION_FAILURE
+        assert response.failed_rule_id == pfcp.FailedRuleID(pfcp.RuleIDType.PDR, 3)
+        assert driver.installed() == first and len(agent.sessions) == 1 and seids_in_use(agent) == 1
 
     run_associated(scenario)
 

@@ -612,30 +612,39 @@ def test_query_and_meter_kept_across_install() -> None:
 # -- refused states leave the previous one in force -----------------------------------------
 
 
-def refusals() -> list[tuple[str, SessionState]]:
+_PDR, _FAR = pfcp.RuleIDType.PDR, pfcp.RuleIDType.FAR
+
+
+def refusals() -> list[tuple[str, SessionState, pfcp.FailedRuleID]]:
     dupl = Far(2, A.FORW | A.DUPL, DI.ACCESS, outer_header_creation=forw_gtpu().outer_header_creation)
     n9 = Far(1, A.FORW, DI.CORE, outer_header_creation=forw_gtpu().outer_header_creation)
+    sdf = pfcp.SDFFilter(flow_description="deny out ip from any to any")
     return [
-        ("Application ID", state(ul_pdr(), dl_pdr(application_id="youtube"))),
-        ("DUPL", state(fars=(forw_n6(), dupl))),
-        ("N9", state(fars=(n9, forw_gtpu()))),
-        ("buffering uplink", state(fars=(Far(1, A.BUFF), forw_gtpu()))),
-        ("no N6", state(fars=(forw_n6(instance="nowhere"), forw_gtpu()))),
-        ("Outer Header Removal", state(ul_pdr(outer_header_removal=None), dl_pdr())),
-        ("ACCESS with Outer Header Creation", state(fars=(forw_n6(), Far(2, A.FORW, DI.ACCESS)))),
-        ("source interface", state(ul_pdr(), dl_pdr(source_interface=SI.CP_FUNCTION))),
-        ("SDF filter", state(ul_pdr(sdf_filters=(pfcp.SDFFilter(flow_description="deny out ip from any to any"),)))),
+        ("Application ID", state(ul_pdr(), dl_pdr(application_id="youtube")), pfcp.FailedRuleID(_PDR, 2)),
+        ("DUPL", state(fars=(forw_n6(), dupl)), pfcp.FailedRuleID(_FAR, 2)),
+        ("N9", state(fars=(n9, forw_gtpu())), pfcp.FailedRuleID(_FAR, 1)),
+        ("buffering uplink", state(fars=(Far(1, A.BUFF), forw_gtpu())), pfcp.FailedRuleID(_FAR, 1)),
+        ("no N6", state(fars=(forw_n6(instance="nowhere"), forw_gtpu())), pfcp.FailedRuleID(_FAR, 1)),
+        ("Outer Header Removal", state(ul_pdr(outer_header_removal=None), dl_pdr()), pfcp.FailedRuleID(_PDR, 1)),
+        (
+            "ACCESS with Outer Header Creation",
+            state(fars=(forw_n6(), Far(2, A.FORW, DI.ACCESS))),
+            pfcp.FailedRuleID(_FAR, 2),
+        ),
+        ("source interface", state(ul_pdr(), dl_pdr(source_interface=SI.CP_FUNCTION)), pfcp.FailedRuleID(_PDR, 2)),
+        ("SDF filter", state(ul_pdr(sdf_filters=(sdf,))), pfcp.FailedRuleID(_PDR, 1)),
     ]
 
 
-@pytest.mark.parametrize(("reason", "bad"), refusals(), ids=[r for r, _ in refusals()])
-def test_refused_state_keeps_the_previous_one(reason: str, bad: SessionState) -> None:
+@pytest.mark.parametrize(("reason", "bad", "failed_rule"), refusals(), ids=[r for r, _, _ in refusals()])
+def test_refused_state_keeps_the_previous_one(reason: str, bad: SessionState, failed_rule: pfcp.FailedRuleID) -> None:
     f = fwd()
     good = state(ul_pdr(urr_ids=(1,)), dl_pdr(), urrs=(Urr(1, MM.VOLUM, RT(0)),))
     f.install(good, T0)
     f.uplink(gpdu(udp4()), T0)
-    with pytest.raises(DriverError, match=reason):
+    with pytest.raises(DriverError, match=reason) as refused:
         f.install(bad, T0 + 1)
+    assert refused.value.failed_rule == failed_rule  # the agent answers 73 with it (§8.2.80)
     assert f.installed() == {SEID: good}
     assert f.uplink(gpdu(udp4()), T0 + 2) == ("internet", udp4())
     assert f.downlink("internet", udp4(src=DN, dst=UE), T0 + 2) == (encap(udp4(src=DN, dst=UE)), (GNB, 2152))
@@ -647,11 +656,13 @@ def test_teid_and_ue_ip_belong_to_one_session() -> None:
     first = state()
     f.install(first, T0)
     other = state(ul_pdr(teid=UL_TEID, ue=UE2), dl_pdr(ue=UE2), seid=SEID + 1)
-    with pytest.raises(DriverError, match="TEID"):
+    with pytest.raises(DriverError, match="TEID") as refused:
         f.install(other, T0)
+    assert refused.value.failed_rule == pfcp.FailedRuleID(_PDR, 1)  # the PDR matching on that TEID
     same_ue = state(ul_pdr(teid=UL_TEID + 1), dl_pdr(), seid=SEID + 1)
-    with pytest.raises(DriverError, match="UE IP"):
+    with pytest.raises(DriverError, match="UE IP") as refused:
         f.install(same_ue, T0)
+    assert refused.value.failed_rule == pfcp.FailedRuleID(_PDR, 1)  # the lowest PDR with that UE IP Address
     assert f.installed() == {SEID: first}
     fine = state(ul_pdr(teid=UL_TEID + 1, ue=UE2), dl_pdr(ue=UE2), seid=SEID + 1)
     f.install(fine, T0)

@@ -146,6 +146,17 @@ def test_volume_threshold_reports_on_the_packet_that_reaches_it() -> None:
     assert again is not None and (again.ur_seqn, again.total_bytes) == (1, 1000)
 
 
+def test_a_volume_threshold_meter_keeps_no_time_or_quota_state_until_it_needs_some() -> None:
+    meter = UrrMeter(urr(RT.VOLTH, volume_threshold=vol(total=1000)), T0)
+    assert meter._t is None  # what most sessions' URR is: the time/quota part is not there
+    assert meter.next_deadline() is None
+    assert meter.update(urr(RT.VOLTH | RT.PERIO, volume_threshold=vol(total=1000), measurement_period=10), T0 + 1) == []
+    assert meter._t is not None and meter.next_deadline() == T0 + 11
+    meter.count(UL, 400, T0 + 2)
+    (report,) = meter.tick(T0 + 11)
+    assert (report.trigger, report.start_time, report.ul_bytes) == (UT.PERIO, T0, 400)
+
+
 @pytest.mark.parametrize(
     ("threshold", "fires_on"),
     [
