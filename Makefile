@@ -3,7 +3,7 @@
 #   make test    venv + project (editable, test extras) + tshark, ruff, mypy, then pytest twice:
 #                everything with the compiled codec, the codec tests again in pure Python
 #   make lint    ruff and mypy only
-#   make accel   compile the codec in place (Cython; optional, the pure package is the reference)
+#   make accel   compile the codec and the UPF's control path in place (Cython; optional, pure Python is the reference)
 #   make ebpf    build the software dataplane's eBPF fast path (clang; optional, Python forwards without it)
 #   make bench   every benchmark: PFCP codec and node, UPF PFCP and dataplane (root, namespaces)
 #   make run     the simulated multi-site topology (not available yet)
@@ -23,9 +23,10 @@ STAMP := $(VENV)/.edgecups-installed
 PACKAGE_INITS := $(wildcard pfcp/__init__.py control_plane/__init__.py user_plane/__init__.py \
                             edge_sites/__init__.py db/__init__.py)
 PYTEST_ARGS ?=
-# The tests run again in pure Python (EDGECUPS_PURE=1: pfcp ignores its compiled
-# modules): the codec's own tests and the interop oracles.
-PURE_TESTS := tests/unit/pfcp tests/interop
+# The tests run again in pure Python (EDGECUPS_PURE=1: the compiled modules are
+# ignored): the codec's own tests, the interop oracles, and the user plane's unit tests
+# (its session planning and rule compilation are compiled too).
+PURE_TESTS := tests/unit/pfcp tests/interop tests/unit/user_plane
 
 .PHONY: help test lint run bench accel ebpf clean-accel clean-ebpf clean distclean install system-deps
 

@@ -30,7 +30,7 @@ from importlib.machinery import (
 )
 from types import ModuleType
 
-__all__ = ["MODULES", "PURE", "compiled_modules", "install"]
+__all__ = ["MODULES", "PURE", "compiled_modules", "install", "register"]
 
 #: The modules the compiled build may replace (see pfcp/_build_accel.py).
 MODULES = (
@@ -53,14 +53,18 @@ PURE = os.environ.get("EDGECUPS_PURE", "").strip() not in ("", "0")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+#: Compiled modules of other packages that asked for the same rules (:func:`register`).
+_REGISTERED: list[str] = []
+
+
 class _SourceOnlyFinder:
-    """Finds the modules of :data:`MODULES` from ``.py``/``.pyc`` files only."""
+    """Finds the modules of :data:`MODULES` (and registered ones) from ``.py``/``.pyc`` files only."""
 
     @classmethod
     def find_spec(
         cls, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname not in MODULES or not path:
+        if (fullname not in MODULES and fullname not in _REGISTERED) or not path:
             return None
         for entry in path:
             finder = FileFinder(entry, (SourceFileLoader, SOURCE_SUFFIXES), (SourcelessFileLoader, BYTECODE_SUFFIXES))
@@ -83,10 +87,10 @@ def _mtime(path: str) -> float | None:
         return None
 
 
-def check_fresh() -> None:
+def check_fresh(modules: Sequence[str] = MODULES) -> None:
     """Raise ImportError if a compiled module is older than the code it was built from."""
     stale: list[str] = []
-    for name in MODULES:
+    for name in modules:
         source, pxd, extensions = _paths(name)
         for ext in extensions:
             built = _mtime(ext)
@@ -97,7 +101,7 @@ def check_fresh() -> None:
                 stale.append(os.path.relpath(ext, _ROOT))
     if stale:
         raise ImportError(
-            "pfcp: compiled module(s) older than their source: "
+            "compiled module(s) older than their source: "
             + ", ".join(stale)
             + ". Run `make accel` to rebuild them, or `make clean-accel` to go back to pure Python"
             " (EDGECUPS_PURE=1 ignores them for one run)."
@@ -116,10 +120,19 @@ def install() -> None:
 install()
 
 
+def register(modules: Sequence[str]) -> None:
+    """Apply the same rules to another package's compiled modules (dotted names, under the
+    repository root). That package calls this from its ``__init__``, before importing them."""
+    new = [m for m in modules if m not in _REGISTERED]
+    if not PURE:
+        check_fresh(new)
+    _REGISTERED.extend(new)
+
+
 def compiled_modules() -> list[str]:
-    """The modules of :data:`MODULES` that were loaded from an extension."""
+    """The modules of :data:`MODULES` (and registered ones) that were loaded from an extension."""
     out: list[str] = []
-    for name in MODULES:
+    for name in (*MODULES, *_REGISTERED):
         module = sys.modules.get(name)
         file = getattr(module, "__file__", None) or ""
         if not file.endswith(tuple(SOURCE_SUFFIXES + BYTECODE_SUFFIXES)) and file:

@@ -1,4 +1,4 @@
-"""Build the optional compiled codec: the same sources, compiled by Cython.
+"""Build the optional compiled codec (and the UPF agent's control path): the same sources, compiled by Cython.
 
 Run from the repository root (``make accel`` does)::
 
@@ -46,6 +46,13 @@ MODULES = (
     "pfcp/messages/schema.py",
     "pfcp/messages/node.py",
     "pfcp/messages/session.py",
+    # The UPF agent's control path (user_plane.COMPILED_MODULES registers them with pfcp._accel).
+    "user_plane/session.py",
+    "user_plane/rules.py",
+    "user_plane/rule_values.py",
+    "user_plane/compile.py",
+    "user_plane/usage.py",
+    "user_plane/agent.py",
 )
 
 #: Cython directives: the code is ordinary Python 3 with checked semantics
