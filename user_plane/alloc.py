@@ -3,9 +3,10 @@
 Theory of operation:
 
 * Every allocator hands out values from a contiguous index space through
-  :class:`_IndexAllocator`, which stores **only the indices in use** (a set)
-  plus a cursor: memory is bounded by the number in use, never by the range
-  (a 32-bit TEID range is never materialized).
+  :class:`_IndexAllocator`, which stores **only the indices in use** (a set in
+  random mode, bit masks of dense chunks in sequential mode) plus a cursor:
+  memory is bounded by the number in use, never by the range (a 32-bit TEID
+  range is never materialized).
 * Sequential mode: the cursor moves forward and wraps, skipping indices in use.
   A released value is therefore reused as late as possible (only after the
   cursor has gone round the whole range), so a late G-PDU for a deleted session
@@ -74,6 +75,59 @@ class OutOfRange(AllocationError):
     """A value outside the allocator's range or pool, or excluded from it."""
 
 
+#: A _Bitmap chunk covers 2**_CHUNK_SHIFT indices.
+_CHUNK_SHIFT = 9
+_CHUNK_MASK = (1 << _CHUNK_SHIFT) - 1
+
+
+class _Bitmap:
+    """The indices in use of a sequential allocator, as bit masks of 512 indices each, by
+    chunk: sequential allocation keeps them dense (a few bits a session where a set costs
+    about 70 bytes an index, TEIDs and SEIDs of 100k sessions alike); a chunk with none in
+    use is dropped, so memory still follows the number in use. The set operations used by
+    _IndexAllocator; ``add`` expects an index not in use (the allocator checks first)."""
+
+    __slots__ = ("_chunks", "_len")
+
+    def __init__(self) -> None:
+        self._chunks: dict[int, int] = {}
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __contains__(self, index: object) -> bool:
+        if not isinstance(index, int):
+            return False
+        return bool(self._chunks.get(index >> _CHUNK_SHIFT, 0) >> (index & _CHUNK_MASK) & 1)
+
+    def add(self, index: int) -> None:
+        key = index >> _CHUNK_SHIFT
+        self._chunks[key] = self._chunks.get(key, 0) | 1 << (index & _CHUNK_MASK)
+        self._len += 1
+
+    def remove(self, index: int) -> None:
+        key = index >> _CHUNK_SHIFT
+        bit = 1 << (index & _CHUNK_MASK)
+        mask = self._chunks.get(key, 0)
+        if not mask & bit:
+            raise KeyError(index)
+        mask ^= bit
+        if mask:
+            self._chunks[key] = mask
+        else:
+            del self._chunks[key]
+        self._len -= 1
+
+    def __iter__(self) -> Iterator[int]:
+        for key, mask in list(self._chunks.items()):
+            base = key << _CHUNK_SHIFT
+            while mask:
+                low = mask & -mask
+                yield base + low.bit_length() - 1
+                mask ^= low
+
+
 class _IndexAllocator:
     """Indices ``0 .. size-1`` minus ``excluded``; stores the ones in use only."""
 
@@ -84,7 +138,8 @@ class _IndexAllocator:
             raise ValueError("empty range")
         self._size = size
         self._excluded = excluded
-        self._in_use: set[int] = set()
+        # Random mode scatters the indices over the range: a set; sequential mode: a bitmap.
+        self._in_use: set[int] | _Bitmap = set() if rng is not None else _Bitmap()
         self._high = 0  # most entries _in_use held since it was last rebuilt
         self._cursor = 0
         self._rng = rng
@@ -127,7 +182,8 @@ class _IndexAllocator:
         # empty, so memory follows the number in use, not its past peak
         # (amortized O(1): a rebuild of n entries follows at least 7n releases).
         if self._high > 64 and len(self._in_use) * 8 < self._high:
-            self._in_use = set(self._in_use)
+            if isinstance(self._in_use, set):
+                self._in_use = set(self._in_use)
             self._high = len(self._in_use)
 
     def in_use(self, index: int) -> bool:

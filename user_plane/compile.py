@@ -319,9 +319,14 @@ class RuleCompiler:
             rule.instance = pdr.network_instance
         if pdr.ue_ip_addresses:
             try:
-                rule.ue = tuple(_ue_match(ie) for ie in pdr.ue_ip_addresses)
+                ue = tuple(_ue_match(ie) for ie in pdr.ue_ip_addresses)
             except DriverError as exc:
                 raise _pdr_error(pdr.pdr_id, str(exc)) from None
+            # A downlink rule matching the destination on the only address of an IPv4-only
+            # session: the forwarder finds the session of a downlink packet by that very
+            # address, so the check always holds; not kept (112 bytes a session).
+            if uplink or v6 or len(ue) != 1 or not ue[0][0] or ue[0][2] is not None or v4 != (ue[0][1],):
+                rule.ue = ue
         if pdr.sdf_filters:
             try:
                 ue_addresses = _sdf_ue(pdr, v4, v6)

@@ -217,7 +217,10 @@ class Forwarder:
         if pending:
             session.buffer = None
             for instance, packet in pending:
-                sent = self._downlink(session, instance, packet, len(packet), packet[0] >> 4, now)
+                # Found again by address, as a new packet is: the rules may leave out the check
+                # of a destination that is the session's own (compile.py), and the UE address
+                # may have changed since the packet was buffered.
+                sent = self.downlink(instance, packet, now)
                 if sent is not None:
                     out.append(sent)
         if not session.buffer:

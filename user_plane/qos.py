@@ -37,6 +37,24 @@ def bucket_depth(rate_bps: float) -> float:
     return max(rate_bps * BURST_SECONDS, float(MIN_BURST_BITS))
 
 
+#: Bound on the cached rates (see _rate_depth): cleared when reached.
+_RATES_MAX = 4096
+_rates: dict[int, tuple[float, float]] = {}
+
+
+def _rate_depth(kbps: int) -> tuple[float, float]:
+    """The rate (bit/s) and depth (bits) of an MBR, one pair of float objects per MBR value:
+    MBRs come from a few subscription profiles, and each float is 24 bytes in every
+    session's two buckets (a full bucket's tokens are its depth object too)."""
+    pair = _rates.get(kbps)
+    if pair is None:
+        if len(_rates) >= _RATES_MAX:
+            _rates.clear()
+        rate = kbps * 1000.0  # §8.2.8: 1 kbps = 1000 bps
+        pair = _rates[kbps] = (rate, bucket_depth(rate) if kbps else 0.0)
+    return pair
+
+
 class TokenBucket:
     """A single-rate policer: a packet of ``bits`` passes when the bucket holds that
     many tokens, which it then spends; tokens refill at the rate up to the depth.
@@ -48,8 +66,7 @@ class TokenBucket:
 
     def __init__(self, kbps: int, now: float) -> None:
         self.kbps = kbps
-        self.rate = kbps * 1000.0  # §8.2.8: 1 kbps = 1000 bps
-        self.depth = bucket_depth(self.rate) if kbps else 0.0
+        self.rate, self.depth = _rate_depth(kbps)
         self.tokens = self.depth
         self.last = now
 
@@ -81,8 +98,7 @@ class TokenBucket:
         """A new MBR (Update QER): tokens earned so far are kept, up to the new depth."""
         self._refill(now)
         self.kbps = kbps
-        self.rate = kbps * 1000.0
-        self.depth = bucket_depth(self.rate) if kbps else 0.0
+        self.rate, self.depth = _rate_depth(kbps)
         self.tokens = min(self.tokens, self.depth)
 
 

@@ -18,6 +18,7 @@ compact IE types.
 from __future__ import annotations
 
 import sys
+from collections.abc import ItemsView, Iterator, KeysView, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -27,7 +28,7 @@ import pfcp
 from .frozen import fast_init
 
 __all__ = ["SHARED_MAX", "FSeid", "OuterHeader", "UeIp", "interned", "outer_header", "shared_address", "shared_ids"]
-__all__ += ["shared_ie", "shared_name", "ue_ips"]
+__all__ += ["RuleTable", "rule_table", "shared_ie", "shared_name", "ue_ips"]
 
 #: Bound on the interned peer addresses (see shared_address).
 _ADDRESSES_MAX = 65536
@@ -218,3 +219,72 @@ def interned(cache: dict[tuple[Any, ...], Any], cls: Any, args: tuple[Any, ...])
             cache.clear()
         rule = cache[args] = cls(*args)
     return rule
+
+
+#: Largest table kept as a :class:`RuleTable` (lookups scan it); bigger ones stay dicts.
+RULE_TABLE_MAX = 8
+
+
+class RuleTable(tuple[Any, ...], Mapping[int, Any]):
+    """A session's own small rule table (its PDRs, its FARs) as one flat tuple
+    ``(id0, rule0, id1, rule1, ...)``: 72 bytes for two rules where a dict costs 224, and
+    every session keeps two. Read-only, as a SessionState is; equal to the dict it was made
+    from. Lookups scan it, so only tables of up to RULE_TABLE_MAX rules take this form."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        items = tuple.__getitem__  # the tuple's own indexing, not this mapping's
+        for i in range(0, tuple.__len__(self), 2):
+            if items(self, i) == key:
+                return items(self, i + 1)
+        raise KeyError(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        items = tuple.__getitem__
+        for i in range(0, tuple.__len__(self), 2):
+            if items(self, i) == key:
+                return items(self, i + 1)
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in tuple.__getitem__(self, slice(0, None, 2))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(tuple.__getitem__(self, slice(0, None, 2)))
+
+    def __len__(self) -> int:
+        return tuple.__len__(self) // 2
+
+    def keys(self) -> KeysView[int]:
+        return KeysView(self)
+
+    def values(self) -> tuple[Any, ...]:  # type: ignore[override]
+        return tuple.__getitem__(self, slice(1, None, 2))
+
+    def items(self) -> ItemsView[int, Any]:
+        return ItemsView(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as the dict it stands for
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+def rule_table(table: dict[int, Any]) -> Mapping[int, Any]:
+    """The compact form of a session's own rule table when it is small (see RuleTable)."""
+    if len(table) > RULE_TABLE_MAX:
+        return table
+    flat: list[Any] = []
+    for item in table.items():
+        flat += item
+    return RuleTable(flat)

@@ -48,6 +48,7 @@ import pfcp
 
 from . import rules
 from .frozen import fast_init
+from .rule_values import rule_table
 from .rules import Bar, Far, LocalFTeid, Pdr, Qer, Urr
 
 __all__ = ["Plan", "Rejection", "ResourcesExhausted", "SessionState", "TeidAllocator"]
@@ -466,8 +467,8 @@ def _finish(
     state = SessionState(
         draft.cp_f_seid,
         draft.up_seid,
-        pdrs,
-        tables[RuleType.FAR],
+        rule_table(pdrs),  # the session's own: compact (see rule_values.RuleTable)
+        rule_table(tables[RuleType.FAR]),
         _shared_table(tables[RuleType.QER]),
         _shared_table(tables[RuleType.URR]),
         _shared_table(tables[RuleType.BAR]),

@@ -327,3 +327,37 @@ def test_choose_id_exhaustion_and_range() -> None:
     assert 2 not in chids
     with pytest.raises(ValueError):
         chids.teid_for(256)
+
+
+def test_sequential_in_use_is_bits_of_dense_chunks() -> None:
+    # Sequential TEIDs/SEIDs of 100k sessions: a set would hold ~5 MB of entries and ints.
+    teids = TeidAllocator()
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        for _ in range(100_000):
+            teids.allocate()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(teids) == 100_000
+    assert after - base < 100_000, after - base
+    # Releases across chunk boundaries (512 indices each): exactly the others stay in use.
+    gone = {1, 2, 511, 512, 513, 1024, 99_999, 100_000} | set(range(2000, 2600))
+    for teid in gone:
+        teids.release(teid)
+    assert set(teids) == set(range(1, 100_001)) - gone
+    assert len(teids) == 100_000 - len(gone)
+    assert not teids.in_use(512) and teids.in_use(514) and not teids.in_use(100_001)
+    with pytest.raises(NotAllocated):
+        teids.release(512)
+    teids.reserve(512)
+    assert teids.in_use(512)
+    # A chunk with nothing in use is dropped (memory follows the number in use).
+    chunks = teids._indices._in_use._chunks  # type: ignore[union-attr]
+    assert 4 not in chunks and 3 in chunks  # TEIDs 2049-2560 (indices 2048-2559): all released
+    first = [t for t in teids if t <= 1536]  # indices 0-1535: chunks 0-2
+    assert len(first) == 1536 - len(gone & set(range(1537))) + 1  # 512 reserved again
+    for teid in first:
+        teids.release(teid)
+    assert sorted(chunks)[:2] == [3, 5] and len(teids) == 100_000 - len(gone) + 1 - len(first)

@@ -449,6 +449,20 @@ def test_buff_nocp_reports_once_buffers_bounded_and_releases_on_forw() -> None:
     assert list(f.events) == [DownlinkData(SEID, 2, 5)]
 
 
+def test_buffer_released_after_a_ue_address_change_keeps_only_the_new_address() -> None:
+    # Released packets are found again by address: one sent to the UE's old address is not
+    # forwarded on the new path (the downlink rule of a one-address session relies on that).
+    f = fwd()
+    f.install(buffering_state(), T0)
+    f.downlink("internet", udp4(src=DN, dst=UE, payload=b"old"), T0)
+    new_ue = "10.45.0.9"
+    moved = state(ul_pdr(ue=new_ue), dl_pdr(ue=new_ue, qer_ids=(1,)), qers=(Qer(1, qfi=5),))
+    assert f.install(moved, T0 + 1) == []
+    assert f.buffered(SEID) == 0 and f.counters["dl_unknown_ue"] == 1
+    packet = udp4(src=DN, dst=new_ue, payload=b"new")
+    assert f.downlink("internet", packet, T0 + 1) == (encap(packet, qfi=5), (GNB, 2152))
+
+
 def test_buffer_released_as_drop_is_discarded() -> None:
     f = fwd()
     f.install(buffering_state(), T0)

@@ -94,3 +94,12 @@ def test_updated_bucket() -> None:
     assert updated_bucket(fresh, None, T0) is None
     same = updated_bucket(fresh, 2_000, T0)
     assert same is fresh and fresh.kbps == 2_000
+
+
+def test_buckets_of_one_mbr_share_their_rate_and_depth_objects() -> None:
+    # Every session's two buckets keep a rate and a depth: one pair of floats per MBR value.
+    a, b = TokenBucket(10_000, T0), TokenBucket(10_000, T0 + 1)
+    assert (a.rate, a.depth) == (10_000_000.0, bucket_depth(10_000_000.0))
+    assert a.rate is b.rate and a.depth is b.depth
+    b.set_rate(20_000, T0 + 2)
+    assert (b.rate, b.depth) == (20_000_000.0, bucket_depth(20_000_000.0)) and a.rate == 10_000_000.0

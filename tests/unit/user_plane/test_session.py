@@ -615,3 +615,35 @@ def test_a_modification_of_a_shared_table_leaves_the_other_sessions_alone() -> N
     assert one.qers[1].gate_dl == two.qers[1].gate_dl == pfcp.Gate.OPEN and one.qers is two.qers
     bar = planned(plan_modification(one, smr(create_bar=pfcp.CreateBAR(bar_id=pfcp.BARID(1))), no_allocation)).state
     assert bar.bars == {1: Bar(1)} and one.bars == {} and two.bars == {}
+
+
+def test_small_rule_tables_are_compact_and_read_as_the_dicts_they_replace() -> None:
+    from user_plane.rule_values import RULE_TABLE_MAX, RuleTable, rule_table
+
+    pdr1, pdr2 = Pdr(1, 10, 0, far_id=1), Pdr(2, 20, 1, far_id=2)
+    source = {1: pdr1, 2: pdr2}
+    table = rule_table(dict(source))
+    assert isinstance(table, RuleTable)
+    assert (table == source, source == table, table != source, table != {1: pdr1}) == (True, True, False, True)
+    assert (table[2], table.get(2), table.get(3), table.get(3, "x")) == (pdr2, pdr2, None, "x")
+    with pytest.raises(KeyError):
+        table[3]
+    assert (1 in table, 3 in table, pdr1 in table, len(table), list(table)) == (True, False, False, 2, [1, 2])
+    assert list(table.values()) == [pdr1, pdr2] and list(table.items()) == [(1, pdr1), (2, pdr2)]
+    assert table.keys() - {1} == {2} and dict(table) == source and repr(table) == repr(source)
+    with pytest.raises(TypeError):
+        hash(table)
+    big = {i: Pdr(i, i, 0, far_id=1) for i in range(1, RULE_TABLE_MAX + 2)}
+    assert rule_table(dict(big)) == big and type(rule_table(dict(big))) is dict
+    # An establishment's own PDR and FAR tables take the compact form; a modification reads them.
+    req = ser(
+        (create_pdr(1, 1, fteid=pfcp.FTEID(teid=0x100, ipv4=N3)), create_pdr(2, 2, access=False)),
+        (create_far(1), create_far(2)),
+    )
+    state = planned(plan_establishment(req, 7, no_allocation)).state
+    assert isinstance(state.pdrs, RuleTable) and isinstance(state.fars, RuleTable)
+    assert set(state.pdrs) == {1, 2} and state.fars[2].far_id == 2
+    removed = smr(
+        remove_far=(pfcp.RemoveFAR(far_id=pfcp.FARID(2)),), remove_pdr=(pfcp.RemovePDR(pdr_id=pfcp.PDRID(2)),)
+    )
+    assert set(planned(plan_modification(state, removed, no_allocation)).state.fars) == {1}
