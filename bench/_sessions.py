@@ -6,12 +6,11 @@ Everything lies in 198.18.0.0/15 (RFC 2544), the UE pool in 198.19.0.0/16.
 
 from __future__ import annotations
 
-import socket
-import struct
 from ipaddress import IPv4Address, IPv4Network
 from typing import Final
 
 import pfcp
+from tests.harness import packets
 from user_plane import gtpu
 from user_plane.session import Plan, SessionState, plan_establishment
 
@@ -35,26 +34,9 @@ class BenchError(RuntimeError):
     """The benchmark could not run (a child failed, the topology could not be built...)."""
 
 
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return 0xFFFF - total
-
-
 def ipv4_udp(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, size: int) -> bytes:
     """An IPv4/UDP packet of ``size`` octets in all, checksums right."""
-    payload = bytes(i & 0xFF for i in range(size - 28))
-    udp_len = 8 + len(payload)
-    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, socket.IPPROTO_UDP, udp_len)
-    udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
-    udp = udp[:6] + struct.pack("!H", _csum(pseudo + udp) or 0xFFFF) + udp[8:]
-    ip = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, socket.IPPROTO_UDP, 0, src.packed, dst.packed
-    )
-    return ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:] + udp
+    return packets.ipv4_udp(src, dst, sport, dport, bytes(i & 0xFF for i in range(size - 28)))
 
 
 def ue_address(index: int) -> IPv4Address:

@@ -10,7 +10,8 @@ from user_plane import gtpu
 GTPU_PORT = 2152
 
 
-def _checksum(data: bytes) -> int:
+def checksum(data: bytes) -> int:
+    """The Internet checksum of ``data`` (RFC 1071): 0 over data that carries a right one."""
     if len(data) % 2:
         data += b"\0"
     total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -19,15 +20,25 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ipv4_udp(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, payload: bytes, ttl: int = 64) -> bytes:
-    """An IPv4/UDP packet with valid header and UDP checksums."""
+def ipv4_udp(
+    src: IPv4Address,
+    dst: IPv4Address,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    ttl: int = 64,
+    *,
+    udp_checksum: bool = True,
+) -> bytes:
+    """An IPv4/UDP packet with a valid header checksum and, unless ``udp_checksum`` is False
+    (UDP checksum 0, as GTP-U senders may do), a valid UDP checksum."""
     udp_len = 8 + len(payload)
-    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, udp_len)
     udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
-    udp_sum = _checksum(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack("!H", udp_sum) + udp[8:]
+    if udp_checksum:
+        pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, udp_len)
+        udp = udp[:6] + struct.pack("!H", checksum(pseudo + udp) or 0xFFFF) + udp[8:]
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, ttl, 17, 0, src.packed, dst.packed)
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + udp
 
 

@@ -17,10 +17,10 @@ import pytest
 
 import pfcp
 from tests.harness.netns import UpfTopology, needs_netns, run_in_netns
+from tests.harness.packets import ipv4_udp
 from tests.integration.test_software_driver import (
     DriverInNamespace,
     _recv_or_none,
-    ipv4_udp,
     parse_ipv4_udp,
     uplink_gpdu,
 )

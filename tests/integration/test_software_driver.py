@@ -25,6 +25,7 @@ from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 import pfcp
 from tests.harness.netns import UpfTopology, interfaces_in, needs_netns, run_in_netns
+from tests.harness.packets import checksum, ipv4_udp
 from user_plane import gtpu
 from user_plane.config import N6Config
 from user_plane.session import Plan, SessionState, plan_establishment
@@ -50,40 +51,15 @@ GTPU_PORT = 2152
 # -- packets ---------------------------------------------------------------------------------
 
 
-def _ones_complement_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def ipv4_udp(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, payload: bytes) -> bytes:
-    """An IPv4/UDP packet with both checksums right (RFC 791, RFC 768)."""
-    udp_len = 8 + len(payload)
-    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, socket.IPPROTO_UDP, udp_len)
-    udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
-    udp_sum = 0xFFFF - _ones_complement_sum(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack("!H", udp_sum) + udp[8:]
-    header = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0x4000, 64, socket.IPPROTO_UDP, 0, src.packed, dst.packed
-    )
-    header = header[:10] + struct.pack("!H", 0xFFFF - _ones_complement_sum(header)) + header[12:]
-    return header + udp
-
-
 def parse_ipv4_udp(packet: bytes) -> tuple[IPv4Address, IPv4Address, int, int, bytes, bool]:
     """(src, dst, sport, dport, payload, checksums_ok) of an IPv4/UDP packet."""
     ihl = (packet[0] & 0x0F) * 4
     assert packet[0] >> 4 == 4 and packet[9] == socket.IPPROTO_UDP
     src, dst = IPv4Address(packet[12:16]), IPv4Address(packet[16:20])
-    sport, dport, length, checksum = struct.unpack_from("!HHHH", packet, ihl)
+    sport, dport, length, udp_sum = struct.unpack_from("!HHHH", packet, ihl)
     udp = packet[ihl : ihl + length]
     pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, socket.IPPROTO_UDP, length)
-    ok = _ones_complement_sum(packet[:ihl]) == 0xFFFF and (
-        checksum == 0 or _ones_complement_sum(pseudo + udp) == 0xFFFF
-    )
+    ok = checksum(packet[:ihl]) == 0 and (udp_sum == 0 or checksum(pseudo + udp) == 0)
     return src, dst, sport, dport, udp[8:], ok
 
 

@@ -22,6 +22,7 @@ import pytest
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 import pfcp
+from tests.harness import packets
 from tests.harness.netns import UpfTopology, needs_netns, run_in_netns
 from tests.unit.user_plane.test_ebpf_offload import (
     DL_TEID,
@@ -52,21 +53,8 @@ DN_MAC = bytes.fromhex("020000000b01")
 NOW = 1_700_000_000.0
 
 
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return 0xFFFF - total
-
-
 def ipv4_udp(src: IPv4Address, dst: IPv4Address, payload: bytes, ttl: int = 64, sport: int = 5000) -> bytes:
-    udp = struct.pack("!HHHH", sport, 9000, 8 + len(payload), 0) + payload
-    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, 17, len(udp))
-    udp = udp[:6] + struct.pack("!H", _csum(pseudo + udp) or 0xFFFF) + udp[8:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 7, 0x4000, ttl, 17, 0, src.packed, dst.packed)
-    return ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:] + udp
+    return packets.ipv4_udp(src, dst, sport, 9000, payload, ttl)
 
 
 def hop(packet: bytes) -> bytes:
@@ -74,7 +62,7 @@ def hop(packet: bytes) -> bytes:
     ip = bytearray(packet[:20])
     ip[8] -= 1
     ip[10:12] = b"\0\0"
-    ip[10:12] = struct.pack("!H", _csum(bytes(ip)))
+    ip[10:12] = struct.pack("!H", packets.checksum(bytes(ip)))
     return bytes(ip) + packet[20:]
 
 
@@ -112,9 +100,7 @@ class Lab:
 
 def ipv4_udp_raw(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, payload: bytes) -> bytes:
     """Outer IPv4/UDP (UDP checksum 0) around ``payload``."""
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, src.packed, dst.packed)
-    return ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:] + udp
+    return packets.ipv4_udp(src, dst, sport, dport, payload, udp_checksum=False)
 
 
 def _in(upf: UpfTopology, fn: Callable[[], T]) -> T:
