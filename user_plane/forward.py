@@ -269,7 +269,8 @@ class Forwarder:
                 continue  # no old path to end
             try:
                 teid, peer = self._compiler.gtpu_path(far_id, far.outer_header_creation)
-            except DriverError:
+            except DriverError:  # the old path has no usable peer (e.g. no N3 address of its family)
+                self.counters["end_marker_no_path"] += 1
                 continue
             out.append((gtpu.encode(gtpu.end_marker(teid)), peer))
         return out

@@ -150,8 +150,8 @@ class FastPathGlue:
             self.error("apply", exc)
             try:
                 fastpath.remove(state.up_seid)
-            except OSError:
-                pass
+            except OSError as remove_exc:
+                self.error("remove", remove_exc)
         loop = self.driver._loop
         if fastpath.offloaded() and self._timer is None and loop is not None:
             self._timer = loop.call_later(FASTPATH_POLL, self.poll)
