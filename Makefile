@@ -44,10 +44,12 @@ install: $(STAMP)
 
 # Debian packages the tests use: tshark (the PFCP and GTP-U oracle, and editcap), iproute2 (ip netns),
 # clang and libbpf-dev (build the eBPF fast path, user_plane/ebpf/upf.bpf.c; libbpf1 comes with iproute2).
-SYSTEM_TOOLS := tshark:tshark ip:iproute2 clang:clang /usr/include/bpf/bpf_helpers.h:libbpf-dev
+# Absolute paths may be globs (Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off PATH).
+SYSTEM_TOOLS := tshark:tshark ip:iproute2 clang:clang /usr/include/bpf/bpf_helpers.h:libbpf-dev \
+  /usr/lib/postgresql/*/bin/initdb:postgresql
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; \
-	  if [ "$${tool#/}" != "$$tool" ]; then [ -e "$$tool" ]; else command -v "$$tool" >/dev/null 2>&1; fi \
+	  if [ "$${tool#/}" != "$$tool" ]; then ls -d $$tool >/dev/null 2>&1; else command -v "$$tool" >/dev/null 2>&1; fi \
 	    || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \

@@ -26,6 +26,7 @@ from .events import (
     RequestTimedOut,
     ResponseReceived,
 )
+from .ie import PFCPSessionRetentionInformation
 from .messages import Message
 
 __all__ = ["AssociationFailed", "PfcpNode", "RequestHandler", "RequestTimeout"]
@@ -149,11 +150,14 @@ class PfcpNode:
         finally:
             self._futures.pop((peer, sequence), None)
 
-    async def associate(self, peer: Address) -> AssociationEstablished:
-        """Set up a PFCP association with ``peer``; raises AssociationFailed."""
+    async def associate(
+        self, peer: Address, *, session_retention: PFCPSessionRetentionInformation | None = None
+    ) -> AssociationEstablished:
+        """Set up a PFCP association with ``peer``; raises AssociationFailed.
+        ``session_retention``: see :meth:`PfcpEndpoint.associate`."""
         loop = self._running_loop()
         # First: a setup already in progress raises here, leaving its waiter registered.
-        self.endpoint.associate(peer, loop.time())
+        self.endpoint.associate(peer, loop.time(), session_retention=session_retention)
         future: asyncio.Future[AssociationEstablished] = loop.create_future()
         self._setups[peer] = future
         self._transmit()

@@ -66,6 +66,7 @@ from .ie import (
     OffendingIE,
     PFCPAssociationReleaseRequest,
     PFCPAssociationReleaseRequestFlags,
+    PFCPSessionRetentionInformation,
     RecoveryTimeStamp,
     UPFunctionFeatures,
 )
@@ -187,8 +188,14 @@ class PfcpEndpoint:
     # ------------------------------------------------------------------
     # Associations, initiated by us
 
-    def associate(self, peer: Address, now: float) -> int:
-        """Send a PFCP Association Setup Request to ``peer``; returns its sequence number."""
+    def associate(
+        self, peer: Address, now: float, *, session_retention: PFCPSessionRetentionInformation | None = None
+    ) -> int:
+        """Send a PFCP Association Setup Request to ``peer``; returns its sequence number.
+
+        ``session_retention``: a CP function that restarted without losing its
+        PFCP sessions asks the UP function to keep them (§6.2.6.2.2, Table
+        7.4.4.1-2); it goes in the request and so in every retransmission."""
         assoc = self._by_addr.get(peer)
         if assoc is None:
             assoc = self._by_addr[peer] = Association(peer)
@@ -199,6 +206,7 @@ class PfcpEndpoint:
             recovery_time_stamp=c.recovery_time_stamp,
             up_function_features=c.up_function_features,
             cp_function_features=c.cp_function_features,
+            pfcp_session_retention_information=session_retention,
         )
         return self.send_request(request, peer, now)
 

@@ -15,6 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT / ".." / "shared"
 GOLDEN_SER_HEX = "pfcp-vectors/session-establishment-request.hex"
 
+# database_url (SQLite and PostgreSQL), postgres_server, db_engine, migrated_engine.
+pytest_plugins = ["tests.harness.database"]
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:

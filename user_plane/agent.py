@@ -26,12 +26,25 @@ Theory of operation:
   owns, an unsupported form), else 77 System failure (the dataplane failed).
 * Peer restarts (TS 23.007 §19A, TS 29.244 §6.2.6.2.2): a newer Recovery Time
   Stamp from a CP, a repeated Association Setup Request from an associated Node
-  ID (Session Retention Information is not supported, so no session is
-  retained), or an Association Release from the CP (§6.2.8): its sessions are
-  purged (removed from the driver, IDs released). A CP lost to unanswered
-  heartbeats keeps its sessions forwarding for ``timers.cp_lost_grace`` (an edge
-  site's backhaul may just be down); if it associates again with the same
-  Recovery Time Stamp it did not restart and keeps them, else they are purged.
+  ID without PFCP Session Retention Information, or an Association Release from
+  the CP (§6.2.8): its sessions are purged (removed from the driver, IDs
+  released). A CP lost to unanswered heartbeats keeps its sessions forwarding
+  for ``timers.cp_lost_grace`` (an edge site's backhaul may just be down); if it
+  associates again with the same Recovery Time Stamp it did not restart and
+  keeps them, else they are purged.
+* Session retention (§6.2.6.2.2, Rel-16): an Association Setup Request with PFCP
+  Session Retention Information from a CP with a live or lost association
+  replaces the association whatever its Recovery Time Stamp, keeps the CP's
+  sessions whose CP F-SEID address is among the CP PFCP Entity IP Addresses
+  (all of them when the IE lists none) and deletes the others.
+* A Session Establishment Request whose CP F-SEID SEID is already held by a
+  session of the same CP replaces that session: the CP persisted the session,
+  crashed before the answer and re-sends it with a new sequence number (so the
+  §6.4 duplicate detection does not see it); two sessions with one CP SEID would
+  make the CP's reports ambiguous. The new rules are validated first (a
+  rejection keeps the old session), then the old session leaves the driver and
+  the new one is installed; if the driver refuses it, the old one is installed
+  again (or, if that fails too, forgotten: both are logged).
 * Dataplane events become Session Report Requests (§7.5.8) to the address of
   the owning CP's association, header SEID = the CP's F-SEID. A response with
   cause 65 means the CP has no such session: no CP can ever modify or delete
@@ -116,7 +129,12 @@ class UpfAgent:
         self._sessions: dict[int, tuple[SessionState, pfcp.NodeID]] = {}
         self._seids = alloc.SeidAllocator()
         self._teids = alloc.TeidAllocator()
+        # (owner, CP SEID) -> UP SEID, one inner dict per CP: no per-session tuple key.
+        self._by_cp_seid: dict[pfcp.NodeID, dict[int, int]] = {}
         self._peers: dict[pfcp.NodeID, Address] = {}  # associated CPs
+        # Session Retention Information of an accepted Association Setup Request, until its
+        # AssociationEstablished event: the CP PFCP Entity IP Addresses listed (empty: all).
+        self._retention: dict[pfcp.NodeID, frozenset[IPv4Address | IPv6Address]] = {}
         self._stamps: dict[pfcp.NodeID, pfcp.RecoveryTimeStamp] = {}  # their Recovery Time Stamps
         # CPs lost to unanswered heartbeats: the stamp they had, and the purge waiting for them
         self._lost: dict[pfcp.NodeID, tuple[pfcp.RecoveryTimeStamp | None, asyncio.TimerHandle]] = {}
@@ -236,18 +254,46 @@ class UpfAgent:
     def purge(self, node_id: pfcp.NodeID, why: str) -> int:
         """Remove every session of a CP (TS 23.007 §19A); returns how many."""
         owned = [(seid, state) for seid, (state, owner) in self._sessions.items() if owner == node_id]
-        for seid, state in owned:
+        self._remove(owned)
+        log.warning("purged %d sessions of CP %s: %s", len(owned), node_id.value, why)
+        return len(owned)
+
+    def retain(self, node_id: pfcp.NodeID, addresses: frozenset[IPv4Address | IPv6Address]) -> tuple[int, int]:
+        """Keep the sessions of a CP whose CP F-SEID has one of ``addresses`` (every
+        session when empty), remove the others (§6.2.6.2.2); returns (kept, deleted)."""
+        owned = [(seid, state) for seid, (state, owner) in self._sessions.items() if owner == node_id]
+        doomed = [
+            (seid, state)
+            for seid, state in owned
+            if addresses and state.cp_f_seid.ipv4 not in addresses and state.cp_f_seid.ipv6 not in addresses
+        ]
+        self._remove(doomed)
+        kept = len(owned) - len(doomed)
+        self.counters["sessions retained"] += kept
+        log.warning(
+            "CP %s associated again with PFCP Session Retention Information (§6.2.6.2.2): %d sessions kept, %d deleted",
+            node_id.value,
+            kept,
+            len(doomed),
+        )
+        return kept, len(doomed)
+
+    def _remove(self, sessions: list[tuple[int, SessionState]]) -> None:
+        for seid, state in sessions:
             try:
                 self.driver.remove(seid)
             except DriverError as exc:
                 log.error("purge: driver could not remove session %#x: %s", seid, exc)
             self._forget(seid, state)
-        self.counters["sessions purged"] += len(owned)
-        log.warning("purged %d sessions of CP %s: %s", len(owned), node_id.value, why)
-        return len(owned)
+        self.counters["sessions purged"] += len(sessions)
 
     def _forget(self, seid: int, state: SessionState) -> None:
-        del self._sessions[seid]
+        owner = self._sessions.pop(seid)[1]
+        index = self._by_cp_seid.get(owner)
+        if index is not None and index.get(state.cp_f_seid.seid) == seid:
+            del index[state.cp_f_seid.seid]
+            if not index:
+                del self._by_cp_seid[owner]
         self._seids.release(seid)
         for teid in state.allocated_teids():
             self._teids.release(teid)
@@ -261,6 +307,17 @@ class UpfAgent:
         except ValueError:
             source = None
         if source is not None and self.config.cp_allowed(request.node_id.value, source):
+            # The endpoint raises AssociationEstablished for every accepted request, after this.
+            retention = request.pfcp_session_retention_information
+            if retention is None:
+                self._retention.pop(request.node_id, None)
+            else:
+                self._retention[request.node_id] = frozenset(
+                    address
+                    for entity in retention.cp_pfcp_entity_ip_address
+                    for address in (entity.ipv4, entity.ipv6)
+                    if address is not None
+                )
             return Cause.REQUEST_ACCEPTED
         self.counters["associations rejected"] += 1
         log.warning(
@@ -274,9 +331,17 @@ class UpfAgent:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, AssociationEstablished):
             node_id = event.info.node_id
+            retention = self._retention.pop(node_id, None)
             lost = self._lost.pop(node_id, None)
             if lost is not None:
                 lost[1].cancel()
+            if retention is not None and (lost is not None or node_id in self._peers):
+                # §6.2.6.2.2 (Rel-16): overwrite the association regardless of the Recovery Time
+                # Stamp; keep the sessions requested to be retained, delete the others. The CP
+                # PFCP Entity IP Addresses are optional in Table 7.4.4.1-2 and only narrow the
+                # request: an IE without any asks to retain every session of the association.
+                self.retain(node_id, retention)
+            elif lost is not None:
                 if lost[0] == event.info.recovery_time_stamp:
                     kept = sum(1 for _, owner in self._sessions.values() if owner == node_id)
                     log.warning(
@@ -295,7 +360,8 @@ class UpfAgent:
             log.info("associated with CP %s at %s port %s", node_id.value, event.peer[0], event.peer[1])
         elif isinstance(event, PeerRestarted):
             self._stamps[event.node_id] = event.current
-            self.purge(event.node_id, "CP restarted: newer Recovery Time Stamp (TS 23.007 §19A)")
+            if event.node_id not in self._retention:  # else an Association Setup asking for retention: see above
+                self.purge(event.node_id, "CP restarted: newer Recovery Time Stamp (TS 23.007 §19A)")
         elif isinstance(event, AssociationReleased):
             self._peers.pop(event.node_id, None)
             self.purge(event.node_id, "association released (§6.2.8)")
@@ -377,7 +443,9 @@ class UpfAgent:
         owner = event.node_id
         if owner is None:  # the endpoint answers 72 before this; kept for a node without that check
             return answer(Cause.NO_ESTABLISHED_PFCP_ASSOCIATION)
-        if len(self._sessions) >= self.config.capacity.max_sessions:
+        index = self._by_cp_seid.get(owner)
+        old_seid = None if index is None else index.get(cp_seid)  # a re-sent establishment: replaces it
+        if old_seid is None and len(self._sessions) >= self.config.capacity.max_sessions:
             self.counters["rejected: capacity"] += 1
             return answer(Cause.NO_RESOURCES_AVAILABLE)
         try:
@@ -397,7 +465,10 @@ class UpfAgent:
                 self.counters[f"establishment rejected: cause {int(plan.cause)}"] += 1
                 return answer(plan.cause, **rejection_ies(plan))
             try:
-                self.driver.install(plan.state)
+                if old_seid is None:
+                    self.driver.install(plan.state)
+                else:
+                    self._replace(old_seid, plan.state)
             except BaseException:  # as _plan does, inlined: every establishment comes here
                 for teid in plan.new_teids:
                     self._teids.release(teid)
@@ -409,6 +480,10 @@ class UpfAgent:
             self._seids.release(up_seid)
             raise
         self._sessions[up_seid] = (plan.state, owner)
+        index = self._by_cp_seid.get(owner)
+        if index is None:
+            index = self._by_cp_seid[owner] = {}
+        index[cp_seid] = up_seid
         self.counters["sessions established"] += 1
         return pfcp.SessionEstablishmentResponse(
             sequence=sequence,
@@ -417,6 +492,36 @@ class UpfAgent:
             cause=_ACCEPTED,
             up_f_seid=pfcp.FSEID(up_seid, ipv4=self._f_seid_v4, ipv6=self._f_seid_v6),
             created_pdr=plan.created_pdrs,
+        )
+
+    def _replace(self, old_seid: int, state: SessionState) -> None:
+        """Swap, in the driver, a session for the re-sent establishment of the same CP
+        F-SEID (validated already); forget the old one once the new one is installed.
+        If the driver refuses the new one, install the old one again (or forget it)
+        and raise the driver's error."""
+        old, owner = self._sessions[old_seid]
+        try:
+            self.driver.remove(old_seid)  # its usage is dropped: the CP never learnt of this session
+        except DriverError as exc:
+            log.error("driver could not remove session %#x replaced by a re-sent establishment: %s", old_seid, exc)
+        try:
+            self.driver.install(state)
+        except BaseException:
+            try:
+                self.driver.install(old)
+            except DriverError as exc:
+                self._forget(old_seid, old)
+                log.error("re-sent establishment failed and session %#x it replaced is gone: %s", old_seid, exc)
+            else:
+                log.warning("re-sent establishment failed: session %#x it would replace is kept", old_seid)
+            raise
+        self._forget(old_seid, old)
+        self.counters["sessions replaced"] += 1
+        log.warning(
+            "Session Establishment Request for CP SEID %#x of CP %s (already held by session %#x) replaces it",
+            state.cp_f_seid.seid,
+            owner.value,
+            old_seid,
         )
 
     def _session(self, event: RequestReceived) -> tuple[int, SessionState] | None:
@@ -458,6 +563,11 @@ class UpfAgent:
             return answer(plan.cause, **rejection_ies(plan))
         owner = self._sessions[seid][1]
         self._sessions[seid] = (plan.state, owner)
+        if plan.state.cp_f_seid.seid != old.cp_f_seid.seid:  # Table 7.5.4.1-1: the CP moved its F-SEID
+            index = self._by_cp_seid.setdefault(owner, {})
+            if index.get(old.cp_f_seid.seid) == seid:
+                del index[old.cp_f_seid.seid]
+            index[plan.state.cp_f_seid.seid] = seid
         for teid in old.allocated_teids() - plan.state.allocated_teids():
             self._teids.release(teid)
         reference = None if req.query_urr_reference is None else req.query_urr_reference.value

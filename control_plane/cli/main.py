@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import pfcp_commands, upf_commands
+from . import cp_commands, db_commands, pfcp_commands, upf_commands
 
 __all__ = ["app"]
 
@@ -16,6 +16,8 @@ app = typer.Typer(
 )
 app.add_typer(pfcp_commands.app, name="pfcp")
 app.add_typer(upf_commands.app, name="upf")
+app.add_typer(cp_commands.app, name="cp")
+app.add_typer(db_commands.app, name="db")
 
 if __name__ == "__main__":  # pragma: no cover - `python -m control_plane.cli.main`
     app()

@@ -10,8 +10,8 @@ from typing import Self
 
 from ..constants import Cause, IEType
 from ..errors import DecodeError, LocalProtocolError
-from .addressing import RemoteGTPUPeer
-from .base import IE, U32, Flags, GroupedIE, M, _at_least, _need, grouped, ie, ie_field
+from .addressing import CPPFCPEntityIPAddress, RemoteGTPUPeer
+from .base import IE, U32, Flags, GroupedIE, M, O, _at_least, _need, grouped, ie, ie_field
 from .ids import Metric, SequenceNumber
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "OverloadControlInformation",
     "PFCPAssociationReleaseRequest",
     "PFCPAssociationReleaseRequestFlags",
+    "PFCPSessionRetentionInformation",
     "RecoveryTimeStamp",
     "Timer",
     "TimerUnit",
@@ -291,6 +292,17 @@ class UserPlanePathRecoveryReport(GroupedIE):
 
     TYPE = IEType.USER_PLANE_PATH_RECOVERY_REPORT
     remote_gtpu_peer: RemoteGTPUPeer = ie_field(RemoteGTPUPeer, M)
+
+
+@grouped
+class PFCPSessionRetentionInformation(GroupedIE):
+    """PFCP Session Retention Information within PFCP Association Setup Request,
+    Table 7.4.4.1-2 (IE type 183, Rel-16): a restarted CP function that kept its
+    state asks the UP function to retain the PFCP sessions it established with
+    the CP PFCP entity addresses listed (§6.2.6.2.2); the IE may be empty."""
+
+    TYPE = IEType.SESSION_RETENTION_INFORMATION
+    cp_pfcp_entity_ip_address: tuple[CPPFCPEntityIPAddress, ...] = ie_field(CPPFCPEntityIPAddress, O, multiple=True)
 
 
 @ie

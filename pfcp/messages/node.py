@@ -16,6 +16,7 @@ from ..ie import (
     OffendingIE,
     OpaqueIE,
     PFCPAssociationReleaseRequest,
+    PFCPSessionRetentionInformation,
     RecoveryTimeStamp,
     SourceIPAddress,
     UPFunctionFeatures,
@@ -49,7 +50,6 @@ __all__ = [
 
 _APPLICATION_IDS_PFDS = opaque_ie_class(IEType.APPLICATION_IDS_PFDS)
 _SMF_SET_ID = opaque_ie_class(IEType.SMF_SET_ID)
-_SESSION_RETENTION = opaque_ie_class(IEType.SESSION_RETENTION_INFORMATION)
 _UE_IP_POOL_INFO = opaque_ie_class(IEType.UE_IP_ADDRESS_POOL_INFORMATION)
 _GTPU_PATH_QOS_CONTROL = opaque_ie_class(IEType.GTP_U_PATH_QOS_CONTROL_INFORMATION)
 _CLOCK_DRIFT_CONTROL = opaque_ie_class(IEType.CLOCK_DRIFT_CONTROL_INFORMATION)
@@ -118,7 +118,9 @@ class AssociationSetupRequest(Message):
         AlternativeSMFIPAddress, O, multiple=True
     )
     smf_set_id: OpaqueIE | None = ie_field(_SMF_SET_ID, C)
-    pfcp_session_retention_information: OpaqueIE | None = ie_field(_SESSION_RETENTION, O)
+    pfcp_session_retention_information: PFCPSessionRetentionInformation | None = ie_field(
+        PFCPSessionRetentionInformation, O
+    )
     ue_ip_address_pool_information: tuple[OpaqueIE, ...] = ie_field(_UE_IP_POOL_INFO, O, multiple=True)
     gtpu_path_qos_control_information: tuple[OpaqueIE, ...] = ie_field(_GTPU_PATH_QOS_CONTROL, C, multiple=True)
     clock_drift_control_information: tuple[OpaqueIE, ...] = ie_field(_CLOCK_DRIFT_CONTROL, C, multiple=True)

@@ -1,0 +1,153 @@
+"""The control plane process: database, N4 (PFCP), associations and the API, started in order.
+
+:func:`serve` runs until ``shutdown`` is set (``edgecups cp`` sets it on SIGINT and
+SIGTERM). Start-up order matters: the schema is checked before anything else (an
+out-of-date database is refused with the command that fixes it); the inventory
+and allocators are loaded before N4 listens; associations (and with them the
+reconciliation of whatever a crash left half-done) start before the API takes
+requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from ipaddress import ip_address
+
+import grpc
+
+import pfcp
+from db.engine import check_schema, make_engine
+from pfcp.aio import PfcpNode
+from pfcp.endpoint import EndpointConfig
+from pfcp.events import RequestReceived
+from pfcp.transaction import RetransmitPolicy
+
+from . import repo
+from .api.server import bound_port, start_api_server
+from .config import CpConfig
+from .inventory import Inventory
+from .n4.peers import AssociationManager
+from .services.reports import handle_report
+from .services.sessions import N4, SessionManager
+from .store import Store
+
+__all__ = ["ControlPlane", "serve", "start"]
+
+log = logging.getLogger("control_plane")
+
+
+@dataclass
+class ControlPlane:
+    """A running control plane (what :func:`start` returns; tests and benchmarks drive it)."""
+
+    config: CpConfig
+    store: Store
+    node: PfcpNode
+    sessions: SessionManager
+    associations: AssociationManager
+    api: grpc.aio.Server | None
+    api_port: int | None
+
+    async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop(grace=1.0)
+        await self.associations.stop()
+        self.node.close()
+        self.store.close()
+
+
+async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
+    """Start everything; raises SchemaOutOfDate, OSError (N4/API bind) and the like."""
+    engine = make_engine(config.database_url)
+    try:
+        check_schema(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    store = Store(engine)
+    try:
+        # Block 0: read (or create) our identity without taking SEIDs.
+        _, stamp = store.run_sync(lambda c: repo.reserve_seids(c, config.node_id, 0, int(time.time())))
+        inventory = store.run_sync(Inventory.load)
+    except BaseException:
+        store.close()
+        raise
+    node_id = _node_id(config.node_id)
+    endpoint = EndpointConfig(
+        node_id=node_id,
+        recovery_time_stamp=pfcp.RecoveryTimeStamp.from_unix(stamp),
+        cp_function_features=pfcp.CPFunctionFeatures(pfcp.CPFeatures(0)),
+        retransmit=RetransmitPolicy(t1=config.timers.t1, n1=config.timers.n1),
+        heartbeat_interval=config.timers.heartbeat_interval,
+    )
+    node = PfcpNode(endpoint)
+    cp_address = str(config.n4_address)
+    sessions = SessionManager(store, inventory, N4(node, config.node_id, cp_address), recovery_time_stamp=stamp)
+    associations = AssociationManager(
+        node, sessions, cp_address=cp_address, reassociate_interval=config.timers.reassociate_interval
+    )
+    sessions.associated = associations.associated
+    node.on_event = associations.on_event
+
+    def on_request(event: RequestReceived) -> object:
+        if isinstance(event.message, pfcp.SessionReportRequest):
+            return handle_report(sessions, event)
+        return None  # anything else: the node answers "Service not supported"
+
+    node.handler = _reject_others(node, on_request)
+    try:
+        await node.start(cp_address, config.n4_port)
+    except BaseException:
+        store.close()
+        raise
+    log.info(
+        "control plane %s: N4 on %s port %d, %d UPFs, %d pools, database %s",
+        config.node_id,
+        cp_address,
+        config.n4_port,
+        len(inventory.upfs),
+        len(inventory.pools),
+        engine.url.render_as_string(hide_password=True),
+    )
+    associations.start()
+    server = port = None
+    if api:
+        try:
+            server = await start_api_server(sessions, config.api_address, config.api_port)
+        except BaseException:
+            await associations.stop()
+            node.close()
+            store.close()
+            raise
+        port = bound_port(server)
+        log.info("API (gRPC) on %s port %d", config.api_address, port)
+    return ControlPlane(config, store, node, sessions, associations, server, port)
+
+
+def _reject_others(node: PfcpNode, handler: object) -> pfcp.aio.RequestHandler:
+    def dispatch(event: RequestReceived) -> object:
+        result = handler(event)  # type: ignore[operator]
+        if result is None:
+            node.reject(event, pfcp.CauseValue.SERVICE_NOT_SUPPORTED)
+        return result
+
+    return dispatch  # type: ignore[return-value]
+
+
+async def serve(config: CpConfig, shutdown: asyncio.Event) -> None:
+    """Run the control plane until ``shutdown`` is set."""
+    cp = await start(config)
+    try:
+        await shutdown.wait()
+    finally:
+        await cp.stop()
+
+
+def _node_id(value: str) -> pfcp.NodeID:
+    try:
+        return pfcp.NodeID(ip_address(value))
+    except ValueError:
+        return pfcp.NodeID(value)

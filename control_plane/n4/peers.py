@@ -1,0 +1,196 @@
+"""The association manager: one PFCP association per UPF in the database, kept up.
+
+Theory of operation:
+
+* One task per UPF associates with it (TS 29.244 §6.2.6: the CP function sets
+  up the association before any session request), retrying every
+  ``reassociate_interval`` (jittered) while the UPF is down or refuses.
+* The Association Setup Request carries PFCP Session Retention Information
+  naming our N4 address (§6.2.6.2.2, Rel-16): our sessions live in the database,
+  so a restart of this process must not make a UPF drop them. Our Recovery Time
+  Stamp is the database's, for the same reason (TS 23.007 §19A).
+* On association: the UPF's features and Recovery Time Stamp are recorded; a
+  stamp different from the one on record means the UPF restarted and lost its
+  sessions, so every one is restored; otherwise only half-done ones are settled
+  (:func:`control_plane.services.reconcile.reconcile_upf`).
+* Heartbeats (the endpoint's) detect a lost UPF (PeerLost) or a restarted one
+  (PeerRestarted: a newer stamp in a heartbeat). Lost: health ``down``, sessions
+  ``lost``, failover where policy allows, and the task starts associating again.
+  Restarted: it associates again at once, and restores.
+* Health is kept in memory for selection and written to the database on change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from ipaddress import ip_address
+
+import pfcp
+from pfcp.aio import AssociationFailed, PfcpNode
+from pfcp.events import (
+    AssociationEstablished,
+    AssociationReleased,
+    Event,
+    PeerLost,
+    PeerRestarted,
+)
+
+from .. import repo
+from ..inventory import UpfRecord
+from ..services import reconcile
+from ..services.sessions import SessionManager
+
+__all__ = ["AssociationManager", "feature_names"]
+
+log = logging.getLogger("control_plane.peers")
+
+
+def feature_names(features: pfcp.UPFunctionFeatures | None) -> frozenset[str]:
+    if features is None:
+        return frozenset()
+    value = features.value
+    return frozenset(flag.name for flag in type(value) if flag.name and flag in value)
+
+
+class AssociationManager:
+    """Keeps an association with every UPF and reacts to their restarts and losses."""
+
+    def __init__(
+        self,
+        node: PfcpNode,
+        sessions: SessionManager,
+        *,
+        cp_address: str,
+        reassociate_interval: float,
+        on_change: Callable[[str, UpfRecord], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.sessions = sessions
+        self.cp_address = cp_address
+        self.reassociate_interval = reassociate_interval
+        self.on_change = on_change
+        self._wake: dict[int, asyncio.Event] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
+        #: Reconciliations in progress or done, for tests and the API: upf id -> task.
+        self.reconciling: dict[int, asyncio.Task[object]] = {}
+        self._retention = self._retention_ie()
+
+    def _retention_ie(self) -> pfcp.PFCPSessionRetentionInformation:
+        address = ip_address(self.cp_address)
+        entity = (
+            pfcp.CPPFCPEntityIPAddress(ipv4=address)
+            if address.version == 4
+            else pfcp.CPPFCPEntityIPAddress(ipv6=address)
+        )
+        return pfcp.PFCPSessionRetentionInformation(cp_pfcp_entity_ip_address=(entity,))
+
+    def start(self) -> None:
+        for upf in self.sessions.inventory.upfs.values():
+            self.watch(upf)
+
+    def watch(self, upf: UpfRecord) -> None:
+        """Start keeping an association with ``upf`` (a UPF added at run time, too)."""
+        if upf.id in self._tasks:
+            return
+        self._wake[upf.id] = asyncio.Event()
+        self._tasks[upf.id] = asyncio.get_running_loop().create_task(self._keep(upf), name=f"n4-{upf.node_id}")
+
+    async def stop(self) -> None:
+        for task in [*self._tasks.values(), *self.reconciling.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), *self.reconciling.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    def associated(self, upf: UpfRecord) -> bool:
+        assoc = self.node.endpoint.association(upf.peer)
+        return assoc is not None and assoc.associated
+
+    # -- the per-UPF task ---------------------------------------------------
+
+    async def _keep(self, upf: UpfRecord) -> None:
+        wake = self._wake[upf.id]
+        while True:
+            wake.clear()
+            try:
+                established = await self.node.associate(upf.peer, session_retention=self._retention)
+            except (AssociationFailed, ConnectionError) as exc:
+                await self._set_health(upf, "down", f"association failed: {exc}")
+                delay = self.reassociate_interval * random.uniform(0.8, 1.2)
+                try:
+                    await asyncio.wait_for(wake.wait(), delay)
+                except TimeoutError:
+                    pass
+                continue
+            await self._associated(upf, established)
+            await wake.wait()  # set on PeerLost / PeerRestarted / release
+
+    async def _associated(self, upf: UpfRecord, event: AssociationEstablished) -> None:
+        stamp = event.info.recovery_time_stamp.to_unix()
+        restarted = upf.recovery_time_stamp is not None and upf.recovery_time_stamp != stamp
+        upf.features = feature_names(event.info.up_function_features)
+        upf.recovery_time_stamp = stamp
+        values = {
+            "features": sorted(upf.features),
+            "recovery_time_stamp": stamp,
+            "health": "up",
+            "last_seen_at": datetime.now(UTC),
+        }
+        await self.sessions.store.run(lambda c: repo.record_upf_state(c, upf.id, values))
+        await self._set_health(upf, "up", "restarted" if restarted else "associated", persist=False)
+        if restarted:
+            await self.sessions.store.run(
+                lambda c: repo.insert_event(c, "upf.restarted", upf_node_id=upf.node_id, detail={"stamp": stamp})
+            )
+        task = asyncio.get_running_loop().create_task(
+            reconcile.reconcile_upf(self.sessions, upf, restarted=restarted), name=f"reconcile-{upf.node_id}"
+        )
+        self.reconciling[upf.id] = task
+
+    async def _set_health(self, upf: UpfRecord, health: str, why: str, *, persist: bool = True) -> None:
+        if upf.health == health and persist:
+            return
+        previous, upf.health = upf.health, health
+        if persist:
+            await self.sessions.store.run(lambda c: repo.record_upf_state(c, upf.id, {"health": health}))
+        if previous != health:
+            log.warning("UPF %s is %s (%s)", upf.node_id, health, why)
+            await self.sessions.store.run(
+                lambda c: repo.insert_event(c, f"upf.{health}", upf_node_id=upf.node_id, detail={"why": why})
+            )
+            if self.on_change is not None:
+                self.on_change(health, upf)
+
+    # -- endpoint events ------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """The PFCP node's events (PfcpNode on_event)."""
+        if isinstance(event, PeerLost | PeerRestarted | AssociationReleased):
+            upf = self._upf_at(event.peer)
+            if upf is None:
+                return
+            task = asyncio.get_running_loop().create_task(self._lost(upf, event), name=f"lost-{upf.node_id}")
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _lost(self, upf: UpfRecord, event: PeerLost | PeerRestarted | AssociationReleased) -> None:
+        if isinstance(event, PeerRestarted):
+            log.warning("UPF %s restarted (newer Recovery Time Stamp): associating again", upf.node_id)
+        else:
+            await self._set_health(upf, "down", type(event).__name__)
+            marked = await reconcile.mark_lost(self.sessions, upf)
+            log.warning("UPF %s lost: %d sessions marked lost", upf.node_id, marked)
+            moved = await reconcile.fail_over(self.sessions, upf)
+            if moved:
+                log.warning("UPF %s: failover %s", upf.node_id, dict(moved))
+        self._wake[upf.id].set()
+
+    def _upf_at(self, peer: tuple[str, int]) -> UpfRecord | None:
+        for upf in self.sessions.inventory.upfs.values():
+            if upf.peer == peer:
+                return upf
+        return None

@@ -1,0 +1,271 @@
+"""Database operations of the session procedures: plain functions of a Connection.
+
+Each function here is one step a procedure persists, run by :class:`~control_plane.store.Store`
+on its worker (several per transaction). They use SQLAlchemy Core on the ORM's
+tables: no identity map to grow with the number of sessions, and one statement per
+step. ``version`` is checked and bumped by hand (optimistic concurrency): a stale
+update raises :class:`StaleVersion` instead of silently overwriting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
+
+from db.models import (
+    ControlPlaneNode,
+    Event,
+    Session,
+    SessionRule,
+    StaleSession,
+    Subscriber,
+    Upf,
+    UsageRecord,
+)
+
+__all__ = [
+    "StaleVersion",
+    "delete_session",
+    "insert_event",
+    "insert_session",
+    "insert_usage",
+    "reserve_seids",
+    "session_by_cp_seid",
+    "session_by_key",
+    "session_rules",
+    "sessions_of_upf",
+    "subscriber",
+    "update_session",
+    "usage_of",
+]
+
+RuleRow = tuple[str, int, dict[str, Any]]
+
+
+class StaleVersion(RuntimeError):
+    """The session changed (or went) since it was read: its version moved on."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def subscriber(conn: Connection, supi: str) -> RowMapping | None:
+    return conn.execute(select(Subscriber.__table__).where(Subscriber.supi == supi)).mappings().first()
+
+
+def reserve_seids(conn: Connection, node_id: str, block: int, recovery_time_stamp: int) -> tuple[int, int]:
+    """Move the CP SEID high-water mark on by ``block``; returns (first, the stamp kept).
+
+    The row is created on first use, with the Recovery Time Stamp the CP keeps for
+    as long as its database lives (TS 23.007 §19A: a new stamp tells peers state was lost).
+    """
+    row = conn.execute(select(ControlPlaneNode.__table__).where(ControlPlaneNode.id == 1)).mappings().first()
+    if row is None:
+        conn.execute(
+            insert(ControlPlaneNode).values(
+                id=1, node_id=node_id, recovery_time_stamp=recovery_time_stamp, next_seid=1 + block, created_at=now()
+            )
+        )
+        return 1, recovery_time_stamp
+    first = int(row["next_seid"])
+    conn.execute(
+        update(ControlPlaneNode).where(ControlPlaneNode.id == 1).values(next_seid=first + block, node_id=node_id)
+    )
+    return first, int(row["recovery_time_stamp"])
+
+
+def insert_session(conn: Connection, values: Mapping[str, Any], rules: Iterable[RuleRow]) -> int:
+    """A new session row with its desired rules; returns its id."""
+    stamp = now()
+    result = conn.execute(insert(Session).values(**values, version=1, created_at=stamp, updated_at=stamp))
+    key = result.inserted_primary_key
+    assert key is not None
+    session_id = int(key[0])
+    _write_rules(conn, session_id, rules)
+    return session_id
+
+
+def _write_rules(conn: Connection, session_id: int, rules: Iterable[RuleRow]) -> None:
+    rows = [{"session_id": session_id, "kind": kind, "rule_id": rule_id, "body": body} for kind, rule_id, body in rules]
+    if rows:
+        conn.execute(insert(SessionRule), rows)
+
+
+def update_session(
+    conn: Connection,
+    session_id: int,
+    version: int,
+    values: Mapping[str, Any],
+    rules: Iterable[RuleRow] | None = None,
+) -> int:
+    """Change a session whose version is still ``version``; returns the new version.
+
+    ``rules``, when given, replaces the desired rules.
+    """
+    result = conn.execute(
+        update(Session)
+        .where(Session.id == session_id, Session.version == version)
+        .values(**values, version=version + 1, updated_at=now())
+    )
+    if result.rowcount != 1:
+        raise StaleVersion(f"session {session_id} changed since version {version}")
+    if rules is not None:
+        conn.execute(delete(SessionRule).where(SessionRule.session_id == session_id))
+        _write_rules(conn, session_id, rules)
+    return version + 1
+
+
+def delete_session(conn: Connection, session_id: int) -> None:
+    conn.execute(delete(Session).where(Session.id == session_id))
+
+
+def session_by_key(conn: Connection, supi: str, pdu_session_id: int) -> RowMapping | None:
+    return (
+        conn.execute(select(Session.__table__).where(Session.supi == supi, Session.pdu_session_id == pdu_session_id))
+        .mappings()
+        .first()
+    )
+
+
+def session_by_cp_seid(conn: Connection, cp_seid: int) -> RowMapping | None:
+    return conn.execute(select(Session.__table__).where(Session.cp_seid == cp_seid)).mappings().first()
+
+
+def session_rules(conn: Connection, session_id: int) -> list[RuleRow]:
+    rows = conn.execute(
+        select(SessionRule.kind, SessionRule.rule_id, SessionRule.body).where(SessionRule.session_id == session_id)
+    )
+    return [(str(kind), int(rule_id), dict(body)) for kind, rule_id, body in rows]
+
+
+def sessions_of_upf(conn: Connection, upf_id: int, states: Sequence[str] | None = None) -> list[RowMapping]:
+    query = select(Session.__table__).where(Session.upf_id == upf_id)
+    if states is not None:
+        query = query.where(Session.state.in_(states))
+    return list(conn.execute(query.order_by(Session.id)).mappings())
+
+
+def sessions_page(
+    conn: Connection, *, upf_id: int | None, state: str | None, limit: int, after: int
+) -> list[RowMapping]:
+    # The cursor is the CP SEID: unique and never reused, so pages are stable.
+    query = select(Session.__table__).where(Session.cp_seid > after)
+    if upf_id is not None:
+        query = query.where(Session.upf_id == upf_id)
+    if state is not None:
+        query = query.where(Session.state == state)
+    return list(conn.execute(query.order_by(Session.cp_seid).limit(limit)).mappings())
+
+
+def load_per_upf(conn: Connection) -> dict[int, int]:
+    rows = conn.execute(
+        select(Session.upf_id, func.count()).where(Session.upf_id.is_not(None)).group_by(Session.upf_id)
+    )
+    return {int(upf_id): int(count) for upf_id, count in rows if upf_id is not None}
+
+
+def allocations(conn: Connection) -> list[RowMapping]:
+    """What every session holds (UE IPs, TEIDs, SEIDs): allocators are rebuilt from this at start."""
+    return list(
+        conn.execute(
+            select(
+                Session.id,
+                Session.dnn,
+                Session.ue_ipv4,
+                Session.ue_ipv6,
+                Session.pool_v4_id,
+                Session.pool_v6_id,
+                Session.upf_id,
+                Session.n3_teid,
+                Session.cp_seid,
+                Session.state,
+            )
+        ).mappings()
+    )
+
+
+def insert_usage(conn: Connection, records: Sequence[Mapping[str, Any]]) -> int:
+    """Store usage records once each (unique cp_seid, epoch, URR ID, UR-SEQN); returns how many were new.
+
+    A UPF that retransmits a Session Report Request (its response was lost) sends
+    the same UR-SEQN again (TS 29.244 §8.2.77): that record exists and is skipped.
+    """
+    stored = 0
+    seen: set[tuple[int, int, int, int]] = set()
+    for record in records:
+        key = (int(record["cp_seid"]), int(record["epoch"]), int(record["urr_id"]), int(record["ur_seqn"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        # The store is the only writer, so look-then-insert cannot race; the unique
+        # constraint is the backstop.
+        exists = conn.execute(
+            select(UsageRecord.id).where(
+                UsageRecord.cp_seid == key[0],
+                UsageRecord.epoch == key[1],
+                UsageRecord.urr_id == key[2],
+                UsageRecord.ur_seqn == key[3],
+            )
+        ).first()
+        if exists is None:
+            conn.execute(insert(UsageRecord).values(**record, recorded_at=now()))
+            stored += 1
+    return stored
+
+
+def usage_of(conn: Connection, session_id: int | None, cp_seids: Sequence[int]) -> list[RowMapping]:
+    query = select(UsageRecord.__table__)
+    if session_id is not None:
+        query = query.where((UsageRecord.session_id == session_id) | UsageRecord.cp_seid.in_(cp_seids))
+    else:
+        query = query.where(UsageRecord.cp_seid.in_(cp_seids))
+    return list(conn.execute(query.order_by(UsageRecord.id)).mappings())
+
+
+def insert_event(
+    conn: Connection,
+    kind: str,
+    *,
+    session_id: int | None = None,
+    supi: str | None = None,
+    upf_node_id: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(Event).values(
+            at=now(), kind=kind, session_id=session_id, supi=supi, upf_node_id=upf_node_id, detail=dict(detail or {})
+        )
+    )
+
+
+def mark_upf_sessions(conn: Connection, upf_id: int, old_state: str, new_state: str) -> int:
+    """Every session of a UPF in ``old_state`` moves to ``new_state``; returns how many."""
+    result = conn.execute(
+        update(Session)
+        .where(Session.upf_id == upf_id, Session.state == old_state)
+        .values(state=new_state, version=Session.version + 1, updated_at=now())
+    )
+    return int(result.rowcount)
+
+
+def add_stale_session(conn: Connection, upf_id: int, up_seid: int | None, cp_seid: int) -> None:
+    """A session moved away from a UPF that may still hold it: delete it there when it is back."""
+    if up_seid is not None:
+        conn.execute(insert(StaleSession).values(upf_id=upf_id, up_seid=up_seid, cp_seid=cp_seid, created_at=now()))
+
+
+def stale_sessions(conn: Connection, upf_id: int) -> list[tuple[int, int]]:
+    rows = conn.execute(select(StaleSession.id, StaleSession.up_seid).where(StaleSession.upf_id == upf_id))
+    return [(int(i), int(seid)) for i, seid in rows]
+
+
+def forget_stale_session(conn: Connection, *, stale_id: int) -> None:
+    conn.execute(delete(StaleSession).where(StaleSession.id == stale_id))
+
+
+def record_upf_state(conn: Connection, upf_id: int, values: Mapping[str, Any]) -> None:
+    conn.execute(update(Upf).where(Upf.id == upf_id).values(**values, updated_at=now()))

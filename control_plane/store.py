@@ -1,0 +1,150 @@
+"""The control plane's one door to its database: a worker thread with group commit.
+
+Theory of operation:
+
+* Every database operation is a function ``op(connection) -> result`` that
+  :meth:`Store.run` queues for one worker thread and awaits. The control plane's
+  asyncio loop never blocks on the database, and the database sees one writer
+  (SQLite allows only one anyway).
+* The worker takes every queued operation (up to ``batch``), runs them in **one**
+  transaction and commits once: with many sessions in flight, one commit (one
+  fsync on PostgreSQL, one WAL append on SQLite) serves them all. A future
+  resolves only after the commit, so "persisted" means durable.
+* When an operation raises, the batch is rolled back and its operations are run
+  again one transaction each: the failing one reports its own error, the others
+  commit. Operations must therefore do nothing outside the database.
+* Reads go through the same queue: they see every write queued before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+__all__ = ["Store", "StoreClosed"]
+
+log = logging.getLogger("control_plane.store")
+
+T = TypeVar("T")
+Op = Callable[[Connection], Any]
+_Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+class StoreClosed(RuntimeError):
+    """The store was closed before the operation could run."""
+
+
+class Store:
+    """Runs database operations on one worker thread, many per transaction."""
+
+    def __init__(self, engine: Engine, *, batch: int = 512) -> None:
+        self.engine = engine
+        self.batch = batch
+        #: Transactions committed and operations run (for benchmarks and logs).
+        self.commits = 0
+        self.operations = 0
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="cp-store", daemon=True)
+        self._thread.start()
+
+    async def run(self, op: Callable[[Connection], T]) -> T:
+        """Run ``op`` in a transaction on the worker; its result once committed."""
+        if self._closed:
+            raise StoreClosed("the control plane's database store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((op, future, loop))
+        return await future
+
+    def run_sync(self, op: Callable[[Connection], T]) -> T:
+        """Run ``op`` in its own transaction on the calling thread (start-up, tools)."""
+        with self.engine.begin() as conn:
+            return op(conn)
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the worker and dispose of the engine."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self.engine.dispose()
+
+    # -- worker -------------------------------------------------------------
+
+    def _work(self) -> None:
+        conn = self.engine.connect()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                items = [item]
+                stop = False
+                while len(items) < self.batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    items.append(more)
+                self._run_batch(conn, items)
+                if stop:
+                    return
+        finally:
+            conn.close()
+            while True:  # fail whatever arrived after close
+                try:
+                    left = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None:
+                    _resolve(left, None, StoreClosed("the control plane's database store is closed"))
+
+    def _run_batch(self, conn: Connection, items: list[_Item]) -> None:
+        results: list[Any] = []
+        try:
+            with conn.begin():
+                for op, _, _ in items:
+                    results.append(op(conn))
+        except Exception as exc:
+            if len(items) == 1:
+                _settle([(items[0], None, exc)])
+                return
+            log.debug("batch of %d rolled back (%s): running each alone", len(items), exc)
+            for item in items:
+                self._run_batch(conn, [item])
+            return
+        self.commits += 1
+        self.operations += len(items)
+        _settle([(item, result, None) for item, result in zip(items, results, strict=True)])
+
+
+def _resolve(item: _Item, result: Any, exc: BaseException | None) -> None:
+    _settle([(item, result, exc)])
+
+
+def _settle(outcomes: list[tuple[_Item, Any, BaseException | None]]) -> None:
+    # One wake-up of the loop per batch, not per operation.
+    loop = outcomes[0][0][2]
+
+    def settle() -> None:
+        for (_, future, _), result, exc in outcomes:
+            if future.done():
+                continue
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(settle)
