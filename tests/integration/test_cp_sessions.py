@@ -7,8 +7,12 @@ network namespaces, sessions requested over the gRPC API, state checked in the d
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 import uuid
 from collections.abc import Iterator
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from tests.harness.control_plane import (
     CpProcess,
     cp_config,
     cp_network,
+    dn_n6,
     gnb_n3,
     provision,
     supi,
@@ -33,7 +38,9 @@ from tests.harness.control_plane import (
     upf_n3,
 )
 from tests.harness.netns import needs_netns
+from tests.harness.packets import GTPU_PORT, gpdu, ipv4_udp, udp_payload_of
 from tests.harness.postgres import PostgresServer
+from user_plane import gtpu
 
 pytestmark = [pytest.mark.needs_root]
 
@@ -128,3 +135,139 @@ async def _until_upfs_up(client: Any, timeout: float = 20.0) -> None:
         except Exception:
             await asyncio.sleep(0.2)
     raise AssertionError("control plane not ready")
+
+
+# -- packets: what the UPF really holds ---------------------------------------------------------
+
+DN_PORT = 9000
+
+
+class Probe:
+    """A gNB socket on site 0's N3 and a DN socket on its N6, to see which sessions forward."""
+
+    def __init__(self, net: Any) -> None:
+        self.gnb = net.topology.udp_socket("gnb", bind=(str(gnb_n3(0).ip), GTPU_PORT), timeout=0.3)
+        self.dn = net.topology.udp_socket("dn", bind=(str(dn_n6(0).ip), DN_PORT), timeout=0.3)
+
+    def uplink(self, teid: int, ue: str, payload: bytes) -> bool:
+        """One G-PDU from the UE; True if its payload reached the DN (a few tries: UDP)."""
+        packet = gpdu(teid, ipv4_udp(IPv4Address(ue), dn_n6(0).ip, 40000, DN_PORT, payload), 9)
+        for _ in range(5):
+            self.gnb.sendto(packet, (str(upf_n3(0).ip), GTPU_PORT))
+            try:
+                while True:
+                    if self.dn.recv(65535) == payload:
+                        return True
+            except TimeoutError:
+                continue
+        return False
+
+    def downlink_ues(self, addresses: list[str], rounds: int = 3) -> set[str]:
+        """The UE addresses among ``addresses`` whose downlink the UPF tunnels to the gNB."""
+        seen: set[str] = set()
+        for _ in range(rounds):
+            for ue in addresses:
+                if ue not in seen:
+                    self.dn.sendto(b"probe", (ue, 40000))
+            try:
+                while True:
+                    data = self.gnb.recv(65535)
+                    _, _, offset = gtpu.decode_gpdu(data)
+                    seen.add(str(udp_payload_of(data[offset:])[1]))
+            except TimeoutError:
+                pass
+        return seen
+
+
+def _states(url: str) -> list[tuple[str, str]]:
+    return sorted((r["supi"], r["state"]) for r in rows(url, select(Session.supi, Session.state)))
+
+
+def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@needs_netns
+def test_upf_killed_and_restarted_sessions_restored(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    provision(url, 1, subscribers=3)
+    with cp_network(tmp_path, 1) as net:
+        cp = CpProcess(net.ns("cp"), tmp_path, cp_config(tmp_path, url))
+        try:
+            cp.wait_ready()
+
+            async def establish() -> list[Any]:
+                async with cp.client() as client:
+                    await _until_upfs_up(client)
+                    return [await client.establish(request(n, 0)) for n in range(3)]
+
+            views = cp.call(establish())
+            probe = Probe(net)
+            for view in views:
+                assert probe.uplink(view.n3_teid, view.ue_ipv4, f"before {view.supi}".encode())
+            agent = net.agents[0]
+            os.killpg(agent.process.pid, signal.SIGKILL)  # a crash: no PFCP goodbye
+            agent.process.wait(10)
+            _wait(lambda: {s for _, s in _states(url)} == {"lost"}, "sessions marked lost")
+            net.start_agent(0)
+            _wait(lambda: {s for _, s in _states(url)} == {"active"}, "sessions restored", timeout=40)
+            restored = rows(url, select(Session.supi, Session.epoch, Session.n3_teid).order_by(Session.supi))
+            assert [r["epoch"] for r in restored] == [2, 2, 2]  # established twice: once, then restored
+            assert [r["n3_teid"] for r in restored] == [v.n3_teid for v in views]  # CP-allocated: unchanged
+            for view in views:
+                assert probe.uplink(view.n3_teid, view.ue_ipv4, f"after {view.supi}".encode())
+            kinds = {r["kind"] for r in rows(url, select(Event.kind))}
+            assert {"upf.down", "upf.restarted", "session.restored"} <= kinds
+        finally:
+            assert cp.stop() == 0, cp.log()
+
+
+@needs_netns
+def test_cp_sigkill_during_establishments_leaves_no_orphan(tmp_path: Path) -> None:
+    """SIGKILL in the middle of 200 establishments, restart: every session is active on the
+    UPF and in the database, or absent from both (checked with real downlink packets)."""
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    total = 200
+    provision(url, 1, subscribers=total)
+    with cp_network(tmp_path, 1) as net:
+        config = cp_config(tmp_path, url)
+        cp = CpProcess(net.ns("cp"), tmp_path, config)
+        cp.wait_ready()
+        answered: list[str] = []
+
+        async def establish_until_killed() -> None:
+            async with cp.client() as client:
+                await _until_upfs_up(client)
+                gate = asyncio.Semaphore(16)
+
+                async def one(n: int) -> None:
+                    async with gate:
+                        try:
+                            await client.establish(request(n, 0))
+                        except Exception:
+                            return
+                        answered.append(supi(n))
+                        if len(answered) == 60:
+                            cp.kill()  # mid-way: others are in the store, on the wire, or queued
+
+                await asyncio.gather(*(one(n) for n in range(total)))
+
+        cp.call(establish_until_killed())
+        assert 60 <= len(answered) < total
+        cp = CpProcess(net.ns("cp"), tmp_path, config, log_name="cp-restarted.log")
+        try:
+            cp.wait_ready()
+            settled = ("active",)
+            _wait(lambda: {s for _, s in _states(url)} <= set(settled), "reconciliation", timeout=40)
+            in_db = {r["ue_ipv4"]: r["supi"] for r in rows(url, select(Session.ue_ipv4, Session.supi))}
+            assert set(answered) <= set(in_db.values())  # what a client was told exists, exists
+            candidates = [str(a) for a in list(ue_pool(0).hosts())[: total + 20]]
+            on_upf = Probe(net).downlink_ues(candidates)
+            assert on_upf == set(in_db), (sorted(on_upf ^ set(in_db)), cp.log())
+        finally:
+            assert cp.stop() == 0, cp.log()
