@@ -193,8 +193,8 @@ def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
 
 
 @needs_netns
-def test_upf_killed_and_restarted_sessions_restored(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'cp.db'}"
+def test_upf_killed_and_restarted_sessions_restored(tmp_path: Path, cp_db_url: str) -> None:
+    url = cp_db_url
     provision(url, 1, subscribers=3)
     with cp_network(tmp_path, 1) as net:
         cp = CpProcess(net.ns("cp"), tmp_path, cp_config(tmp_path, url))
@@ -228,10 +228,10 @@ def test_upf_killed_and_restarted_sessions_restored(tmp_path: Path) -> None:
 
 
 @needs_netns
-def test_cp_sigkill_during_establishments_leaves_no_orphan(tmp_path: Path) -> None:
+def test_cp_sigkill_during_establishments_leaves_no_orphan(tmp_path: Path, cp_db_url: str) -> None:
     """SIGKILL in the middle of 200 establishments, restart: every session is active on the
     UPF and in the database, or absent from both (checked with real downlink packets)."""
-    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    url = cp_db_url
     total = 200
     provision(url, 1, subscribers=total)
     with cp_network(tmp_path, 1) as net:
