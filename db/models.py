@@ -89,7 +89,8 @@ class ControlPlaneNode(Base):
     node_id: Mapped[str]
     # Kept across restarts because the state survives in the database: TS 23.007 §19A changes
     # the Recovery Time Stamp only when the node lost its state.
-    recovery_time_stamp: Mapped[int]
+    # Unix seconds; BigInteger so it outlives 2038.
+    recovery_time_stamp: Mapped[int] = mapped_column(BigInteger)
     # High-water mark of CP SEIDs handed out; SEIDs are never reused.
     next_seid: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -91,9 +91,11 @@ async def _settle(manager: SessionManager, upf: UpfRecord, row: dict[str, Any], 
     state = row["state"]
     if state == "deleting":
         if not restarted:
-            if row["up_seid"] is None and await _establish(manager, upf, row) != _ACCEPTED:
-                pass  # the UPF does not hold it under any UP SEID we could name
-            elif row["up_seid"] is not None:
+            # Unconfirmed (no UP SEID): establish it again to learn the UP SEID it is held
+            # under (the UPF replaces a session with the same CP F-SEID), then delete that.
+            if row["up_seid"] is None:
+                await _establish(manager, upf, row)  # refreshes row["up_seid"] when accepted
+            if row["up_seid"] is not None:
                 await _delete_on(manager, upf, row["up_seid"])
         await manager.store.run(lambda c: _finish_delete(c, row))
         manager.release_row(row)
@@ -136,8 +138,6 @@ async def _establish(manager: SessionManager, upf: UpfRecord, row: dict[str, Any
     if created:
         changes["n3_teid"], changes["n3_address"] = created[min(created)]
     await manager._update(row, changes, event="session.restored")
-    if row["state"] == "deleting":
-        return cause
     return cause
 
 

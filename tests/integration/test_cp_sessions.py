@@ -271,3 +271,33 @@ def test_cp_sigkill_during_establishments_leaves_no_orphan(tmp_path: Path, cp_db
             assert on_upf == set(in_db), (sorted(on_upf ^ set(in_db)), cp.log())
         finally:
             assert cp.stop() == 0, cp.log()
+
+
+@needs_netns
+def test_ue_moves_to_another_site_and_its_session_follows(tmp_path: Path, cp_db_url: str) -> None:
+    provision(cp_db_url, 2, subscribers=1)
+    with cp_network(tmp_path, 2) as net:
+        cp = CpProcess(net.ns("cp"), tmp_path, cp_config(tmp_path, cp_db_url))
+        try:
+            cp.wait_ready()
+
+            async def scenario() -> tuple[Any, Any]:
+                async with cp.client() as client:
+                    await _until_upfs_up(client)
+                    before = await client.establish(request(0, 0))
+                    after = await client.modify(
+                        supi(0), 1, ModifyRequest(tai=tai(1), gnb_teid=0x77, gnb_address=str(gnb_n3(1).ip))
+                    )
+                    return before, after
+
+            before, after = cp.call(scenario())
+        finally:
+            assert cp.stop() == 0, cp.log()
+    assert (before.site, after.site) == ("edge0", "edge1")
+    assert after.state == "active" and after.tai == tai(1) and after.gnb_teid == 0x77
+    assert after.ue_ipv4 in {str(a) for a in ue_pool(1).hosts()}  # the new site's pool (SSC mode 2)
+    assert after.n3_address == str(upf_n3(1).ip)
+    stored = rows(cp_db_url, select(Session.__table__))
+    assert [(r["supi"], r["ue_ipv4"], r["state"]) for r in stored] == [(supi(0), after.ue_ipv4, "active")]
+    kinds = [r["kind"] for r in rows(cp_db_url, select(Event.kind).order_by(Event.id))]
+    assert "session.relocated" in kinds

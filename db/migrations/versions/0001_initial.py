@@ -27,7 +27,7 @@ def upgrade() -> None:
         "control_plane_node",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("node_id", sa.String(), nullable=False),
-        sa.Column("recovery_time_stamp", sa.Integer(), nullable=False),
+        sa.Column("recovery_time_stamp", sa.BigInteger(), nullable=False),
         sa.Column("next_seid", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("id = 1", name=op.f("ck_control_plane_node_singleton")),
