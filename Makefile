@@ -5,7 +5,7 @@
 #   make lint    ruff and mypy only
 #   make accel   compile the codec and the UPF's control path in place (Cython; optional, pure Python is the reference)
 #   make ebpf    build the software dataplane's eBPF fast path (clang; optional, Python forwards without it)
-#   make bench   every benchmark: PFCP codec and node, UPF PFCP and dataplane (root, namespaces)
+#   make bench   every benchmark: PFCP codec and node, UPF PFCP and dataplane, CP sessions (root, namespaces)
 #   make run     the simulated multi-site topology (not available yet)
 #   make clean   caches, build output and compiled modules (clean-accel); `make distclean` also .venv
 
@@ -89,6 +89,7 @@ bench: $(STAMP) system-deps accel ebpf
 	$(BIN)/python bench/forwarder.py
 	$(BIN)/python bench/upf_pfcp.py
 	$(BIN)/python bench/upf_dataplane.py
+	$(BIN)/python bench/cp_sessions.py
 
 run:
 	@echo "make run: not available yet. The main job runs the control plane and UPF agents on a" >&2

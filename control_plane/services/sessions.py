@@ -236,7 +236,12 @@ class SessionManager:
                 "n3_address": upf.n3_address() if taken.n3_teid is not None else None,
                 "state": "establishing",
                 "epoch": 0,
+                "up_seid": None,
+                "up_address": None,
+                "last_cause": None,
+                "created_at": repo.now(),
             }
+            values["updated_at"] = values["created_at"]
             rules = desired_rules(self.inventory, upf, policy, values)
             session_id = await self.store.run(lambda c: repo.insert_session(c, values, rules.rows()))
         except BaseException:
@@ -329,14 +334,16 @@ class SessionManager:
         session_id, version = row["id"], row["version"]
         rows = None if rules is None else rules.rows()
 
-        def op(conn: Connection) -> tuple[int, RowMapping | None]:
+        def op(conn: Connection) -> int:
             new_version = repo.update_session(conn, session_id, version, changes, rows)
             if event is not None:
                 repo.insert_event(conn, event, session_id=session_id, supi=row["supi"], detail=dict(changes))
-            return new_version, repo.session_by_key(conn, row["supi"], row["pdu_session_id"])
+            return new_version
 
-        new_version, fresh = await self.store.run(op)
-        row.update(fresh if fresh is not None else {**changes, "version": new_version})
+        new_version = await self.store.run(op)
+        row.update(changes)
+        row["version"] = new_version
+        row["updated_at"] = repo.now()
 
     def release_row(self, row: Mapping[str, Any]) -> None:
         """Give back what a session row holds (it is gone from the database)."""
