@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from ipaddress import ip_address
 
@@ -92,12 +93,14 @@ async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
     sessions.associated = associations.associated
     node.on_event = associations.on_event
 
-    def on_request(event: RequestReceived) -> object:
+    def on_request(event: RequestReceived) -> Awaitable[pfcp.Message] | None:
         if isinstance(event.message, pfcp.SessionReportRequest):
             return handle_report(sessions, event)
-        return None  # anything else: the node answers "Service not supported"
+        # Node Report, PFD management...: not served by this CP function.
+        node.reject(event, pfcp.CauseValue.SERVICE_NOT_SUPPORTED)
+        return None
 
-    node.handler = _reject_others(node, on_request)
+    node.handler = on_request
     try:
         await node.start(cp_address, config.n4_port)
     except BaseException:
@@ -125,16 +128,6 @@ async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
         port = bound_port(server)
         log.info("API (gRPC) on %s port %d", config.api_address, port)
     return ControlPlane(config, store, node, sessions, associations, server, port)
-
-
-def _reject_others(node: PfcpNode, handler: object) -> pfcp.aio.RequestHandler:
-    def dispatch(event: RequestReceived) -> object:
-        result = handler(event)  # type: ignore[operator]
-        if result is None:
-            node.reject(event, pfcp.CauseValue.SERVICE_NOT_SUPPORTED)
-        return result
-
-    return dispatch  # type: ignore[return-value]
 
 
 async def serve(config: CpConfig, shutdown: asyncio.Event) -> None:

@@ -27,7 +27,15 @@ import yaml
 
 from pfcp import PFCP_PORT
 
-__all__ = ["ConfigError", "CpConfig", "Timers", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "ConfigError",
+    "CpConfig",
+    "Timers",
+    "database_url_from_file",
+    "load_config",
+    "parse_config",
+]
 
 #: Keys each mapping accepts (path -> keys); anything else is an error.
 _KEYS: Final[dict[str, frozenset[str]]] = {
@@ -37,6 +45,8 @@ _KEYS: Final[dict[str, frozenset[str]]] = {
     "api": frozenset({"address", "port"}),
     "timers": frozenset({"t1", "n1", "heartbeat_interval", "reassociate_interval"}),
 }
+#: The embedded database, next to the configuration file.
+DEFAULT_DATABASE_URL: Final = "sqlite:///edgecups.db"
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 
 
@@ -67,7 +77,7 @@ class CpConfig:
     n4_address: IPv4Address | IPv6Address
     node_id: str
     n4_port: int = PFCP_PORT
-    database_url: str = "sqlite:///edgecups.db"
+    database_url: str = DEFAULT_DATABASE_URL
     api_address: str = "127.0.0.1"
     api_port: int = 50051
     timers: Timers = field(default_factory=Timers)
@@ -85,6 +95,32 @@ def load_config(path: str | os.PathLike[str]) -> CpConfig:
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
     return parse_config(mapping, base=Path(path).resolve().parent)
+
+
+def database_url_from_file(path: str | os.PathLike[str]) -> str:
+    """The database URL the control plane would use with this file, reading only ``database.url``.
+
+    For ``edgecups db``: a file still being written (no ``n4.address`` yet) already names its
+    database, and the default and relative SQLite paths resolve as :func:`parse_config` resolves
+    them (next to the file). Raises :class:`ConfigError` with one problem.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    if document is not None and not isinstance(document, dict):
+        raise ConfigError([f"{path}: expected a mapping at the top level"])
+    database = (document or {}).get("database")
+    if database is not None and not isinstance(database, dict):
+        raise ConfigError([f"{path}: database: expected a mapping with a url key"])
+    url = (database or {}).get("url", DEFAULT_DATABASE_URL)
+    if not isinstance(url, str) or not url:
+        raise ConfigError([f"{path}: database.url: expected a database URL string"])
+    return _anchor_sqlite(url, Path(path).resolve().parent)
 
 
 def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
@@ -107,7 +143,7 @@ def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
     n4_port = _port(sections["n4"].get("port", PFCP_PORT), "n4.port", errors)
     api_port = _port(sections["api"].get("port", 50051), "api.port", errors, allow_zero=True)
     api_address = str(sections["api"].get("address", "127.0.0.1"))
-    url = str(sections["database"].get("url", "sqlite:///edgecups.db"))
+    url = str(sections["database"].get("url", DEFAULT_DATABASE_URL))
     if not url.startswith(("sqlite:", "postgresql")):
         errors.append(f"database.url: {url!r}: use sqlite:///FILE or postgresql+psycopg://...")
     url = _anchor_sqlite(url, base)

@@ -99,10 +99,11 @@ class Inventory:
         self.upfs: dict[int, UpfRecord] = {}
         self.upf_by_node: dict[str, UpfRecord] = {}
         self.dnn_instances: dict[str, str] = {}
-        self.dnn_snssais: dict[str, frozenset[str]] = {}
         self.pools: dict[int, PoolRecord] = {}
         self.policies: dict[int, PolicyRecord] = {}
         self.policy_by_name: dict[str, PolicyRecord] = {}
+        #: Site name -> DNNs with an IP pool there (a pool for any site counts everywhere).
+        self.site_pools: dict[str, frozenset[str]] = {}
 
     @classmethod
     def load(cls, conn: Connection) -> Inventory:
@@ -111,7 +112,6 @@ class Inventory:
         dnns = {row.id: row for row in conn.execute(select(Dnn.__table__))}
         for row in dnns.values():
             inv.dnn_instances[row.name] = row.network_instance or row.name
-            inv.dnn_snssais[row.name] = frozenset(row.snssais or ())
         for row in conn.execute(select(Upf.__table__)):
             site = sites[row.site_id]
             upf = UpfRecord(
@@ -129,7 +129,9 @@ class Inventory:
                 admin_state=row.admin_state,
                 teid_allocation=row.teid_allocation,
                 access_network_instance=row.access_network_instance,
-                health=row.health,
+                # The stored health is the previous process's; only an association this
+                # process makes says "up" (until then the UPF takes no session).
+                health="unknown",
                 features=frozenset(row.features or ()),
                 recovery_time_stamp=row.recovery_time_stamp,
             )
@@ -162,6 +164,7 @@ class Inventory:
             )
             inv.policies[policy.id] = policy
             inv.policy_by_name[policy.name] = policy
+        inv._index_site_pools()
         inv._reserve_allocations(conn)
         return inv
 
@@ -223,12 +226,15 @@ class Inventory:
                 return pool
         return None
 
-    def candidates(self) -> list[UpfCandidate]:
-        site_pools: dict[str, set[str]] = {}
+    def _index_site_pools(self) -> None:
+        site_pools: dict[str, set[str]] = {upf.site: set() for upf in self.upfs.values()}
         for pool in self.pools.values():
-            for upf in self.upfs.values():
-                if pool.site in (upf.site, None):
-                    site_pools.setdefault(upf.site, set()).add(pool.dnn)
+            for site, dnns in site_pools.items():
+                if pool.site in (site, None):
+                    dnns.add(pool.dnn)
+        self.site_pools = {site: frozenset(dnns) for site, dnns in site_pools.items()}
+
+    def candidates(self) -> list[UpfCandidate]:
         return [
             UpfCandidate(
                 id=upf.id,
@@ -242,7 +248,7 @@ class Inventory:
                 healthy=upf.health == "up",
                 capacity=upf.capacity,
                 load=upf.load,
-                site_pools=frozenset(site_pools.get(upf.site, ())),
+                site_pools=self.site_pools.get(upf.site, frozenset()),
             )
             for upf in self.upfs.values()
         ]

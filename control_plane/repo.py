@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, Table, delete, insert, select, update
 
 from db.models import (
     ControlPlaneNode,
@@ -166,13 +166,6 @@ def sessions_page(
     if state is not None:
         query = query.where(Session.state == state)
     return list(conn.execute(query.order_by(Session.cp_seid).limit(limit)).mappings())
-
-
-def load_per_upf(conn: Connection) -> dict[int, int]:
-    rows = conn.execute(
-        select(Session.upf_id, func.count()).where(Session.upf_id.is_not(None)).group_by(Session.upf_id)
-    )
-    return {int(upf_id): int(count) for upf_id, count in rows if upf_id is not None}
 
 
 def allocations(conn: Connection) -> list[RowMapping]:

@@ -108,7 +108,7 @@ class Store:
                 except queue.Empty:
                     break
                 if left is not None:
-                    _resolve(left, None, StoreClosed("the control plane's database store is closed"))
+                    _settle([(left, None, StoreClosed("the control plane's database store is closed"))])
 
     def _run_batch(self, conn: Connection, items: list[_Item]) -> None:
         results: list[Any] = []
@@ -127,10 +127,6 @@ class Store:
         self.commits += 1
         self.operations += len(items)
         _settle([(item, result, None) for item, result in zip(items, results, strict=True)])
-
-
-def _resolve(item: _Item, result: Any, exc: BaseException | None) -> None:
-    _settle([(item, result, exc)])
 
 
 def _settle(outcomes: list[tuple[_Item, Any, BaseException | None]]) -> None:

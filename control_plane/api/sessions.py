@@ -34,12 +34,16 @@ def _key(supi: str, pdu_session_id: int) -> tuple[str, int]:
     return validate.supi(supi), validate.pdu_session_id(pdu_session_id)
 
 
-def _session_request(request: pb.CreateSessionRequest) -> SessionRequest:
-    supi, pdu_session_id = _key(request.supi, request.pdu_session_id if request.HasField("pdu_session_id") else 1)
-    gnb_teid, gnb_address = validate.gnb_f_teid(
+def _gnb_f_teid(request: pb.CreateSessionRequest | pb.ModifySessionRequest) -> tuple[int | None, str | None]:
+    return validate.gnb_f_teid(
         request.gnb_teid if request.HasField("gnb_teid") else None,
         request.gnb_address if request.HasField("gnb_address") else None,
     )
+
+
+def _session_request(request: pb.CreateSessionRequest) -> SessionRequest:
+    supi, pdu_session_id = _key(request.supi, request.pdu_session_id if request.HasField("pdu_session_id") else 1)
+    gnb_teid, gnb_address = _gnb_f_teid(request)
     return SessionRequest(
         supi=supi,
         dnn=validate.dnn(request.dnn),
@@ -52,10 +56,7 @@ def _session_request(request: pb.CreateSessionRequest) -> SessionRequest:
 
 
 def _modify_request(request: pb.ModifySessionRequest) -> ModifyRequest:
-    gnb_teid, gnb_address = validate.gnb_f_teid(
-        request.gnb_teid if request.HasField("gnb_teid") else None,
-        request.gnb_address if request.HasField("gnb_address") else None,
-    )
+    gnb_teid, gnb_address = _gnb_f_teid(request)
     return ModifyRequest(
         gnb_teid=gnb_teid,
         gnb_address=gnb_address,

@@ -5,24 +5,25 @@
 * ``edgecups db current`` prints the database's revision.
 * ``edgecups db check`` exits 0 when the schema is at head, 1 (saying the fix) otherwise.
 
-Each takes the database as ``--url URL`` or ``--config FILE`` (the control plane's YAML file, whose
-``database: {url: ...}`` names it; a relative SQLite path there is relative to the file); without
-either, ``sqlite:///edgecups.db`` in the current directory. Failures are one line on stderr and exit status 1.
+Each takes the database as ``--url URL`` or ``--config FILE`` (the control plane's YAML file: the
+database the control plane would open with it, see ``control_plane.config.database_url_from_file``);
+without either, ``sqlite:///edgecups.db`` in the current directory. Failures are one line on stderr
+and exit status 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
-import yaml
 from alembic.util import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from control_plane.config import DEFAULT_DATABASE_URL, ConfigError, database_url_from_file
 from db.engine import (
     DatabaseUrlError,
     SchemaOutOfDate,
@@ -36,7 +37,7 @@ from db.engine import (
 
 __all__ = ["DEFAULT_URL", "app", "database_url"]
 
-DEFAULT_URL = "sqlite:///edgecups.db"
+DEFAULT_URL = DEFAULT_DATABASE_URL
 EXIT_FAILED = 1
 
 T = TypeVar("T")
@@ -70,41 +71,13 @@ def database_url(url: str | None, config: Path | None) -> str:
         return url
     if config is None:
         return DEFAULT_URL
-    try:
-        document: Any = yaml.safe_load(config.read_text())
-    except OSError as exc:
-        raise _Failure(f"cannot read {config}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise _Failure(f"{config}: not valid YAML: {exc}") from None
-    if document is None:
-        return DEFAULT_URL
-    if not isinstance(document, dict):
-        raise _Failure(f"{config}: expected a mapping at the top level")
-    database = document.get("database")
-    if database is None:
-        return DEFAULT_URL
-    if not isinstance(database, dict):
-        raise _Failure(f"{config}: database: expected a mapping with a url key")
-    value = database.get("url", DEFAULT_URL)
-    if not isinstance(value, str) or not value:
-        raise _Failure(f"{config}: database.url: expected a database URL string")
-    return _anchor_sqlite(value, config.resolve().parent)
-
-
-def _anchor_sqlite(url: str, base: Path) -> str:
-    # As control_plane.config reads the same file: a relative SQLite path in a configuration
-    # file means "next to this file", not "in the working directory".
-    prefix = "sqlite:///"
-    path = url[len(prefix) :]
-    if not url.startswith(prefix) or not path or path.startswith("/") or path == ":memory:":
-        return url
-    return prefix + str(base / path)
+    return database_url_from_file(config)
 
 
 def _shown(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except ArgumentError:  # not a URL at all: there is no password to hide
         return url
 
 
@@ -116,7 +89,7 @@ def _missing_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path
 
 
-def _run(url: str | None, config: Path | None, action: Callable[[Engine, str], T], *, create: bool = False) -> T:
+def _run(url: str | None, config: Path | None, action: Callable[[Engine], T], *, create: bool = False) -> T:
     """Run ``action`` on the engine; every expected failure becomes one line on stderr and exit 1.
 
     Without ``create``, a SQLite file that does not exist is an error (SQLite would create it empty).
@@ -129,10 +102,8 @@ def _run(url: str | None, config: Path | None, action: Callable[[Engine, str], T
         missing = None if create else _missing_sqlite_file(resolved)
         if missing is not None:
             raise _Failure(f"SQLite database file {missing} does not exist (edgecups db upgrade creates it)")
-        return action(engine, resolved)
-    except _Failure as exc:
-        message = str(exc)
-    except (DatabaseUrlError, SchemaOutOfDate) as exc:
+        return action(engine)
+    except (_Failure, ConfigError, DatabaseUrlError, SchemaOutOfDate) as exc:
         message = str(exc)
     except CommandError as exc:  # unknown revision, and the like
         message = f"migration failed: {exc}"
@@ -160,7 +131,7 @@ def upgrade_command(
 ) -> None:
     """Apply the migrations up to head (or --revision)."""
 
-    def action(engine: Engine, resolved: str) -> str | None:
+    def action(engine: Engine) -> str | None:
         upgrade(engine, revision)
         return current_revision(engine)
 
@@ -176,7 +147,7 @@ def downgrade_command(
 ) -> None:
     """Revert the migrations down to REVISION."""
 
-    def action(engine: Engine, resolved: str) -> str | None:
+    def action(engine: Engine) -> str | None:
         downgrade(engine, revision)
         return current_revision(engine)
 
@@ -187,7 +158,7 @@ def downgrade_command(
 @app.command("current")
 def current_command(url: UrlOption = None, config: ConfigOption = None) -> None:
     """Print the database's schema revision."""
-    revision = _run(url, config, lambda engine, resolved: current_revision(engine))
+    revision = _run(url, config, current_revision)
     typer.echo(_describe(revision))
 
 
@@ -196,7 +167,7 @@ def check_command(url: UrlOption = None, config: ConfigOption = None) -> None:
     """Exit 0 when the schema is at head; otherwise say which command fixes it and exit 1."""
     hint = str(config) if config is not None else "FILE"
 
-    def action(engine: Engine, resolved: str) -> str:
+    def action(engine: Engine) -> str:
         check_schema(engine, config_hint=hint)
         return head_revision()
 

@@ -23,11 +23,13 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import ip_address
+
+from sqlalchemy import Connection
 
 import pfcp
 from pfcp.aio import AssociationFailed, PfcpNode
@@ -52,8 +54,7 @@ log = logging.getLogger("control_plane.peers")
 def feature_names(features: pfcp.UPFunctionFeatures | None) -> frozenset[str]:
     if features is None:
         return frozenset()
-    value = features.value
-    return frozenset(flag.name for flag in type(value) if flag.name and flag in value)
+    return frozenset(pfcp.flag_names(features.value))
 
 
 class AssociationManager:
@@ -66,13 +67,11 @@ class AssociationManager:
         *,
         cp_address: str,
         reassociate_interval: float,
-        on_change: Callable[[str, UpfRecord], None] | None = None,
     ) -> None:
         self.node = node
         self.sessions = sessions
         self.cp_address = cp_address
         self.reassociate_interval = reassociate_interval
-        self.on_change = on_change
         self._wake: dict[int, asyncio.Event] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._handlers: set[asyncio.Task[None]] = set()
@@ -121,10 +120,9 @@ class AssociationManager:
             except (AssociationFailed, ConnectionError) as exc:
                 await self._set_health(upf, "down", f"association failed: {exc}")
                 delay = self.reassociate_interval * random.uniform(0.8, 1.2)
-                try:
+                # Woken early (the UPF restarted) or the delay is over: both mean try again.
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), delay)
-                except TimeoutError:
-                    pass
                 continue
             await self._associated(upf, established)
             await wake.wait()  # set on PeerLost / PeerRestarted / release
@@ -134,36 +132,31 @@ class AssociationManager:
         restarted = upf.recovery_time_stamp is not None and upf.recovery_time_stamp != stamp
         upf.features = feature_names(event.info.up_function_features)
         upf.recovery_time_stamp = stamp
-        values = {
-            "features": sorted(upf.features),
-            "recovery_time_stamp": stamp,
-            "health": "up",
-            "last_seen_at": datetime.now(UTC),
-        }
-        await self.sessions.store.run(lambda c: repo.record_upf_state(c, upf.id, values))
-        await self._set_health(upf, "up", "restarted" if restarted else "associated", persist=False)
-        if restarted:
-            await self.sessions.store.run(
-                lambda c: repo.insert_event(c, "upf.restarted", upf_node_id=upf.node_id, detail={"stamp": stamp})
-            )
+        values = {"features": sorted(upf.features), "recovery_time_stamp": stamp, "last_seen_at": datetime.now(UTC)}
+
+        def record(conn: Connection) -> None:
+            repo.record_upf_state(conn, upf.id, values)
+            if restarted:
+                repo.insert_event(conn, "upf.restarted", upf_node_id=upf.node_id, detail={"stamp": stamp})
+
+        await self.sessions.store.run(record)
+        await self._set_health(upf, "up", "restarted" if restarted else "associated")
         task = asyncio.get_running_loop().create_task(
             reconcile.reconcile_upf(self.sessions, upf, restarted=restarted), name=f"reconcile-{upf.node_id}"
         )
         self.reconciling[upf.id] = task
 
-    async def _set_health(self, upf: UpfRecord, health: str, why: str, *, persist: bool = True) -> None:
-        if upf.health == health and persist:
+    async def _set_health(self, upf: UpfRecord, health: str, why: str) -> None:
+        if upf.health == health:
             return
-        previous, upf.health = upf.health, health
-        if persist:
-            await self.sessions.store.run(lambda c: repo.record_upf_state(c, upf.id, {"health": health}))
-        if previous != health:
-            log.warning("UPF %s is %s (%s)", upf.node_id, health, why)
-            await self.sessions.store.run(
-                lambda c: repo.insert_event(c, f"upf.{health}", upf_node_id=upf.node_id, detail={"why": why})
-            )
-            if self.on_change is not None:
-                self.on_change(health, upf)
+        upf.health = health
+        log.warning("UPF %s is %s (%s)", upf.node_id, health, why)
+
+        def record(conn: Connection) -> None:
+            repo.record_upf_state(conn, upf.id, {"health": health})
+            repo.insert_event(conn, f"upf.{health}", upf_node_id=upf.node_id, detail={"why": why})
+
+        await self.sessions.store.run(record)
 
     # -- endpoint events ------------------------------------------------------
 

@@ -90,7 +90,7 @@ async def modify(manager: SessionManager, supi: str, pdu_session_id: int, reques
             best = None  # nowhere better: the session stays where it is
         if best is not None and best.site != upf.site:
             return await _relocate(manager, row, {**changes})
-    if not manager.n4_ready(upf):
+    if not manager.associated(upf):
         raise Unavailable(f"UPF {upf.node_id} is not associated")
     old = SessionRules.from_rows(await manager.store.run(lambda c: repo.session_rules(c, row["id"])))
     new = desired_rules(inv, upf, policy, {**row, **changes})

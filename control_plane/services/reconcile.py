@@ -39,7 +39,7 @@ from ..domain.rules import SessionRules
 from ..domain.selection import NoUpfAvailable, select_upf
 from ..inventory import UpfRecord
 from ..n4 import build, handle
-from .desired import cp_allocates_teid, desired_rules, peer_profile
+from .desired import cp_allocates_teid, desired_rules
 
 if TYPE_CHECKING:
     from .sessions import SessionManager
@@ -120,25 +120,8 @@ async def _establish(manager: SessionManager, upf: UpfRecord, row: dict[str, Any
         policy = manager.inventory.policies.get(row["policy_id"])
         if policy is not None:
             rules = desired_rules(manager.inventory, upf, policy, {**row, "n3_teid": None})
-    msg = build.establishment_request(
-        node_id=manager.n4.node_id, cp_seid=row["cp_seid"], cp_address=manager.n4.address, rules=rules,
-        peer=peer_profile(upf),
-    )  # fmt: skip
-    response = await manager.n4.request(upf, msg)
-    cause = handle.cause_of(response)
-    if cause != _ACCEPTED:
-        return cause
-    assert isinstance(response, pfcp.SessionEstablishmentResponse)
-    changes: dict[str, Any] = {"state": "active", "epoch": row["epoch"] + 1, "last_cause": cause}
-    if response.up_f_seid is not None:
-        changes["up_seid"] = response.up_f_seid.seid
-        address = response.up_f_seid.ipv4 or response.up_f_seid.ipv6
-        changes["up_address"] = None if address is None else str(address)
-    created = handle.created_fteids(response)
-    if created:
-        changes["n3_teid"], changes["n3_address"] = created[min(created)]
-    await manager._update(row, changes, event="session.restored")
-    return cause
+    response = await manager.install(row, upf, rules)
+    return handle.cause_of(response)
 
 
 async def _delete_on(manager: SessionManager, upf: UpfRecord, up_seid: int) -> None:

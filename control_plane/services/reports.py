@@ -34,7 +34,7 @@ async def handle_report(manager: SessionManager, event: RequestReceived) -> pfcp
     upf = manager.inventory.upfs.get(row["upf_id"]) if row["upf_id"] is not None else None
     node = upf.node_id if upf is not None else (str(event.node_id.value) if event.node_id else "")
     records = usage_rows(row, node, handle.usage_facts(msg.usage_report), final=False)
-    types = _report_types(msg)
+    types = pfcp.flag_names(msg.report_type.value)
     downlink = "DLDR" in types
     detail: dict[str, Any] = {"report_type": sorted(types)}
 
@@ -49,7 +49,3 @@ async def handle_report(manager: SessionManager, event: RequestReceived) -> pfcp
     up_seid = row["up_seid"] or 0
     return pfcp.SessionReportResponse(seid=up_seid, cause=pfcp.Cause(pfcp.CauseValue.REQUEST_ACCEPTED))
 
-
-def _report_types(msg: pfcp.SessionReportRequest) -> set[str]:
-    value = msg.report_type.value
-    return {flag.name for flag in type(value) if flag.name and flag in value}

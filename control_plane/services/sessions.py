@@ -38,6 +38,7 @@ from pfcp.aio import RequestTimeout
 
 from .. import repo
 from ..domain.alloc import AllocationError, PoolExhausted, SeidBlock, SeidBlockExhausted
+from ..domain.rules import SessionRules
 from ..domain.selection import NoUpfAvailable, select_upf
 from ..errors import (
     AlreadyExists,
@@ -50,6 +51,7 @@ from ..errors import (
 from ..inventory import Inventory, PoolRecord, UpfRecord
 from ..n4 import build, handle
 from ..store import Store
+from . import changes
 from .desired import cp_allocates_teid, desired_rules, peer_profile
 from .views import ModifyRequest, SessionRequest, SessionView, UsageView
 
@@ -85,7 +87,7 @@ class N4:
 
 @dataclass(slots=True)
 class _Allocation:
-    """What an establishment took, to give back if it fails."""
+    """What an establishment took so far, in the shape of a session row (to give back)."""
 
     pool_v4: PoolRecord | None = None
     ue_ipv4: str | None = None
@@ -94,15 +96,15 @@ class _Allocation:
     upf: UpfRecord | None = None
     n3_teid: int | None = None
 
-    def release(self) -> None:
-        for pool, value in ((self.pool_v4, self.ue_ipv4), (self.pool_v6, self.ue_ipv6)):
-            if pool is not None and value is not None and pool.allocator.is_allocated(value):
-                pool.allocator.release(value)
-        if self.upf is not None:
-            self.upf.load -= 1
-            if self.n3_teid is not None and self.upf.teids.is_allocated(self.n3_teid):
-                self.upf.teids.release(self.n3_teid)
-        self.upf = None
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "pool_v4_id": self.pool_v4.id if self.pool_v4 else None,
+            "ue_ipv4": self.ue_ipv4,
+            "pool_v6_id": self.pool_v6.id if self.pool_v6 else None,
+            "ue_ipv6": self.ue_ipv6,
+            "upf_id": self.upf.id if self.upf else None,
+            "n3_teid": self.n3_teid,
+        }
 
 
 class SessionManager:
@@ -118,9 +120,6 @@ class SessionManager:
         self._locks: dict[tuple[str, int], list[Any]] = {}
         #: Whether a UPF is associated now (the association manager sets this).
         self.associated: Callable[[UpfRecord], bool] = lambda upf: upf.health == "up"
-
-    def n4_ready(self, upf: UpfRecord) -> bool:
-        return self.associated(upf)
 
     # -- helpers ---------------------------------------------------------------
 
@@ -223,11 +222,7 @@ class SessionManager:
                 "dnn": request.dnn,
                 "snssai": request.snssai,
                 "tai": request.tai,
-                "ue_ipv4": taken.ue_ipv4,
-                "ue_ipv6": taken.ue_ipv6,
-                "pool_v4_id": taken.pool_v4.id if taken.pool_v4 else None,
-                "pool_v6_id": taken.pool_v6.id if taken.pool_v6 else None,
-                "upf_id": upf.id,
+                **taken.as_row(),
                 "policy_id": policy.id,
                 "cp_seid": cp_seid,
                 "gnb_teid": request.gnb_teid,
@@ -245,10 +240,10 @@ class SessionManager:
             rules = desired_rules(self.inventory, upf, policy, values)
             session_id = await self.store.run(lambda c: repo.insert_session(c, values, rules.rows()))
         except BaseException:
-            taken.release()
+            self.release_row(taken.as_row())
             raise
         row = {**values, "id": session_id, "version": 1}
-        return await self._send_establishment(row, upf, rules, taken)
+        return await self._send_establishment(row, upf, rules)
 
     def _allocate(self, taken: _Allocation, upf: UpfRecord, dnn: str, subscriber: RowMapping) -> None:
         taken.upf = upf
@@ -281,47 +276,50 @@ class SessionManager:
         if cp_allocates_teid(upf):
             taken.n3_teid = upf.teids.allocate()
 
-    async def _send_establishment(
-        self, row: dict[str, Any], upf: UpfRecord, rules: Any, taken: _Allocation | None
-    ) -> SessionView:
-        """Send the desired state of ``row`` to ``upf``; the row is in the database already."""
-        msg = build.establishment_request(
-            node_id=self.n4.node_id,
-            cp_seid=row["cp_seid"],
-            cp_address=self.n4.address,
-            rules=rules,
-            peer=peer_profile(upf),
-        )
+    async def _send_establishment(self, row: dict[str, Any], upf: UpfRecord, rules: SessionRules) -> SessionView:
+        """Send a new session (committed as ``establishing``) to ``upf``; release it if refused."""
         try:
-            response = await self.n4.request(upf, msg)
+            response = await self.install(row, upf, rules)
         except (RequestTimeout, ConnectionError) as exc:
-            # The UPF may or may not hold it: the reconciler settles it when the UPF answers.
+            # The UPF may or may not hold it: the reconciler settles it when the UPF answers
+            # (its allocations stay with the row until then).
             await self._update(row, {"state": "deleting", "up_seid": None})
-            if taken is not None:
-                taken.upf = None  # the allocations stay with the row until it is cleaned up
             raise Unavailable(f"UPF {upf.node_id} did not answer the establishment: {exc}") from None
         cause = handle.cause_of(response)
         if cause != _ACCEPTED:
             await self.store.run(lambda c: _drop(c, row["id"], "session.rejected", row, {"cause": cause}))
-            if taken is not None:
-                taken.release()
-            else:
-                self.release_row(row)
+            self.release_row(row)
             raise UpfRejected(
                 f"UPF {upf.node_id} rejected the establishment: {handle.rejection_text(response)}", cause=cause
             )
+        return self.view(row)
+
+    async def install(self, row: dict[str, Any], upf: UpfRecord, rules: SessionRules) -> handle.SessionResponse:
+        """Send ``rules`` for ``row`` in a Session Establishment Request; on acceptance record
+        what the UPF chose and mark the row ``active`` (a new epoch: the UPF counts usage afresh).
+
+        The same request re-installs a session (restoration, reconciliation): a UPF that
+        still holds the CP F-SEID replaces that session.
+        """
+        msg = build.establishment_request(
+            node_id=self.n4.node_id, cp_seid=row["cp_seid"], cp_address=self.n4.address, rules=rules,
+            peer=peer_profile(upf),
+        )  # fmt: skip
+        response = await self.n4.request(upf, msg)
+        cause = handle.cause_of(response)
+        if cause != _ACCEPTED:
+            return response
         assert isinstance(response, pfcp.SessionEstablishmentResponse)
-        changes: dict[str, Any] = {"state": "active", "epoch": row["epoch"] + 1, "last_cause": int(cause)}
+        changes: dict[str, Any] = {"state": "active", "epoch": row["epoch"] + 1, "last_cause": cause}
         if response.up_f_seid is not None:
             changes["up_seid"] = response.up_f_seid.seid
-            up = response.up_f_seid.ipv4 or response.up_f_seid.ipv6
-            changes["up_address"] = str(up) if up is not None else None
+            address = response.up_f_seid.ipv4 or response.up_f_seid.ipv6
+            changes["up_address"] = None if address is None else str(address)
         created = handle.created_fteids(response)
-        if created:
-            teid, address = created[min(created)]
-            changes["n3_teid"], changes["n3_address"] = teid, address
+        if created:  # CH: the UPF chose the F-TEID (§5.5.3)
+            changes["n3_teid"], changes["n3_address"] = created[min(created)]
         await self._update(row, changes, event="session.created" if row["epoch"] == 0 else "session.restored")
-        return self.view(row)
+        return response
 
     async def _update(
         self,
@@ -392,21 +390,17 @@ class SessionManager:
         records = await self.store.run(lambda c: repo.usage_of(c, row["id"], [row["cp_seid"]]))
         return [usage_view(record) for record in records]
 
-    # -- modify / delete: control_plane.services.changes -------------------------
+    # -- modify / delete: control_plane.services.changes ---------------------------
 
     async def modify(self, supi: str, pdu_session_id: int, request: ModifyRequest) -> SessionView:
-        from .changes import modify
-
         with self._held((supi, pdu_session_id)) as lock:
             async with lock:
-                return await modify(self, supi, pdu_session_id, request)
+                return await changes.modify(self, supi, pdu_session_id, request)
 
     async def delete(self, supi: str, pdu_session_id: int) -> SessionView:
-        from .changes import delete
-
         with self._held((supi, pdu_session_id)) as lock:
             async with lock:
-                return await delete(self, supi, pdu_session_id)
+                return await changes.delete(self, supi, pdu_session_id)
 
 
 def usage_view(record: Mapping[Any, Any]) -> UsageView:

@@ -251,10 +251,14 @@ class CpNetwork:
         return self.topology.ns(role)
 
     def start_agent(self, i: int) -> AgentProcess:
+        """Start UPF i's agent (again, after it stopped: it takes the place of the old one)."""
         workdir = self.workdir / f"upf{i}"
         workdir.mkdir(exist_ok=True)
         agent = AgentProcess(self.ns(f"upf{i}"), workdir, agent_config(i))
-        self.agents[i] = agent
+        if i < len(self.agents):
+            self.agents[i] = agent
+        else:
+            self.agents.append(agent)
         return agent
 
 
@@ -266,12 +270,10 @@ def cp_network(workdir: Path, upfs: int) -> Iterator[CpNetwork]:
         pytest.skip(reason)
     with Topology(cp_topology(upfs)) as topo:
         network = CpNetwork(topo, [], workdir)
-        network.agents = [None] * upfs  # type: ignore[list-item]
         try:
             for i in range(upfs):
                 network.start_agent(i)
             yield network
         finally:
             for agent in network.agents:
-                if agent is not None:
-                    agent.stop()
+                agent.stop()

@@ -90,6 +90,11 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
 
+    def socket_url(self, database: str) -> str:
+        """The same database through the server's unix socket: reachable from any network
+        namespace of this host (the TCP port is on this namespace's loopback only)."""
+        return f"postgresql+psycopg://{self.user}@/{database}?host={self.directory}&port={self.port}"
+
     def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True)
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from control_plane.errors import AlreadyExists, NotFound
 from control_plane.services.views import ModifyRequest, SessionRequest
 from db.engine import make_engine
-from db.models import Event, Session, SessionRule
+from db.models import Event, Session, SessionRule, Upf
 from tests.harness.control_plane import (
     DNN,
     SNSSAI,
@@ -55,7 +55,7 @@ def cp_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     name = f"edgecups_cp_{uuid.uuid4().hex[:12]}"
     server.create_database(name)
     try:
-        yield f"postgresql+psycopg://{server.user}@/{name}?host={server.directory}&port={server.port}"
+        yield server.socket_url(name)
     finally:
         server.drop_database(name)
 
@@ -82,10 +82,10 @@ def test_establish_modify_delete(tmp_path: Path, cp_db_url: str) -> None:
         cp = CpProcess(net.ns("cp"), tmp_path, cp_config(tmp_path, cp_db_url))
         try:
             cp.wait_ready()
+            _until_upfs_up(cp_db_url)
 
             async def scenario() -> None:
                 async with cp.client() as client:
-                    await _until_upfs_up(client)
                     first = await client.establish(request(0, 0))
                     second = await client.establish(request(1, 1))
                     assert first.state == second.state == "active"
@@ -124,17 +124,9 @@ def test_establish_modify_delete(tmp_path: Path, cp_db_url: str) -> None:
     assert "session.created" in kinds and "session.modified" in kinds and "session.deleted" in kinds
 
 
-async def _until_upfs_up(client: Any, timeout: float = 20.0) -> None:
-    """Sessions need associated UPFs: retry an establishment-free probe until the CP has them."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            await client.list_sessions(limit=1)
-            await asyncio.sleep(1.5)  # associations come up within a few reassociate intervals
-            return
-        except Exception:
-            await asyncio.sleep(0.2)
-    raise AssertionError("control plane not ready")
+def _until_upfs_up(url: str, timeout: float = 30.0) -> None:
+    """Sessions need associated UPFs: until the control plane has recorded every UPF as up."""
+    _wait(lambda: {r["health"] for r in rows(url, select(Upf.health))} == {"up"}, "associated UPFs", timeout)
 
 
 # -- packets: what the UPF really holds ---------------------------------------------------------
@@ -200,10 +192,10 @@ def test_upf_killed_and_restarted_sessions_restored(tmp_path: Path, cp_db_url: s
         cp = CpProcess(net.ns("cp"), tmp_path, cp_config(tmp_path, url))
         try:
             cp.wait_ready()
+            _until_upfs_up(url)
 
             async def establish() -> list[Any]:
                 async with cp.client() as client:
-                    await _until_upfs_up(client)
                     return [await client.establish(request(n, 0)) for n in range(3)]
 
             views = cp.call(establish())
@@ -238,11 +230,11 @@ def test_cp_sigkill_during_establishments_leaves_no_orphan(tmp_path: Path, cp_db
         config = cp_config(tmp_path, url)
         cp = CpProcess(net.ns("cp"), tmp_path, config)
         cp.wait_ready()
+        _until_upfs_up(url)
         answered: list[str] = []
 
         async def establish_until_killed() -> None:
             async with cp.client() as client:
-                await _until_upfs_up(client)
                 gate = asyncio.Semaphore(16)
 
                 async def one(n: int) -> None:
@@ -280,10 +272,10 @@ def test_ue_moves_to_another_site_and_its_session_follows(tmp_path: Path, cp_db_
         cp = CpProcess(net.ns("cp"), tmp_path, cp_config(tmp_path, cp_db_url))
         try:
             cp.wait_ready()
+            _until_upfs_up(cp_db_url)
 
             async def scenario() -> tuple[Any, Any]:
                 async with cp.client() as client:
-                    await _until_upfs_up(client)
                     before = await client.establish(request(0, 0))
                     after = await client.modify(
                         supi(0), 1, ModifyRequest(tai=tai(1), gnb_teid=0x77, gnb_address=str(gnb_n3(1).ip))

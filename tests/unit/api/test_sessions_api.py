@@ -190,6 +190,11 @@ def test_create_without_gnb_f_teid_and_default_pdu_session_id() -> None:
         await client.establish(request)
         assert fake.calls == [("establish", request)]
         assert request.pdu_session_id == 1 and request.gnb_teid is None and request.gnb_address is None
+        # The client always sends pdu_session_id; a caller of the raw service may leave it out.
+        stub = pb_grpc.SessionServiceStub(client._channel)
+        await stub.Create(pb.CreateSessionRequest(supi="imsi-00101", dnn="internet", snssai="1", tai=request.tai))
+        expected = SessionRequest(supi="imsi-00101", dnn="internet", snssai="1", tai=request.tai, pdu_session_id=1)
+        assert fake.calls[-1] == ("establish", expected)
 
     run(scenario)
 

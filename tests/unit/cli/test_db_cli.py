@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from control_plane.cli import db_commands
+from control_plane.config import load_config
 from db.engine import head_revision, make_engine
 
 runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "200"})
@@ -72,6 +73,21 @@ def test_a_relative_sqlite_path_in_the_config_file_is_next_to_the_file(
     (tmp_path / "etc" / "state").mkdir()
     assert db("upgrade", "--config", str(config)).exit_code == 0
     assert (tmp_path / "etc" / "state" / "cp.db").is_file()
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_a_config_file_without_database_url_uses_the_control_planes_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    config = tmp_path / "etc" / "cp.yaml"
+    config.write_text("n4: {address: 198.18.0.1}\n")
+    assert db("upgrade", "--config", str(config)).exit_code == 0
+    # The very file the control plane opens with this configuration: edgecups.db next to it.
+    assert load_config(config).database_url == f"sqlite:///{tmp_path / 'etc' / 'edgecups.db'}"
+    assert (tmp_path / "etc" / "edgecups.db").is_file()
     assert list((tmp_path / "cwd").iterdir()) == []
 
 
