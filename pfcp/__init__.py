@@ -17,7 +17,7 @@ from __future__ import annotations
 
 # First of all: refuses stale compiled modules and honours EDGECUPS_PURE (see pfcp/_accel.py).
 from . import _accel  # noqa: F401
-from .constants import PFCP_PORT, PFCP_VERSION, IEType, MessageType
+from .constants import PFCP_PORT, PFCP_VERSION, IEType, MessageType, flag_names
 from .constants import Cause as CauseValue
 from .errors import DecodeError, LocalProtocolError, PFCPError, RemoteProtocolError
 from .ie import *  # noqa: F403
@@ -47,6 +47,7 @@ __all__ = [
     "MessageType",
     "PFCPError",
     "RemoteProtocolError",
+    "flag_names",
     *_ie_all,
     *_messages_all,
 ]

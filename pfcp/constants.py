@@ -8,9 +8,9 @@ Response, Session Deletion Response and Session Report Request.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Flag, IntEnum
 
-__all__ = ["Cause", "IEType", "MessageType", "PFCP_PORT", "PFCP_VERSION", "ie_name"]
+__all__ = ["Cause", "IEType", "MessageType", "PFCP_PORT", "PFCP_VERSION", "flag_names", "ie_name"]
 
 #: UDP port of PFCP (§4.2.1).
 PFCP_PORT = 8805
@@ -420,3 +420,9 @@ def ie_name(ie_type: int) -> str:
         return f"{IEType(ie_type).name}({ie_type})"
     except ValueError:
         return f"vendor({ie_type})" if ie_type & 0x8000 else str(ie_type)
+
+
+def flag_names(value: Flag) -> tuple[str, ...]:
+    """The names of the spec's flags set in ``value`` (e.g. ``("FTUP", "BUNDL")`` for UP
+    Function Features), in declaration order; bits no flag names are left out."""
+    return tuple(member.name for member in type(value) if member.name and member.value and member in value)
