@@ -183,7 +183,7 @@ class UpfAgent:
             bound[0],
             bound[1],
             self.driver.name,
-            _feature_names(self.features),
+            ", ".join(pfcp.flag_names(self.features)) or "none",
         )
         return bound
 
@@ -253,7 +253,7 @@ class UpfAgent:
 
     def purge(self, node_id: pfcp.NodeID, why: str) -> int:
         """Remove every session of a CP (TS 23.007 §19A); returns how many."""
-        owned = [(seid, state) for seid, (state, owner) in self._sessions.items() if owner == node_id]
+        owned = self._owned(node_id)
         self._remove(owned)
         log.warning("purged %d sessions of CP %s: %s", len(owned), node_id.value, why)
         return len(owned)
@@ -261,7 +261,7 @@ class UpfAgent:
     def retain(self, node_id: pfcp.NodeID, addresses: frozenset[IPv4Address | IPv6Address]) -> tuple[int, int]:
         """Keep the sessions of a CP whose CP F-SEID has one of ``addresses`` (every
         session when empty), remove the others (§6.2.6.2.2); returns (kept, deleted)."""
-        owned = [(seid, state) for seid, (state, owner) in self._sessions.items() if owner == node_id]
+        owned = self._owned(node_id)
         doomed = [
             (seid, state)
             for seid, state in owned
@@ -286,6 +286,22 @@ class UpfAgent:
                 log.error("purge: driver could not remove session %#x: %s", seid, exc)
             self._forget(seid, state)
         self.counters["sessions purged"] += len(sessions)
+
+    def _owned(self, node_id: pfcp.NodeID) -> list[tuple[int, SessionState]]:
+        return [(seid, state) for seid, (state, owner) in self._sessions.items() if owner == node_id]
+
+    def _store(self, seid: int, state: SessionState, owner: pfcp.NodeID, old: SessionState | None = None) -> None:
+        # The session table and its (owner, CP SEID) index change together: here and in _forget only.
+        self._sessions[seid] = (state, owner)
+        cp_seid = state.cp_f_seid.seid
+        if old is not None and old.cp_f_seid.seid == cp_seid:
+            return
+        index = self._by_cp_seid.get(owner)
+        if index is None:
+            index = self._by_cp_seid[owner] = {}
+        elif old is not None and index.get(old.cp_f_seid.seid) == seid:  # Table 7.5.4.1-1: the CP moved its F-SEID
+            del index[old.cp_f_seid.seid]
+        index[cp_seid] = seid
 
     def _forget(self, seid: int, state: SessionState) -> None:
         owner = self._sessions.pop(seid)[1]
@@ -343,7 +359,7 @@ class UpfAgent:
                 self.retain(node_id, retention)
             elif lost is not None:
                 if lost[0] == event.info.recovery_time_stamp:
-                    kept = sum(1 for _, owner in self._sessions.values() if owner == node_id)
+                    kept = len(self._owned(node_id))
                     log.warning(
                         "CP %s is back with the same Recovery Time Stamp: %d sessions kept", node_id.value, kept
                     )
@@ -381,11 +397,10 @@ class UpfAgent:
         if previous is not None:
             previous[1].cancel()
         self._lost[node_id] = (self._stamps.get(node_id), handle)
-        owned = sum(1 for _, owner in self._sessions.values() if owner == node_id)
         log.warning(
             "CP %s unreachable (heartbeats unanswered, §6.2.2): its %d sessions keep forwarding for %g s",
             node_id.value,
-            owned,
+            len(self._owned(node_id)),
             grace,
         )
 
@@ -479,11 +494,7 @@ class UpfAgent:
         except BaseException:
             self._seids.release(up_seid)
             raise
-        self._sessions[up_seid] = (plan.state, owner)
-        index = self._by_cp_seid.get(owner)
-        if index is None:
-            index = self._by_cp_seid[owner] = {}
-        index[cp_seid] = up_seid
+        self._store(up_seid, plan.state, owner)
         self.counters["sessions established"] += 1
         return pfcp.SessionEstablishmentResponse(
             sequence=sequence,
@@ -561,13 +572,7 @@ class UpfAgent:
         if isinstance(plan, Rejection):
             self.counters[f"modification rejected: cause {int(plan.cause)}"] += 1
             return answer(plan.cause, **rejection_ies(plan))
-        owner = self._sessions[seid][1]
-        self._sessions[seid] = (plan.state, owner)
-        if plan.state.cp_f_seid.seid != old.cp_f_seid.seid:  # Table 7.5.4.1-1: the CP moved its F-SEID
-            index = self._by_cp_seid.setdefault(owner, {})
-            if index.get(old.cp_f_seid.seid) == seid:
-                del index[old.cp_f_seid.seid]
-            index[plan.state.cp_f_seid.seid] = seid
+        self._store(seid, plan.state, self._sessions[seid][1], old)
         for teid in old.allocated_teids() - plan.state.allocated_teids():
             self._teids.release(teid)
         reference = None if req.query_urr_reference is None else req.query_urr_reference.value
@@ -665,7 +670,3 @@ def _cause(value: pfcp.CauseValue) -> pfcp.Cause:
 
 
 _ACCEPTED = _cause(Cause.REQUEST_ACCEPTED)
-
-
-def _feature_names(features: pfcp.UPFeatures) -> str:
-    return ", ".join(f.name or "" for f in pfcp.UPFeatures if f in features) or "none"

@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 import yaml
 
-from pfcp import PFCP_PORT, NodeID, UPFeatures, UPFunctionFeatures
+from pfcp import PFCP_PORT, NodeID, UPFeatures, UPFunctionFeatures, flag_names
 from pfcp.transaction import RetransmitPolicy
 
 __all__ = [
@@ -258,7 +258,7 @@ class UpfConfig:
                 for name, n6 in self.n6.items()
             },
             "allowed_cps": [str(p) for p in self.allowed_cps],
-            "features": [f.name for f in UPFeatures if f in self.features],
+            "features": list(flag_names(self.features)),
             "driver": self.driver,
             "log_level": self.log_level,
             "capacity": {"max_sessions": self.capacity.max_sessions},
@@ -530,33 +530,27 @@ class _Parser:
         # RFC 1123 §2.1: a name whose last label is all digits reads as a dotted-decimal address.
         return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
-    def node_id(self, value: object, path: str) -> NodeIdValue | None:
-        text = self.string(value, path, "an IP address or FQDN")
-        if text is None:
-            return None
+    def address_or_fqdn(self, text: str, path: str, neither: str) -> NodeIdValue | None:
         try:
             return ip_address(text)
         except ValueError:
             pass
         if not self.fqdn(text):
-            self.error(path, f"{text!r} is neither an IP address nor an FQDN")
+            self.error(path, f"{text!r} is neither {neither}")
             return None
         return text
+
+    def node_id(self, value: object, path: str) -> NodeIdValue | None:
+        text = self.string(value, path, "an IP address or FQDN")
+        return None if text is None else self.address_or_fqdn(text, path, "an IP address nor an FQDN")
 
     def cp_peer(self, value: object, path: str) -> CpPeer | None:
         text = self.string(value, path, "an FQDN, IP address or IP network")
         if text is None:
             return None
-        try:
-            return ip_address(text)
-        except ValueError:
-            pass
-        if "/" in text:
+        if "/" in text:  # never in an IP address or an FQDN
             return self.network(text, path)
-        if not self.fqdn(text):
-            self.error(path, f"{text!r} is neither an FQDN, an IP address nor an IP network")
-            return None
-        return text
+        return self.address_or_fqdn(text, path, "an FQDN, an IP address nor an IP network")
 
     def feature(self, value: object, path: str) -> UPFeatures | None:
         text = self.string(value, path, "a UP Function Feature name")

@@ -219,6 +219,23 @@ out:
 	return verdict;
 }
 
+/* Charge n bytes to the usage of a rule's slot within its limits (account()):
+ * TC_ACT_UNSPEC to forward the packet, else its verdict, the stat counted. */
+static __always_inline int charge(__u32 slot, int dl, __u8 flags, __u32 n)
+{
+	struct usage *u = bpf_map_lookup_elem(&usage, &slot);
+	struct limits *l = bpf_map_lookup_elem(&limits, &slot);
+	if (!u || !l)
+		return stat(ST_PUNT_OTHER, TC_ACT_OK);
+	__u64 now = bpf_ktime_get_ns();
+	int why = account(u, l, dl, flags, n, now);
+	if (why == ST_PUNT_BUDGET)
+		return stat(why, TC_ACT_OK);
+	if (why)
+		return stat(why, TC_ACT_SHOT);
+	return TC_ACT_UNSPEC;
+}
+
 /* RFC 1624 incremental update, as the kernel's ip_decrease_ttl(). */
 static __always_inline void decrease_ttl(struct iphdr *ip)
 {
@@ -325,16 +342,9 @@ static __always_inline int uplink(struct __sk_buff *skb, void *data_end, struct 
 	if (!routed(skb, &fib))
 		return stat(ST_PUNT_ROUTE, TC_ACT_OK);
 
-	struct usage *u = bpf_map_lookup_elem(&usage, &slot);
-	struct limits *l = bpf_map_lookup_elem(&limits, &slot);
-	if (!u || !l)
-		return stat(ST_PUNT_OTHER, TC_ACT_OK);
-	__u64 now = bpf_ktime_get_ns();
-	int why = account(u, l, 0, flags, n, now);
-	if (why == ST_PUNT_BUDGET)
-		return stat(why, TC_ACT_OK);
-	if (why)
-		return stat(why, TC_ACT_SHOT);
+	int verdict = charge(slot, 0, flags, n);
+	if (verdict != TC_ACT_UNSPEC)
+		return verdict;
 
 	/* Re-derive the inner header after the helper calls (the verifier forgets packet bounds). */
 	void *data = (void *)(long)skb->data;
@@ -376,16 +386,9 @@ static __always_inline int downlink(struct __sk_buff *skb, void *data_end, struc
 	if (!routed(skb, &fib))
 		return stat(ST_PUNT_ROUTE, TC_ACT_OK);
 
-	struct usage *u = bpf_map_lookup_elem(&usage, &slot);
-	struct limits *l = bpf_map_lookup_elem(&limits, &slot);
-	if (!u || !l)
-		return stat(ST_PUNT_OTHER, TC_ACT_OK);
-	__u64 now = bpf_ktime_get_ns();
-	int why = account(u, l, 1, flags, n, now);
-	if (why == ST_PUNT_BUDGET)
-		return stat(why, TC_ACT_OK);
-	if (why)
-		return stat(why, TC_ACT_SHOT);
+	int verdict = charge(slot, 1, flags, n);
+	if (verdict != TC_ACT_UNSPEC)
+		return verdict;
 
 	void *data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;

@@ -225,3 +225,22 @@ def test_a_re_sent_establishment_is_served_at_capacity() -> None:
         assert len(agent.sessions) == len(driver.installed()) == 1
 
     run_associated(scenario, config(capacity={"max_sessions": 1}))
+
+
+def test_the_index_follows_a_cp_f_seid_moved_by_a_modification() -> None:
+    async def scenario(agent: UpfAgent, cp: Cp, driver: FakeDriver) -> None:
+        first = await established(cp, 0xAB)
+        moved = pfcp.FSEID(0xCD, ipv4=IPv4Address(HOST))  # Table 7.5.4.1-1: the CP changes its F-SEID
+        response = await cp.request(pfcp.SessionModificationRequest(seid=first, cp_f_seid=moved))
+        assert cause_of(response) == Cause.REQUEST_ACCEPTED
+        assert agent.sessions[first].cp_f_seid.seid == 0xCD
+        # the old CP SEID is free: a new session, not a replacement
+        old = await cp.establish(0xAB)
+        assert cause_of(old) == Cause.REQUEST_ACCEPTED and agent.counters["sessions replaced"] == 0
+        # the new CP SEID is the moved session's: a re-sent establishment replaces it
+        again = await cp.establish(0xCD)
+        assert cause_of(again) == Cause.REQUEST_ACCEPTED and again.up_f_seid is not None
+        assert agent.counters["sessions replaced"] == 1
+        assert first not in agent.sessions and len(agent.sessions) == len(driver.installed()) == 2
+
+    run_associated(scenario)
