@@ -130,7 +130,7 @@ class PoolAllocator:
             try:
                 hint = f"; did you mean {ip_network(cidr, strict=False)}?"
             except (TypeError, ValueError):
-                pass
+                pass  # not even a loose prefix: nothing to suggest
             raise AllocationError(f"pool cidr {cidr!r} is not a network prefix ({exc}){hint}") from None
         self._network: IPv4Network | IPv6Network = network
         self._base = int(network.network_address)

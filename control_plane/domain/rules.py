@@ -22,9 +22,10 @@ lower, so its SDF filters win over the catch-all default PDRs.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 from typing import Any, Literal, TypeVar
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "SessionRules",
     "UrrSpec",
     "build_rules",
+    "parse_address",
+    "parse_prefix",
 ]
 
 RuleKind = Literal["pdr", "far", "qer", "urr"]
@@ -68,11 +71,25 @@ def _check_opt_int(what: str, value: object, limit: int = 1 << 64) -> None:
     _check(value is None or (type(value) is int and 0 <= value < limit), f"{what} must be an integer: {value!r}")
 
 
+# A session's few addresses are checked by every spec naming them (its UE IP by
+# each PDR) and parsed again for PFCP by control_plane.n4.build: parse each once.
+@lru_cache(maxsize=4096)
+def parse_address(text: str) -> IPv4Address | IPv6Address:
+    """The address of a spec's text (ValueError if it is none), cached."""
+    return ip_address(text)
+
+
+@lru_cache(maxsize=4096)
+def parse_prefix(text: str) -> IPv6Network:
+    """The IPv6 prefix of a spec's UE IPv6 text (ValueError if it is none), cached."""
+    return IPv6Network(text)
+
+
 def _check_ip(what: str, value: object, version: int | None = None) -> None:
     if value is None:
         return
     try:
-        parsed = ipaddress.ip_address(value) if isinstance(value, str) else None
+        parsed = parse_address(value) if isinstance(value, str) else None
     except ValueError:
         parsed = None
     _check(parsed is not None and version in (None, parsed.version), f"{what} is not an IP address: {value!r}")
@@ -131,8 +148,8 @@ class PdrSpec:
         _check_ip("UE IPv4 address", self.ue_ip, 4)
         if self.ue_ip_v6 is not None:
             try:
-                ipaddress.IPv6Network(self.ue_ip_v6)
-            except ValueError:
+                parse_prefix(self.ue_ip_v6)
+            except (TypeError, ValueError):
                 raise ValueError(f"UE IPv6 prefix is not an IPv6 prefix: {self.ue_ip_v6!r}") from None
         _check(all(isinstance(s, str) and s for s in self.sdf_filters), "SDF filters are flow description text")
         _check_opt_int("QFI", self.qfi, 64)
@@ -203,7 +220,7 @@ class UrrSpec:
 
 
 Spec = PdrSpec | FarSpec | QerSpec | UrrSpec
-_S = TypeVar("_S", PdrSpec, FarSpec, QerSpec, UrrSpec, FTeidSpec)
+_S = TypeVar("_S", bound=Spec | FTeidSpec)
 _CLASSES: dict[RuleKind, type[Spec]] = {"pdr": PdrSpec, "far": FarSpec, "qer": QerSpec, "urr": UrrSpec}
 
 
@@ -218,35 +235,34 @@ def rule_id(spec: Spec) -> int:
     )
 
 
+# dataclasses.fields() builds its answer anew each call; rows() needs it for every rule.
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (PdrSpec, FarSpec, QerSpec, UrrSpec, FTeidSpec)
+}
+
+
 def spec_to_json(spec: Spec | FTeidSpec) -> dict[str, Any]:
     """A spec as a JSON object: field name -> value (tuples as lists, F-TEID nested)."""
     out: dict[str, Any] = {}
-    for f in fields(spec):
-        value = getattr(spec, f.name)
+    for name in _FIELDS[type(spec)]:
+        value = getattr(spec, name)
         if isinstance(value, FTeidSpec):
             value = spec_to_json(value)
         elif isinstance(value, tuple):
             value = list(value)
-        out[f.name] = value
+        out[name] = value
     return out
 
 
 def _parse(kind: RuleKind, body: object) -> Spec:
-    if kind == "pdr":
-        return spec_from_json(PdrSpec, body)
-    if kind == "far":
-        return spec_from_json(FarSpec, body)
-    if kind == "qer":
-        return spec_from_json(QerSpec, body)
-    return spec_from_json(UrrSpec, body)
+    return spec_from_json(_CLASSES[kind], body)
 
 
 def spec_from_json(cls: type[_S], body: object) -> _S:
     """The spec ``cls`` from its :func:`spec_to_json` form; ValueError names what is wrong."""
     if not isinstance(body, Mapping):
         raise ValueError(f"{cls.__name__}: a JSON object expected, not {type(body).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = set(body) - names
+    unknown = set(body) - set(_FIELDS[cls])
     _check(not unknown, f"{cls.__name__}: unknown fields {sorted(map(str, unknown))}")
     values: dict[str, Any] = {}
     for name, value in body.items():

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Generic, TypeVar
 
 import pfcp
 
-from ..domain.rules import FarSpec, FTeidSpec, PdrSpec, QerSpec, SessionRules, UrrSpec
+from ..domain.rules import (
+    INTERFACE_TYPES,
+    FarSpec,
+    FTeidSpec,
+    PdrSpec,
+    QerSpec,
+    SessionRules,
+    UrrSpec,
+    parse_address,
+    parse_prefix,
+)
 
 __all__ = [
     "PeerProfile",
@@ -42,14 +52,8 @@ _R = TypeVar("_R", PdrSpec, FarSpec, QerSpec, UrrSpec)
 _SRC = {"access": pfcp.SourceInterfaceValue.ACCESS, "core": pfcp.SourceInterfaceValue.CORE}
 _DST = {"access": pfcp.DestinationInterfaceValue.ACCESS, "core": pfcp.DestinationInterfaceValue.CORE}
 _ACTION = {"forw": A.FORW, "drop": A.DROP, "buff": A.BUFF | A.NOCP}  # BUFF notifies the CP (§5.2.3.1)
-_IF_TYPE = {
-    "N3 3GPP Access": pfcp.Interface3GPPType.N3_3GPP_ACCESS,
-    "N3 Trusted Non-3GPP Access": pfcp.Interface3GPPType.N3_TRUSTED_NON_3GPP_ACCESS,
-    "N3 Untrusted Non-3GPP Access": pfcp.Interface3GPPType.N3_UNTRUSTED_NON_3GPP_ACCESS,
-    "N6": pfcp.Interface3GPPType.N6,
-    "N9": pfcp.Interface3GPPType.N9,
-    "N19": pfcp.Interface3GPPType.N19,
-}
+#: The specs' §8.2.118 names ("N3 3GPP Access") -> the codec's members (N3_3GPP_ACCESS).
+_IF_TYPE = {n: pfcp.Interface3GPPType[n.upper().replace(" ", "_").replace("-", "_")] for n in INTERFACE_TYPES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +90,12 @@ def _if_type(name: str | None) -> pfcp.TGPPInterfaceType | None:
 def _fteid(spec: FTeidSpec, peer: PeerProfile, chosen: tuple[int, str] | None) -> pfcp.FTEID:
     if not spec.choose:
         assert spec.teid is not None and spec.address is not None
-        address = ip_address(spec.address)
+        address = parse_address(spec.address)  # parsed when the spec was checked
         if isinstance(address, IPv4Address):
             return pfcp.FTEID(teid=spec.teid, ipv4=address)
         return pfcp.FTEID(teid=spec.teid, ipv6=address)
     if chosen is not None:  # the UPF already chose it: name it (a CHID may only bind within one message)
-        return _fteid(FTeidSpec(chosen[0], chosen[1], family=ip_address(chosen[1]).version), peer, None)
+        return _fteid(FTeidSpec(chosen[0], chosen[1], family=parse_address(chosen[1]).version), peer, None)
     if not peer.supports("FTUP"):
         raise ValueError(f"UPF {peer.node_id} does not advertise FTUP: it cannot choose the F-TEID (CH)")
     return pfcp.FTEID(choose_v4=spec.family == 4, choose_v6=spec.family == 6, choose_id=spec.choose_id)
@@ -102,13 +106,15 @@ def _ue_ip(spec: PdrSpec) -> tuple[pfcp.UEIPAddress, ...]:
         return ()
     ipv6 = prefix_length = None
     if spec.ue_ip_v6 is not None:
-        net = IPv6Network(spec.ue_ip_v6)
+        net = parse_prefix(spec.ue_ip_v6)
         ipv6 = net.network_address
         # §8.2.62: without IPv6 Prefix Length the prefix is a /64, which every UPF understands.
         prefix_length = None if net.prefixlen == 64 else net.prefixlen
+    ipv4 = None if spec.ue_ip is None else parse_address(spec.ue_ip)
+    assert not isinstance(ipv4, IPv6Address)  # PdrSpec checks ue_ip is IPv4
     return (
         pfcp.UEIPAddress(
-            ipv4=None if spec.ue_ip is None else IPv4Address(spec.ue_ip),
+            ipv4=ipv4,
             ipv6=ipv6,
             is_destination=spec.source_interface == "core",  # S/D: destination on downlink (§8.2.62)
             ipv6_prefix_length=prefix_length,
@@ -152,7 +158,7 @@ def create_pdr(spec: PdrSpec, peer: PeerProfile, chosen: tuple[int, str] | None 
 def _ohc(spec: FarSpec) -> pfcp.OuterHeaderCreation | None:
     if spec.ohc_teid is None or spec.ohc_address is None:
         return None
-    address = ip_address(spec.ohc_address)
+    address = parse_address(spec.ohc_address)
     d = pfcp.OuterHeaderCreationDescription
     if isinstance(address, IPv6Address):
         return pfcp.OuterHeaderCreation(d.GTPU_UDP_IPV6, teid=spec.ohc_teid, ipv6=address)
@@ -240,7 +246,7 @@ def _pdn_type(rules: SessionRules) -> pfcp.PDNTypeValue:
 
 
 def _f_seid(seid: int, address: str) -> pfcp.FSEID:
-    parsed = ip_address(address)
+    parsed = parse_address(address)
     if isinstance(parsed, IPv4Address):
         return pfcp.FSEID(seid=seid, ipv4=parsed)
     return pfcp.FSEID(seid=seid, ipv6=parsed)
@@ -307,11 +313,12 @@ def _update_far(old: FarSpec, new: FarSpec) -> pfcp.UpdateFAR:
     if new.action == "forw":
         assert new.destination_interface is not None
         # SNDEM: the downstream F-TEID moved (handover); End Markers go down the old path (§5.8.2).
-        moved = old.action == "forw" and old.ohc_teid is not None and _ohc(old) != _ohc(new)
+        ohc = _ohc(new)
+        moved = old.action == "forw" and old.ohc_teid is not None and _ohc(old) != ohc
         params = pfcp.UpdateForwardingParameters(
             destination_interface=pfcp.DestinationInterface(_DST[new.destination_interface]),
             network_instance=_ni(new.network_instance),
-            outer_header_creation=_ohc(new),
+            outer_header_creation=ohc,
             pfcpsmreq_flags=pfcp.PFCPSMReqFlags(pfcp.PFCPSMReqFlagsValue.SNDEM) if moved else None,
             destination_interface_type=_if_type(new.interface_type),
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pfcp
+from pfcp.jsonview import ie_type_name
 
 __all__ = ["UsageFacts", "cause_of", "created_fteids", "rejection_text", "usage_facts"]
 
@@ -69,11 +70,6 @@ def _ntp_time(ie: pfcp.StartTime | pfcp.EndTime | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _trigger_names(ie: pfcp.UsageReportTrigger) -> tuple[str, ...]:
-    value = int(ie.value)
-    return tuple(f.name for f in pfcp.UsageReportTriggerFlags if f.name is not None and value & f)
-
-
 def usage_facts(reports: Iterable[UsageReport]) -> list[UsageFacts]:
     """The usage reports of a Session Report Request, Modification Response or
     Deletion Response (their ``usage_report`` field), in message order."""
@@ -85,7 +81,7 @@ def usage_facts(reports: Iterable[UsageReport]) -> list[UsageFacts]:
             UsageFacts(
                 urr_id=report.urr_id.value,
                 ur_seqn=report.ur_seqn.value,
-                triggers=_trigger_names(report.usage_report_trigger),
+                triggers=_triggers(report.usage_report_trigger),
                 start_time=_ntp_time(report.start_time),
                 end_time=_ntp_time(report.end_time),
                 volume_ul=None if vol is None else vol.uplink_volume,
@@ -118,9 +114,9 @@ def rejection_text(response: SessionResponse) -> str:
         parts.append(f"Failed Rule ID {pfcp.RuleIDType(failed.rule_type).name} {failed.rule_id}")
     if response.offending_ie is not None:
         ie_type = response.offending_ie.value
-        try:
-            ie_name = pfcp.IEType(ie_type).name
-        except ValueError:
-            ie_name = "IE"
-        parts.append(f"Offending IE {ie_name} ({ie_type})")
+        parts.append(f"Offending IE {ie_type_name(ie_type)} ({ie_type})")
     return ", ".join(parts)
+
+
+def _triggers(ie: pfcp.UsageReportTrigger) -> tuple[str, ...]:
+    return pfcp.flag_names(ie.value)

@@ -24,7 +24,7 @@ def cp_allocates_teid(upf: UpfRecord) -> bool:
     CP-allocated F-TEIDs survive a UPF restart unchanged, so the gNB's tunnel stays
     valid when sessions are restored; the default for that reason.
     """
-    return upf.teid_allocation != "up" or "FTUP" not in upf.features
+    return not peer_profile(upf).choose_teid
 
 
 def desired_rules(inventory: Inventory, upf: UpfRecord, policy: PolicyRecord, row: Mapping[str, Any]) -> SessionRules:

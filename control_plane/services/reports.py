@@ -14,7 +14,7 @@ import pfcp
 from pfcp.events import RequestReceived
 
 from .. import repo
-from ..n4 import handle
+from ..n4 import build, handle
 from .changes import usage_rows
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ async def handle_report(manager: SessionManager, event: RequestReceived) -> pfcp
     row = await manager.store.run(lambda c: repo.session_by_cp_seid(c, cp_seid))
     if row is None:
         # §7.5.9.1 / Table 8.2.1-1: the session is unknown here.
-        return pfcp.SessionReportResponse(seid=0, cause=pfcp.Cause(pfcp.CauseValue.SESSION_CONTEXT_NOT_FOUND))
+        return build.session_report_response(up_seid=0, cause=pfcp.CauseValue.SESSION_CONTEXT_NOT_FOUND)
     upf = manager.inventory.upfs.get(row["upf_id"]) if row["upf_id"] is not None else None
     node = upf.node_id if upf is not None else (str(event.node_id.value) if event.node_id else "")
     records = usage_rows(row, node, handle.usage_facts(msg.usage_report), final=False)
@@ -46,6 +46,4 @@ async def handle_report(manager: SessionManager, event: RequestReceived) -> pfcp
             repo.insert_event(conn, "session.downlink_data", session_id=row["id"], supi=row["supi"], detail=detail)
 
     await manager.store.run(store)
-    up_seid = row["up_seid"] or 0
-    return pfcp.SessionReportResponse(seid=up_seid, cause=pfcp.Cause(pfcp.CauseValue.REQUEST_ACCEPTED))
-
+    return build.session_report_response(up_seid=row["up_seid"] or 0)

@@ -22,11 +22,12 @@ from control_plane.n4.build import (
 )
 from control_plane.n4.handle import cause_of, created_fteids, rejection_text, usage_facts
 from tests.interop.corpus import pcap_bytes
+from tests.unit.control_plane.test_rules import N3
+from tests.unit.control_plane.test_rules import context as rules_context
+from tests.unit.pfcp.wire import body_start, tlv_tree, walk
 from user_plane.session import Plan, SessionState, plan_establishment, plan_modification
 
 CP = "198.18.0.1"
-N3 = "198.18.1.1"
-GNB = "198.18.2.1"
 NODE = pfcp.NodeID(IPv4Address(CP))
 MEC = "permit out ip from 10.200.0.0/16 to assigned"
 EDGE = EdgeRuleSpec("mec", 100, (MEC,), "edge-n6")
@@ -36,22 +37,7 @@ IF = pfcp.Interface3GPPType
 
 
 def context(**changes: object) -> RuleContext:
-    values: dict[str, object] = {
-        "ue_ipv4": "198.19.0.5",
-        "ue_ipv6": None,
-        "qfi": 9,
-        "qfi_in_pdi": True,
-        "mbr": (50_000, 100_000),
-        "volume_threshold": 10_000_000,
-        "time_threshold": 3600,
-        "dnn_network_instance": "internet",
-        "access_network_instance": None,
-        "n3_fteid": (0x100, N3),
-        "gnb_teid": 0x200,
-        "gnb_address": GNB,
-    }
-    values.update(changes)
-    return RuleContext(**values)  # type: ignore[arg-type]
+    return rules_context(**{"time_threshold": 3600, **changes})
 
 
 def establish(rules: SessionRules, peer: PeerProfile = CP_PEER) -> pfcp.SessionEstablishmentRequest:
@@ -77,21 +63,10 @@ def _plan(req: pfcp.SessionEstablishmentRequest) -> Plan:
     return plan
 
 
-def _ies(data: bytes, pos: int, end: int, out: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    grouped = {1, 2, 3, 4, 6, 7, 9, 10, 11, 12, 13, 14}  # Create/Update PDR, FAR, ..., PDI, Forwarding Parameters
-    while pos < end:
-        ie_type, length = int.from_bytes(data[pos : pos + 2], "big"), int.from_bytes(data[pos + 2 : pos + 4], "big")
-        payload = data[pos + 4 : pos + 4 + length]
-        out.append((ie_type, payload))
-        if ie_type in grouped:
-            _ies(data, pos + 4, pos + 4 + length, out)
-        pos += 4 + length
-    return out
-
-
 def all_ies(msg: pfcp.Message) -> list[tuple[int, bytes]]:
+    """(type, payload) of every IE, grouped IEs before their members, in wire order."""
     data = pfcp.encode(msg)
-    return _ies(data, 16, len(data), [])  # a session message header is 16 octets (§7.2.2.4.2)
+    return [(n.ie_type, data[n.start + 4 : n.end]) for n, _ in walk(tlv_tree(data, body_start(data), len(data)))]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -303,6 +278,8 @@ def test_created_fteids_cause_and_rejection_text() -> None:
         cause=pfcp.Cause(pfcp.CauseValue.CONDITIONAL_IE_MISSING), offending_ie=pfcp.OffendingIE(pfcp.IEType.FAR_ID)
     )
     assert rejection_text(missing) == "Conditional ie missing (67), Offending IE FAR_ID (108)"
+    vendor = pfcp.SessionModificationResponse(cause=missing.cause, offending_ie=pfcp.OffendingIE(0x8001))
+    assert rejection_text(vendor) == "Conditional ie missing (67), Offending IE VENDOR_SPECIFIC (32769)"
 
 
 @pytest.mark.interop
