@@ -10,10 +10,11 @@ update raises :class:`StaleVersion` instead of silently overwriting.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, Table, delete, insert, select, update
+from sqlalchemy import Connection, RowMapping, Table, Update, bindparam, delete, insert, select, update
 
 from db.models import (
     ControlPlaneNode,
@@ -27,10 +28,13 @@ from db.models import (
 )
 
 __all__ = [
+    "SessionUpdate",
     "StaleVersion",
     "delete_session",
+    "establishment_lookups",
     "insert_event",
     "insert_session",
+    "insert_sessions",
     "insert_usage",
     "reserve_seids",
     "session_by_cp_seid",
@@ -39,6 +43,7 @@ __all__ = [
     "sessions_of_upf",
     "subscriber",
     "update_session",
+    "update_sessions",
     "usage_of",
 ]
 
@@ -47,6 +52,14 @@ _SESSIONS = cast(Table, Session.__table__)
 _INSERT_SESSION = insert(_SESSIONS)
 _INSERT_RULE = insert(cast(Table, SessionRule.__table__))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
+_SUBSCRIBERS = cast(Table, Subscriber.__table__)
+_RULES = cast(Table, SessionRule.__table__)
+# Bulk forms (control_plane.store.Store.run_bulk): one statement for a whole batch.
+_SUBSCRIBERS_IN = select(_SUBSCRIBERS).where(_SUBSCRIBERS.c.supi.in_(bindparam("supis", expanding=True)))
+_SESSIONS_OF_SUPIS = select(_SESSIONS).where(_SESSIONS.c.supi.in_(bindparam("supis", expanding=True)))
+_INSERT_SESSIONS = insert(_SESSIONS).returning(_SESSIONS.c.id, sort_by_parameter_order=True)
+_DELETE_RULES_OF = delete(_RULES).where(_RULES.c.session_id.in_(bindparam("ids", expanding=True)))
+_UPDATES: dict[tuple[str, ...], Update] = {}
 
 
 class StaleVersion(RuntimeError):
@@ -93,6 +106,100 @@ def insert_session(conn: Connection, values: Mapping[str, Any], rules: Iterable[
     session_id = int(key[0])
     _write_rules(conn, session_id, rules)
     return session_id
+
+
+def insert_sessions(conn: Connection, items: Sequence[tuple[Mapping[str, Any], Iterable[RuleRow]]]) -> list[int]:
+    """Bulk :func:`insert_session`: new session rows (all with the same columns) and their rules; their ids."""
+    stamp = now()
+    rows = [{"version": 1, "created_at": stamp, "updated_at": stamp, **values} for values, _ in items]
+    ids = [int(i) for i in conn.execute(_INSERT_SESSIONS, rows).scalars()]
+    rules = [
+        {"session_id": session_id, "kind": kind, "rule_id": rule_id, "body": body}
+        for session_id, (_, session_rules) in zip(ids, items, strict=True)
+        for kind, rule_id, body in session_rules
+    ]
+    if rules:
+        conn.execute(_INSERT_RULE, rules)
+    return ids
+
+
+def establishment_lookups(
+    conn: Connection, keys: Sequence[tuple[str, int]]
+) -> list[tuple[RowMapping | None, RowMapping | None]]:
+    """Bulk lookup for establishments: per (SUPI, PDU Session ID), the subscriber and the session with that key."""
+    supis = sorted({supi for supi, _ in keys})
+    subscribers = {row["supi"]: row for row in conn.execute(_SUBSCRIBERS_IN, {"supis": supis}).mappings()}
+    sessions = {
+        (row["supi"], row["pdu_session_id"]): row
+        for row in conn.execute(_SESSIONS_OF_SUPIS, {"supis": supis}).mappings()
+    }
+    return [(subscribers.get(supi), sessions.get((supi, psi))) for supi, psi in keys]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    """One :func:`update_sessions` change: the row at ``version`` gets ``values`` (and ``rules``,
+    when given), and an event ``(kind, detail)`` is recorded with it when given."""
+
+    session_id: int
+    version: int
+    supi: str
+    values: Mapping[str, Any]
+    rules: Sequence[RuleRow] | None = None
+    event: tuple[str, Mapping[str, Any]] | None = None
+
+
+def _update_statement(columns: tuple[str, ...]) -> Update:
+    # One compiled form per set of changed columns (a handful: activation, handover, ...).
+    statement = _UPDATES.get(columns)
+    if statement is None:
+        table = _SESSIONS
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+            .values(
+                {column: bindparam(f"b_{column}") for column in columns}
+                | {"version": bindparam("b_new_version"), "updated_at": bindparam("b_updated_at")}
+            )
+        )
+        _UPDATES[columns] = statement
+    return statement
+
+
+def update_sessions(conn: Connection, items: Sequence[SessionUpdate]) -> list[int]:
+    """Bulk :func:`update_session` (with its events); the new versions.
+
+    Raises :class:`StaleVersion` when any row's version moved on (the store then runs each alone,
+    so the stale one fails by itself).
+    """
+    stamp = now()
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for item in items:
+        params = {f"b_{column}": value for column, value in item.values.items()}
+        params.update(b_id=item.session_id, b_version=item.version, b_new_version=item.version + 1, b_updated_at=stamp)
+        by_columns.setdefault(tuple(sorted(item.values)), []).append(params)
+    for columns, params_list in by_columns.items():
+        result = conn.execute(_update_statement(columns), params_list)
+        if result.rowcount != len(params_list):
+            raise StaleVersion(f"{len(params_list) - result.rowcount} of {len(params_list)} sessions changed meanwhile")
+    replaced = [item for item in items if item.rules is not None]
+    if replaced:
+        conn.execute(_DELETE_RULES_OF, {"ids": [item.session_id for item in replaced]})
+        rows = [
+            {"session_id": item.session_id, "kind": kind, "rule_id": rule_id, "body": body}
+            for item in replaced
+            for kind, rule_id, body in item.rules or ()
+        ]
+        if rows:
+            conn.execute(_INSERT_RULE, rows)
+    events = [
+        _event_row(event[0], item.session_id, item.supi, None, event[1], stamp)
+        for item in items
+        if (event := item.event) is not None
+    ]
+    if events:
+        conn.execute(_INSERT_EVENT, events)
+    return [item.version + 1 for item in items]
 
 
 def _write_rules(conn: Connection, session_id: int, rules: Iterable[RuleRow]) -> None:
@@ -235,17 +342,25 @@ def insert_event(
     upf_node_id: str | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "at": now(),
-            "kind": kind,
-            "session_id": session_id,
-            "supi": supi,
-            "upf_node_id": upf_node_id,
-            "detail": dict(detail or {}),
-        },
-    )
+    conn.execute(_INSERT_EVENT, _event_row(kind, session_id, supi, upf_node_id, detail, now()))
+
+
+def _event_row(
+    kind: str,
+    session_id: int | None,
+    supi: str | None,
+    upf_node_id: str | None,
+    detail: Mapping[str, Any] | None,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "kind": kind,
+        "session_id": session_id,
+        "supi": supi,
+        "upf_node_id": upf_node_id,
+        "detail": dict(detail or {}),
+    }
 
 
 def mark_upf_sessions(conn: Connection, upf_id: int, old_state: str, new_state: str) -> int:

@@ -13,7 +13,14 @@ Theory of operation:
 * When an operation raises, the batch is rolled back and its operations are run
   again one transaction each: the failing one reports its own error, the others
   commit. Operations must therefore do nothing outside the database.
-* Reads go through the same queue: they see every write queued before them.
+* Operations in one batch are concurrent: none of them waited for another (a
+  procedure awaits each of its steps), so their order inside the batch is free.
+  That lets a *bulk* operation (:meth:`Store.run_bulk`) run once for every caller
+  that queued it in the batch: one multi-row statement instead of one statement
+  per session, where most of the cost per establishment went (SQLAlchemy's work
+  per statement, not the database's). A bulk group runs where its first member
+  was queued; plain operations keep their order.
+* Reads go through the same queue: they see every write committed before them.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -32,8 +39,13 @@ __all__ = ["Store", "StoreClosed"]
 log = logging.getLogger("control_plane.store")
 
 T = TypeVar("T")
+A = TypeVar("A")
 Op = Callable[[Connection], Any]
-_Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]
+#: A bulk operation: the arguments of every caller in the batch in, one result per argument out.
+BulkOp = Callable[[Connection, Sequence[Any]], Sequence[Any]]
+_NOT_BULK: Any = object()
+# (plain op or bulk op, the bulk argument or _NOT_BULK, future, loop)
+_Item = tuple[Callable[..., Any], Any, asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 
 class StoreClosed(RuntimeError):
@@ -60,7 +72,20 @@ class Store:
             raise StoreClosed("the control plane's database store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((op, future, loop))
+        self._queue.put((op, _NOT_BULK, future, loop))
+        return await future
+
+    async def run_bulk(self, op: Callable[[Connection, Sequence[A]], Sequence[T]], arg: A) -> T:
+        """Run ``op`` for ``arg`` together with every other ``arg`` queued for the same ``op``
+        in the batch (``op(conn, args)`` returns one result per argument, in order).
+
+        If ``op`` raises, the batch is rolled back and each caller's operation runs alone.
+        """
+        if self._closed:
+            raise StoreClosed("the control plane's database store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((op, arg, future, loop))
         return await future
 
     def run_sync(self, op: Callable[[Connection], T]) -> T:
@@ -111,11 +136,25 @@ class Store:
                     _settle([(left, None, StoreClosed("the control plane's database store is closed"))])
 
     def _run_batch(self, conn: Connection, items: list[_Item]) -> None:
-        results: list[Any] = []
+        results: list[Any] = [None] * len(items)
+        groups: dict[Callable[..., Any], list[int]] = {}
+        for index, (op, arg, _, _) in enumerate(items):
+            if arg is not _NOT_BULK:
+                groups.setdefault(op, []).append(index)
         try:
             with conn.begin():
-                for op, _, _ in items:
-                    results.append(op(conn))
+                for index, (op, arg, _, _) in enumerate(items):
+                    if arg is _NOT_BULK:
+                        results[index] = op(conn)
+                        continue
+                    members = groups.pop(op, None)
+                    if members is None:  # ran with the first of its group
+                        continue
+                    outs = op(conn, [items[i][1] for i in members])
+                    if len(outs) != len(members):
+                        raise RuntimeError(f"{op.__name__} returned {len(outs)} results for {len(members)}")
+                    for i, out in zip(members, outs, strict=True):
+                        results[i] = out
         except Exception as exc:
             if len(items) == 1:
                 _settle([(items[0], None, exc)])
@@ -131,10 +170,10 @@ class Store:
 
 def _settle(outcomes: list[tuple[_Item, Any, BaseException | None]]) -> None:
     # One wake-up of the loop per batch, not per operation.
-    loop = outcomes[0][0][2]
+    loop = outcomes[0][0][3]
 
     def settle() -> None:
-        for (_, future, _), result, exc in outcomes:
+        for (_, _, future, _), result, exc in outcomes:
             if future.done():
                 continue
             if exc is not None:

@@ -153,12 +153,12 @@ class FastPathGlue:
             except OSError as remove_exc:
                 self.error("remove", remove_exc)
         loop = self.driver._loop
-        if fastpath.offloaded() and self._timer is None and loop is not None:
+        if fastpath.has_offloads() and self._timer is None and loop is not None:
             self._timer = loop.call_later(FASTPATH_POLL, self.poll)
 
     def remove(self, up_seid: int) -> None:
         """The session goes: its final BPF counts go into the meters first."""
-        if up_seid in self.fastpath.offloaded():
+        if self.fastpath.is_offloaded(up_seid):
             try:
                 self.events(up_seid, self.fastpath.remove(up_seid))
             except OSError as exc:
@@ -197,7 +197,7 @@ class FastPathGlue:
         except OSError as exc:
             self.error("poll", exc)
         self.driver._after_batch()
-        if self.fastpath.offloaded():
+        if self.fastpath.has_offloads():
             self._timer = loop.call_later(FASTPATH_POLL, self.poll)
 
     def tick(self) -> None:

@@ -16,6 +16,7 @@ Interoperability choices (other vendors' UPFs, not only ours):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
@@ -49,6 +50,10 @@ __all__ = [
 
 A = pfcp.ApplyActionFlags
 _R = TypeVar("_R", PdrSpec, FarSpec, QerSpec, UrrSpec)
+# FARs, QERs and URRs are mostly the same for every session of a policy and UPF (rule IDs
+# are per session), and their IEs are immutable: built once, shared by every request.
+# Bounded: per-session ones (a downlink FAR's gNB F-TEID) only pass through.
+_CACHED = 4096
 _SRC = {"access": pfcp.SourceInterfaceValue.ACCESS, "core": pfcp.SourceInterfaceValue.CORE}
 _DST = {"access": pfcp.DestinationInterfaceValue.ACCESS, "core": pfcp.DestinationInterfaceValue.CORE}
 _ACTION = {"forw": A.FORW, "drop": A.DROP, "buff": A.BUFF | A.NOCP}  # BUFF notifies the CP (§5.2.3.1)
@@ -165,6 +170,7 @@ def _ohc(spec: FarSpec) -> pfcp.OuterHeaderCreation | None:
     return pfcp.OuterHeaderCreation(d.GTPU_UDP_IPV4, teid=spec.ohc_teid, ipv4=address)
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def create_far(spec: FarSpec) -> pfcp.CreateFAR:
     """Create FAR (Table 7.5.2.3-1): Forwarding Parameters only when it forwards."""
     params = None
@@ -187,6 +193,7 @@ def _gate(is_open: bool) -> pfcp.Gate:
     return pfcp.Gate.OPEN if is_open else pfcp.Gate.CLOSED
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def create_qer(spec: QerSpec) -> pfcp.CreateQER:
     """Create QER (Table 7.5.2.5-1)."""
     mbr = None
@@ -200,6 +207,7 @@ def create_qer(spec: QerSpec) -> pfcp.CreateQER:
     )
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def create_urr(spec: UrrSpec, peer: PeerProfile) -> pfcp.CreateURR:
     """Create URR (Table 7.5.2.4-1): a threshold set arms its trigger (VOLTH, TIMTH)."""
     method = pfcp.MeasurementMethodFlags(0)

@@ -187,8 +187,8 @@ class SessionManager:
                 return await self._establish(request)
 
     async def _establish(self, request: SessionRequest) -> SessionView:
-        subscriber, existing = await self.store.run(
-            lambda c: (repo.subscriber(c, request.supi), repo.session_by_key(c, request.supi, request.pdu_session_id))
+        subscriber, existing = await self.store.run_bulk(
+            repo.establishment_lookups, (request.supi, request.pdu_session_id)
         )
         if subscriber is None:
             raise NotFound(f"subscriber {request.supi} is not provisioned", field="supi")
@@ -238,7 +238,7 @@ class SessionManager:
             }
             values["updated_at"] = values["created_at"]
             rules = desired_rules(self.inventory, upf, policy, values)
-            session_id = await self.store.run(lambda c: repo.insert_session(c, values, rules.rows()))
+            session_id = await self.store.run_bulk(repo.insert_sessions, (values, rules.rows()))
         except BaseException:
             self.release_row(taken.as_row())
             raise
@@ -329,16 +329,15 @@ class SessionManager:
         rules: Any = None,
         event: str | None = None,
     ) -> None:
-        session_id, version = row["id"], row["version"]
-        rows = None if rules is None else rules.rows()
-
-        def op(conn: Connection) -> int:
-            new_version = repo.update_session(conn, session_id, version, changes, rows)
-            if event is not None:
-                repo.insert_event(conn, event, session_id=session_id, supi=row["supi"], detail=dict(changes))
-            return new_version
-
-        new_version = await self.store.run(op)
+        update = repo.SessionUpdate(
+            session_id=row["id"],
+            version=row["version"],
+            supi=row["supi"],
+            values=changes,
+            rules=None if rules is None else rules.rows(),
+            event=None if event is None else (event, dict(changes)),
+        )
+        new_version = await self.store.run_bulk(repo.update_sessions, update)
         row.update(changes)
         row["version"] = new_version
         row["updated_at"] = repo.now()

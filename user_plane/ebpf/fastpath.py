@@ -95,6 +95,9 @@ class _Slot:
     limits: tuple[int, ...] = ()
     #: A volume threshold or quota is armed: punted packets need a fold before Python counts them.
     exact: bool = False
+    #: The keys of FastPath.teids and .ues that point at this slot (forgotten in O(1), not by a scan).
+    watched_teids: list[int] = field(default_factory=list)
+    watched_ues: list[bytes] = field(default_factory=list)
 
 
 class FastPath:
@@ -167,6 +170,13 @@ class FastPath:
 
     def offloaded(self) -> Mapping[int, Offload]:
         return {seid: slot.offload for seid, slot in self._slots.items()}
+
+    def has_offloads(self) -> bool:
+        """Whether any session has a slot (per install: O(1), unlike :meth:`offloaded`)."""
+        return bool(self._slots)
+
+    def is_offloaded(self, up_seid: int) -> bool:
+        return up_seid in self._slots
 
     def apply(self, state: SessionState) -> Offload:
         """Mirror ``state`` (just installed in the Forwarder, whose meters the session
@@ -241,15 +251,22 @@ class FastPath:
         for pdr in slot.state.pdrs.values():
             if pdr.local_f_teid is not None:
                 self.teids[pdr.local_f_teid.teid] = slot.seid
+                slot.watched_teids.append(pdr.local_f_teid.teid)
             for ie in pdr.ue_ip_addresses:
                 if ie.ipv4 is not None:
                     self.ues[ie.ipv4.packed] = slot.seid
+                    slot.watched_ues.append(ie.ipv4.packed)
 
     def _unwatch(self, slot: _Slot) -> None:
-        for key in [k for k, s in self.teids.items() if s == slot.seid]:
-            del self.teids[key]
-        for ue in [k for k, s in self.ues.items() if s == slot.seid]:
-            del self.ues[ue]
+        # Only keys still pointing at this slot: another session may have taken one over since.
+        for teid in slot.watched_teids:
+            if self.teids.get(teid) == slot.seid:
+                del self.teids[teid]
+        for ue in slot.watched_ues:
+            if self.ues.get(ue) == slot.seid:
+                del self.ues[ue]
+        slot.watched_teids.clear()
+        slot.watched_ues.clear()
 
     # -- counters -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from sqlalchemy import Connection, insert, select
@@ -96,3 +96,61 @@ def test_closed_store_refuses_work(store: Store) -> None:
     asyncio.run(scenario())
     # close() disposed the engine; run_sync opens a fresh pool on the calling thread.
     assert supis(store) == {"imsi-001010000000001"}
+
+
+def add_subscribers(conn: Connection, names: Sequence[str]) -> list[str]:
+    """A bulk operation: one multi-row INSERT for every caller of the batch."""
+    calls.append(len(names))
+    conn.execute(insert(Subscriber), [{"supi": name, "allowed_dnns": ["internet"]} for name in names])
+    return [name.upper() for name in names]
+
+
+calls: list[int] = []
+
+
+async def gated_bulk(store: Store, names: list[str], plain_at: int) -> list[str | BaseException]:
+    """``names`` queued as bulk operations behind a gate, one plain operation among them."""
+    gate = threading.Event()
+
+    def hold(conn: Connection) -> str:
+        gate.wait(timeout=60)
+        return "gate"
+
+    first = asyncio.ensure_future(store.run(hold))
+    await asyncio.sleep(0)
+    tasks = [asyncio.ensure_future(store.run_bulk(add_subscribers, name)) for name in names]
+    tasks.insert(plain_at, asyncio.ensure_future(store.run(add_subscriber("imsi-001019999999999"))))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == "gate"
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+def test_bulk_operations_run_once_per_batch(store: Store) -> None:
+    calls.clear()
+    names = [f"imsi-00101{n:010d}" for n in range(N)]
+
+    results = asyncio.run(gated_bulk(store, names, plain_at=10))
+
+    # Each caller gets its own result; the batch ran the bulk operation once for all of them.
+    assert results[:10] + results[11:] == [name.upper() for name in names]
+    assert results[10] == "imsi-001019999999999"
+    assert calls == [N]
+    assert supis(store) == {*names, "imsi-001019999999999"}
+
+
+def test_a_failing_bulk_operation_is_retried_per_caller(store: Store) -> None:
+    taken = "imsi-001010000099999"
+    store.run_sync(add_subscriber(taken))
+    calls.clear()
+    names = [f"imsi-00101{n:010d}" for n in range(20)]
+    names.insert(7, taken)  # its row violates the unique supi: the whole multi-row INSERT fails
+
+    results = asyncio.run(gated_bulk(store, names, plain_at=0))
+
+    bulk = results[1:]
+    assert isinstance(bulk[7], IntegrityError)
+    assert bulk[:7] + bulk[8:] == [name.upper() for name in names if name != taken]
+    assert results[0] == "imsi-001019999999999"
+    assert calls[0] == len(names) and calls[1:] == [1] * len(names)  # then each caller alone
+    assert supis(store) == {*names, "imsi-001019999999999"}
