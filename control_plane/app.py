@@ -27,10 +27,14 @@ from pfcp.events import RequestReceived
 from pfcp.transaction import RetransmitPolicy
 
 from . import repo
-from .api.server import bound_port, start_api_server
+from .api.provisioning import ProvisioningServicer
+from .api.server import bound_port, start_api_server, stop_api_server
+from .api.status_service import StatusServicer
 from .config import CpConfig
 from .inventory import Inventory
 from .n4.peers import AssociationManager
+from .provisioning import Provisioning
+from .provisioning.feed import EventFeed
 from .services.reports import handle_report
 from .services.sessions import N4, SessionManager
 from .store import Store
@@ -49,12 +53,20 @@ class ControlPlane:
     node: PfcpNode
     sessions: SessionManager
     associations: AssociationManager
+    #: Provisioning changes (the API's, or a caller's own) keep ``sessions.inventory`` current.
+    provisioning: Provisioning
+    events: EventFeed
     api: grpc.aio.Server | None
     api_port: int | None
 
+    @property
+    def inventory(self) -> Inventory:
+        return self.sessions.inventory
+
     async def stop(self) -> None:
+        await self.events.close()  # ends Watch streams, so the API stops without waiting for them
         if self.api is not None:
-            await self.api.stop(grace=1.0)
+            await stop_api_server(self.api, grace=1.0)
         await self.associations.stop()
         self.node.close()
         self.store.close()
@@ -116,10 +128,21 @@ async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
         engine.url.render_as_string(hide_password=True),
     )
     associations.start()
+    provisioning = Provisioning(store, inventory, associations)
+    events = EventFeed(store)
     server = port = None
-    if api:
+    if api and config.api_security is None:
+        log.warning("no api section in the configuration: the northbound API is off")
+    if api and config.api_security is not None:
         try:
-            server = await start_api_server(sessions, config.api_address, config.api_port)
+            server = await start_api_server(
+                sessions,
+                config.api_address,
+                config.api_port,
+                provisioning=ProvisioningServicer(provisioning),
+                status=StatusServicer(store, inventory, associations, events),
+                security=config.api_security,
+            )
         except BaseException:
             await associations.stop()
             node.close()
@@ -127,7 +150,7 @@ async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
             raise
         port = bound_port(server)
         log.info("API (gRPC) on %s port %d", config.api_address, port)
-    return ControlPlane(config, store, node, sessions, associations, server, port)
+    return ControlPlane(config, store, node, sessions, associations, provisioning, events, server, port)
 
 
 async def serve(config: CpConfig, shutdown: asyncio.Event) -> None:

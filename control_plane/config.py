@@ -10,7 +10,12 @@ Example::
     node_id: smf1.core.example.org     # Node ID in PFCP (TS 29.244 §8.2.38); default: n4.address
     n4: {address: 198.18.0.1, port: 8805}
     database: {url: "sqlite:///edgecups.db"}   # relative SQLite paths: from this file's directory
-    api: {address: 127.0.0.1, port: 50051}
+    api:                               # absent: no northbound API
+      address: 0.0.0.0
+      port: 50051
+      tls: {cert: server.pem, key: server.key, client_ca: ca.pem}   # client_ca: mutual TLS
+      tokens_file: tokens.yaml         # [{name, roles: [operator|session|viewer], token_sha256}]
+      # plaintext: true                # instead of tls: loopback or unix:PATH only
     timers: {t1: 3, n1: 3, heartbeat_interval: 10, reassociate_interval: 5}
     log_level: info
 """
@@ -25,6 +30,7 @@ from typing import Any, Final
 
 import yaml
 
+from control_plane.api.security import API_KEYS, ApiSecurity, SecurityConfigError, parse_api_security
 from pfcp import PFCP_PORT
 
 __all__ = [
@@ -42,7 +48,7 @@ _KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset({"node_id", "n4", "database", "api", "timers", "log_level"}),
     "n4": frozenset({"address", "port"}),
     "database": frozenset({"url"}),
-    "api": frozenset({"address", "port"}),
+    "api": API_KEYS,
     "timers": frozenset({"t1", "n1", "heartbeat_interval", "reassociate_interval"}),
 }
 #: The embedded database, next to the configuration file.
@@ -80,6 +86,8 @@ class CpConfig:
     database_url: str = DEFAULT_DATABASE_URL
     api_address: str = "127.0.0.1"
     api_port: int = 50051
+    #: TLS and tokens of the API; None: the config has no ``api`` section and no API is served.
+    api_security: ApiSecurity | None = None
     timers: Timers = field(default_factory=Timers)
     log_level: str = "info"
 
@@ -143,6 +151,12 @@ def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
     n4_port = _port(sections["n4"].get("port", PFCP_PORT), "n4.port", errors)
     api_port = _port(sections["api"].get("port", 50051), "api.port", errors, allow_zero=True)
     api_address = str(sections["api"].get("address", "127.0.0.1"))
+    api_security = None
+    if isinstance(root.get("api"), dict):
+        try:
+            api_security = parse_api_security(sections["api"], base_dir=base or Path.cwd())
+        except SecurityConfigError as exc:
+            errors.extend(exc.errors)
     url = str(sections["database"].get("url", DEFAULT_DATABASE_URL))
     if not url.startswith(("sqlite:", "postgresql")):
         errors.append(f"database.url: {url!r}: use sqlite:///FILE or postgresql+psycopg://...")
@@ -163,6 +177,7 @@ def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
         database_url=url,
         api_address=api_address,
         api_port=api_port,
+        api_security=api_security,
         timers=timers,
         log_level=log_level,
     )

@@ -1,8 +1,9 @@
 """What the control plane keeps in memory: the provisioned network and its allocators.
 
 Sites, UPFs, DNNs, pools and policies are few and read on every establishment, so
-they are loaded from the database into frozen records (:meth:`Inventory.load`, again
-after provisioning changes). Sessions are many: only what allocators need survives
+they are loaded from the database into records (:meth:`Inventory.load`), and refreshed
+in place after each provisioning change (:meth:`Inventory.refresh`) without losing
+what sessions hold. Sessions are many: only what allocators need survives
 in memory (which UE IPs, TEIDs and SEIDs are taken, and each UPF's load); the rest
 stays in the database.
 
@@ -14,19 +15,21 @@ double allocation should that ever fail.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
-from db.models import Dnn, EdgeRule, IpPool, Policy, Site, Upf
+from db.models import Dnn, EdgeRule, IpPool, Policy, Session, Site, Upf
 
 from . import repo
 from .domain.alloc import AllocationError, PoolAllocator, TeidAllocator
 from .domain.rules import EdgeRuleSpec
 from .domain.selection import UpfCandidate
 
-__all__ = ["Inventory", "PolicyRecord", "PoolRecord", "UpfRecord"]
+__all__ = ["Inventory", "PolicyRecord", "PoolRecord", "Refresh", "Snapshot", "UpfRecord"]
 
 log = logging.getLogger("control_plane.inventory")
 
@@ -92,6 +95,31 @@ class PolicyRecord:
     edge_rules: tuple[EdgeRuleSpec, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The provisioning tables as one transaction saw them (:meth:`Inventory.read`)."""
+
+    sites: dict[int, Row[Any]]
+    dnns: dict[int, Row[Any]]
+    upfs: list[Row[Any]]
+    pools: list[Row[Any]]
+    policies: list[Row[Any]]
+    edge_rules: list[Row[Any]]
+    #: Pool id -> the UE addresses (prefixes) sessions hold in it, for pools whose allocator
+    #: is to be rebuilt (a changed CIDR or prefix length).
+    held: dict[int, list[str]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Refresh:
+    """What :meth:`Inventory.refresh` changed that the association manager must act on."""
+
+    added: list[UpfRecord] = field(default_factory=list)
+    removed: list[UpfRecord] = field(default_factory=list)
+    #: UPFs whose N4 address or port changed, with the peer they had.
+    moved: list[tuple[UpfRecord, tuple[str, int]]] = field(default_factory=list)
+
+
 class Inventory:
     """The provisioned network, in memory, with the allocators of what sessions hold."""
 
@@ -108,65 +136,102 @@ class Inventory:
     @classmethod
     def load(cls, conn: Connection) -> Inventory:
         inv = cls()
-        sites = {row.id: row for row in conn.execute(select(Site.__table__))}
-        dnns = {row.id: row for row in conn.execute(select(Dnn.__table__))}
-        for row in dnns.values():
-            inv.dnn_instances[row.name] = row.network_instance or row.name
-        for row in conn.execute(select(Upf.__table__)):
-            site = sites[row.site_id]
-            upf = UpfRecord(
-                id=row.id,
-                node_id=row.node_id,
-                n4_address=row.n4_address,
-                n4_port=row.n4_port,
-                site=site.name,
-                site_kind=site.kind,
-                site_tais=frozenset(site.tais or ()),
-                dnns=frozenset(row.network_instances or ()),
-                snssais=frozenset(row.snssais or ()),
-                n3_addresses=tuple(row.n3_addresses or ()),
-                capacity=row.capacity,
-                admin_state=row.admin_state,
-                teid_allocation=row.teid_allocation,
-                access_network_instance=row.access_network_instance,
+        inv.refresh(cls.read(conn))
+        inv._reserve_allocations(conn)
+        return inv
+
+    @staticmethod
+    def read(conn: Connection, held_pools: Iterable[int] = ()) -> Snapshot:
+        """Read the provisioning tables (and what sessions hold in ``held_pools``) in ``conn``'s transaction."""
+        held: dict[int, list[str]] = {pool_id: [] for pool_id in held_pools}
+        if held:
+            for column, pool_column in ((Session.ue_ipv4, Session.pool_v4_id), (Session.ue_ipv6, Session.pool_v6_id)):
+                query = select(pool_column, column).where(pool_column.in_(held), column.is_not(None))
+                for pool_id, value in conn.execute(query):
+                    if pool_id is not None and value is not None:  # filtered above; for the type checker
+                        held[pool_id].append(value)
+        return Snapshot(
+            sites={row.id: row for row in conn.execute(select(Site.__table__))},
+            dnns={row.id: row for row in conn.execute(select(Dnn.__table__))},
+            upfs=list(conn.execute(select(Upf.__table__))),
+            pools=list(conn.execute(select(IpPool.__table__))),
+            policies=list(conn.execute(select(Policy.__table__))),
+            edge_rules=list(conn.execute(select(EdgeRule.__table__).order_by(EdgeRule.id))),
+            held=held,
+        )
+
+    def refresh(self, snap: Snapshot) -> Refresh:
+        """Make the inventory what ``snap`` says, in place, keeping what sessions hold.
+
+        A UPF that stays keeps its record (its load, TEIDs and live state; the association
+        manager's task holds it) with its provisioned fields updated; a pool that keeps its
+        CIDR and per-UE prefix length keeps its allocator; a pool whose prefix changed gets a
+        new allocator holding again what ``snap.held`` lists for it. Policies hold no
+        allocation and are rebuilt. Runs on the event loop between two awaits, so no
+        procedure sees a half-refreshed inventory. (An establishment caught between its
+        allocation and its commit by a CIDR change keeps an address the new allocator may
+        not know; the database's unique (DNN, UE IP) constraints refuse it to anyone else.)
+        """
+        sites, dnns = snap.sites, snap.dnns
+        self.dnn_instances = {row.name: row.network_instance or row.name for row in dnns.values()}
+        done = Refresh()
+        upfs: dict[int, UpfRecord] = {}
+        for row in snap.upfs:
+            values = _upf_values(row, sites[row.site_id])
+            upf = self.upfs.get(row.id)
+            if upf is None or upf.node_id != row.node_id:  # SQLite may give a deleted UPF's id to a new one
+                upf = UpfRecord(id=row.id, **values)
                 # The stored health is the previous process's; only an association this
                 # process makes says "up" (until then the UPF takes no session).
-                health="unknown",
-                features=frozenset(row.features or ()),
-                recovery_time_stamp=row.recovery_time_stamp,
-            )
-            inv.upfs[upf.id] = upf
-            inv.upf_by_node[upf.node_id] = upf
-        for row in conn.execute(select(IpPool.__table__)):
-            site_name = sites[row.site_id].name if row.site_id is not None else None
-            allocator = PoolAllocator(row.cidr, row.prefix_length if row.family == 6 else None)
-            inv.pools[row.id] = PoolRecord(row.id, row.name, dnns[row.dnn_id].name, site_name, row.family, allocator)
+                upf.features = frozenset(row.features or ())
+                upf.recovery_time_stamp = row.recovery_time_stamp
+                done.added.append(upf)
+            else:
+                peer = upf.peer
+                for name, value in values.items():
+                    setattr(upf, name, value)
+                if upf.peer != peer:
+                    done.moved.append((upf, peer))
+            upfs[upf.id] = upf
+        done.removed = [upf for upf in self.upfs.values() if upfs.get(upf.id) is not upf]
+        self.upfs = upfs
+        self.upf_by_node = {upf.node_id: upf for upf in upfs.values()}
+        pools: dict[int, PoolRecord] = {}
+        for row in snap.pools:
+            site = sites[row.site_id].name if row.site_id is not None else None
+            pools[row.id] = self._pool(row, dnns[row.dnn_id].name, site, snap)
+        self.pools = pools
         edge: dict[int, list[EdgeRuleSpec]] = {}
-        for row in conn.execute(select(EdgeRule.__table__).order_by(EdgeRule.id)):
+        for row in snap.edge_rules:
             edge.setdefault(row.policy_id, []).append(
                 EdgeRuleSpec(row.name, row.precedence, tuple(row.flow_descriptions), row.network_instance)
             )
-        for row in conn.execute(select(Policy.__table__)):
-            policy = PolicyRecord(
-                id=row.id,
-                name=row.name,
-                dnn=dnns[row.dnn_id].name,
-                snssai=row.snssai,
-                qfi=row.qfi,
-                five_qi=row.five_qi,
-                ambr_ul_kbps=row.session_ambr_ul_kbps,
-                ambr_dl_kbps=row.session_ambr_dl_kbps,
-                volume_threshold=row.volume_threshold_bytes,
-                time_threshold=row.time_threshold_s,
-                qfi_in_pdi=row.qfi_in_pdi,
-                failover=row.failover,
-                edge_rules=tuple(edge.get(row.id, ())),
-            )
-            inv.policies[policy.id] = policy
-            inv.policy_by_name[policy.name] = policy
-        inv._index_site_pools()
-        inv._reserve_allocations(conn)
-        return inv
+        self.policies = {row.id: _policy(row, dnns[row.dnn_id].name, edge.get(row.id, ())) for row in snap.policies}
+        self.policy_by_name = {policy.name: policy for policy in self.policies.values()}
+        self._index_site_pools()
+        return done
+
+    def _pool(self, row: Row[Any], dnn: str, site: str | None, snap: Snapshot) -> PoolRecord:
+        prefix_length = row.prefix_length if row.family == 6 else None
+        old = self.pools.get(row.id)
+        if old is not None and old.name != row.name:  # a new pool on a deleted one's id
+            old = None
+        if old is not None and (ip_network(old.allocator.cidr), old.allocator.prefix_length) == (
+            ip_network(row.cidr),
+            prefix_length or 32,
+        ):
+            allocator = old.allocator
+        else:
+            allocator = PoolAllocator(row.cidr, prefix_length)
+            if old is not None:
+                if row.id not in snap.held:
+                    log.error("pool %s changed to %s without the addresses its sessions hold", row.name, row.cidr)
+                for value in snap.held.get(row.id, ()):
+                    try:
+                        allocator.reserve(value)
+                    except AllocationError as exc:  # refused before the change was committed
+                        log.error("pool %s: a session keeps %s: %s", row.name, value, exc)
+        return PoolRecord(row.id, row.name, dnn, site, row.family, allocator)
 
     def _reserve_allocations(self, conn: Connection) -> None:
         for row in repo.allocations(conn):
@@ -252,3 +317,40 @@ class Inventory:
             )
             for upf in self.upfs.values()
         ]
+
+
+def _upf_values(row: Row[Any], site: Row[Any]) -> dict[str, Any]:
+    """A UPF's provisioned fields (those a refresh may change) from its row and its site's."""
+    return {
+        "node_id": row.node_id,
+        "n4_address": row.n4_address,
+        "n4_port": row.n4_port,
+        "site": site.name,
+        "site_kind": str(site.kind),
+        "site_tais": frozenset(site.tais or ()),
+        "dnns": frozenset(row.network_instances or ()),
+        "snssais": frozenset(row.snssais or ()),
+        "n3_addresses": tuple(row.n3_addresses or ()),
+        "capacity": row.capacity,
+        "admin_state": str(row.admin_state),
+        "teid_allocation": str(row.teid_allocation),
+        "access_network_instance": row.access_network_instance,
+    }
+
+
+def _policy(row: Row[Any], dnn: str, edge_rules: Iterable[EdgeRuleSpec]) -> PolicyRecord:
+    return PolicyRecord(
+        id=row.id,
+        name=row.name,
+        dnn=dnn,
+        snssai=row.snssai,
+        qfi=row.qfi,
+        five_qi=row.five_qi,
+        ambr_ul_kbps=row.session_ambr_ul_kbps,
+        ambr_dl_kbps=row.session_ambr_dl_kbps,
+        volume_threshold=row.volume_threshold_bytes,
+        time_threshold=row.time_threshold_s,
+        qfi_in_pdi=row.qfi_in_pdi,
+        failover=row.failover,
+        edge_rules=tuple(edge_rules),
+    )

@@ -28,11 +28,13 @@ import logging
 import random
 from datetime import UTC, datetime
 from ipaddress import ip_address
+from typing import Any
 
 from sqlalchemy import Connection
 
 import pfcp
 from pfcp.aio import AssociationFailed, PfcpNode
+from pfcp.association import AssociationState
 from pfcp.events import (
     AssociationEstablished,
     AssociationReleased,
@@ -75,6 +77,7 @@ class AssociationManager:
         self._wake: dict[int, asyncio.Event] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._released: set[asyncio.Task[Any]] = set()
         #: Reconciliations in progress or done, for tests and the API: upf id -> task.
         self.reconciling: dict[int, asyncio.Task[object]] = {}
         self._retention = self._retention_ie()
@@ -99,10 +102,28 @@ class AssociationManager:
         self._wake[upf.id] = asyncio.Event()
         self._tasks[upf.id] = asyncio.get_running_loop().create_task(self._keep(upf), name=f"n4-{upf.node_id}")
 
+    def release(self, upf: UpfRecord, peer: tuple[str, int] | None = None) -> None:
+        """Stop keeping the association with ``upf`` (deleted, or moved from ``peer`` to a new N4 address)."""
+        peer = upf.peer if peer is None else peer
+        self._wake.pop(upf.id, None)
+        for task in (self._tasks.pop(upf.id, None), self.reconciling.pop(upf.id, None)):
+            if task is not None:
+                task.cancel()
+                self._released.add(task)  # awaited by stop()
+                task.add_done_callback(self._released.discard)
+        assoc = self.node.endpoint.association(peer)
+        if assoc is not None and assoc.state is AssociationState.ASSOCIATED:
+            self.node.release(peer)  # the UPF may drop our sessions (it has none: deletion needs that)
+
+    def association_state(self, upf: UpfRecord) -> str:
+        """The PFCP association with ``upf``: "idle", "setup-sent", "associated" or "releasing"."""
+        assoc = self.node.endpoint.association(upf.peer)
+        return AssociationState.IDLE.value if assoc is None else assoc.state.value
+
     async def stop(self) -> None:
         for task in [*self._tasks.values(), *self.reconciling.values()]:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), *self.reconciling.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks.values(), *self.reconciling.values(), *self._released, return_exceptions=True)
         self._tasks.clear()
 
     def associated(self, upf: UpfRecord) -> bool:
@@ -180,7 +201,9 @@ class AssociationManager:
             moved = await reconcile.fail_over(self.sessions, upf)
             if moved:
                 log.warning("UPF %s: failover %s", upf.node_id, dict(moved))
-        self._wake[upf.id].set()
+        wake = self._wake.get(upf.id)
+        if wake is not None:  # None: released meanwhile (deleted, or moved to another address)
+            wake.set()
 
     def _upf_at(self, peer: tuple[str, int]) -> UpfRecord | None:
         for upf in self.sessions.inventory.upfs.values():

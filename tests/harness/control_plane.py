@@ -169,7 +169,7 @@ def cp_config(workdir: Path, url: str, *, cp_index: int = 0) -> Path:
         "node_id": str(cp_n4(cp_index).ip),
         "n4": {"address": str(cp_n4(cp_index).ip)},
         "database": {"url": url},
-        "api": {"address": f"unix:{workdir / 'api.sock'}"},
+        "api": {"address": f"unix:{workdir / 'api.sock'}", "plaintext": True},
         "timers": {"t1": 0.5, "n1": 2, "heartbeat_interval": 1, "reassociate_interval": 0.5},
         "log_level": "info",
     }

@@ -62,7 +62,7 @@ def _free_udp_port() -> int:
 def _write(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "cp.yaml"
     n4 = {"address": "127.0.0.1", "port": _free_udp_port()}
-    path.write_text(yaml.safe_dump({"n4": n4, "database": {"url": url}, "api": {"port": 0}}))
+    path.write_text(yaml.safe_dump({"n4": n4, "database": {"url": url}, "api": {"port": 0, "plaintext": True}}))
     return path
 
 

@@ -1,0 +1,88 @@
+"""What provisioning takes and returns: plain values, like control_plane.services.views for sessions."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from control_plane.errors import InvalidArgument
+from edge_sites.schema import KINDS, SchemaError
+
+__all__ = ["Action", "Change", "FieldChange", "ObjectView", "Resource", "canonical_kind", "differences", "invalid"]
+
+Action = Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """An object to apply: its spec as sent (validated by the service)."""
+
+    kind: str
+    name: str
+    spec: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed value; ``path`` as edge_sites.diff writes it ("cidr", "edge_rules[0].precedence")."""
+
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: str
+    name: str
+    action: Action
+    fields: tuple[FieldChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectView:
+    """An object as stored (normalized spec) with its observed state (empty for most kinds)."""
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    observed: dict[str, Any] = field(default_factory=dict)
+
+
+def canonical_kind(kind: str, field: str = "kind") -> str:
+    """The contract's spelling of ``kind`` ("upf" -> "UPF"); InvalidArgument for anything else."""
+    for known in KINDS:
+        if kind.lower() == known.lower():
+            return known
+    close = difflib.get_close_matches(kind, KINDS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise InvalidArgument(f"unknown kind {kind!r}{hint}; expected one of {', '.join(KINDS)}", field=field)
+
+
+def invalid(error: SchemaError) -> InvalidArgument:
+    """One InvalidArgument for every problem the schema found, naming the first one's field."""
+    (first_path, first), *rest = error.errors
+    message = "; ".join([first, *(f"{path}: {text}" for path, text in rest)])
+    return InvalidArgument(message, field=first_path or None)
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[FieldChange]:
+    """What changes from ``old`` to ``new`` (two normalized specs), field by field.
+
+    Edge rules (lists of mappings) of one length compare rule by rule; other lists as a whole.
+    """
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out: list[FieldChange] = []
+        for key in [*new, *(k for k in old if k not in new)]:
+            out += differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    if (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and len(old) == len(new)
+        and all(isinstance(item, Mapping) for item in [*old, *new])
+    ):
+        return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in differences(a, b, f"{path}[{i}]")]
+    return [] if old == new else [FieldChange(path, old, new)]
