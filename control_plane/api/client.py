@@ -302,10 +302,11 @@ class StatusClient(BaseClient):
         return StatusView(upfs, dict(response.totals.sessions))
 
     async def watch(
-        self, kinds: list[str] | None = None, since_id: int | None = None
+        self, kinds: list[str] | None = None, since_id: int | None = None, *, replay_only: bool = False
     ) -> AsyncGenerator[EventView, None]:
-        """Events as they are recorded (every one after ``since_id`` first); no deadline: it runs until closed."""
-        request = request_message(spb.WatchRequest, since_id=since_id)
+        """Events as they are recorded (every one after ``since_id`` first); no deadline: it runs
+        until closed, or, with ``replay_only``, until the events recorded before the call are sent."""
+        request = request_message(spb.WatchRequest, since_id=since_id, replay_only=replay_only)
         request.kinds.extend(kinds or ())
         call = self._stub.Watch(request)
         try:

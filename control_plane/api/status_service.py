@@ -89,7 +89,7 @@ class StatusServicer(pb_grpc.StatusServiceServicer):
         try:
             kinds = [validate.name(kind, f"kinds[{i}]") for i, kind in enumerate(request.kinds)]
             since_id = request.since_id if request.HasField("since_id") else None
-            async for event in self._feed.watch(kinds, since_id):
+            async for event in self._feed.watch(kinds, since_id, replay_only=request.replay_only):
                 yield event_to_proto(event)
         except CpError as error:
             await abort_with(context, error)

@@ -12,11 +12,9 @@ error (nothing sent), 3 server unreachable.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Final
+from typing import Annotated
 
 import typer
 import yaml
@@ -32,9 +30,6 @@ from .api_options import CONFIG_HELP, EXIT_CODES_HELP, EXIT_USAGE, Output, Setti
 from .api_output import call, cell, columns, emit, plain
 
 __all__ = ["api_app", "register"]
-
-#: Without --follow, the stream is read until this long passes without an event (the replay is over).
-DEFAULT_IDLE: Final = 1.0
 
 
 def _status_table(view: StatusView) -> str:
@@ -73,16 +68,6 @@ def status(settings: Settings) -> None:
     call(settings, work)
 
 
-async def _until_idle(events: AsyncIterator[EventView], idle: float) -> AsyncIterator[EventView]:
-    # Watch replays what is recorded, then waits for what comes: a pause ends the replay.
-    iterator = aiter(events)
-    while True:
-        try:
-            yield await asyncio.wait_for(anext(iterator), idle)
-        except (TimeoutError, StopAsyncIteration):
-            return
-
-
 def _event_line(event: EventView, output: Output) -> str:
     if output is Output.json:  # one object per line: a stream a script reads as it comes
         return json.dumps(plain(event), ensure_ascii=False)
@@ -106,17 +91,15 @@ def events(
         int | None, typer.Option("--since", min=0, help="Events after this id (default: all; with --follow: new ones).")
     ] = None,
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many events.")] = None,
-    idle: Annotated[
-        float, typer.Option("--idle", min=0.01, help="Without --follow: stop after this many seconds without an event.")
-    ] = DEFAULT_IDLE,
 ) -> None:
     """Print events: ID, time, kind, UPF, SUPI, detail (-o json: one object per line)."""
     since_id = since if since is not None or follow else 0
 
     async def work(api: ApiClient) -> None:
         printed = 0
-        async with contextlib.aclosing(api.status.watch(kind or [], since_id)) as watched:
-            async for event in watched if follow else _until_idle(watched, idle):
+        # Without --follow the server ends the stream once what was recorded is sent.
+        async with contextlib.aclosing(api.status.watch(kind or [], since_id, replay_only=not follow)) as watched:
+            async for event in watched:
                 typer.echo(_event_line(event, settings.output))
                 printed += 1
                 if count is not None and printed >= count:

@@ -103,10 +103,12 @@ class EventFeed:
     def watchers(self) -> int:
         return len(self._watchers)
 
-    async def watch(self, kinds: Collection[str] = (), since_id: int | None = None) -> AsyncIterator[EventView]:
+    async def watch(
+        self, kinds: Collection[str] = (), since_id: int | None = None, *, replay_only: bool = False
+    ) -> AsyncIterator[EventView]:
         """Events of ``kinds`` (a kind, or the prefix before its dot; none: all) as they are recorded;
-        first every one after ``since_id`` when given. Raises ResourceExhausted when the caller
-        fell too far behind."""
+        first every one after ``since_id`` when given (and only those with ``replay_only``).
+        Raises ResourceExhausted when the caller fell too far behind."""
         if self._closed:
             return
         watcher = _Watcher(self.backlog)
@@ -121,6 +123,8 @@ class EventFeed:
                     last = row.id
                     if _wanted(row.kind, kinds):
                         yield row
+            if replay_only:
+                return
             while True:
                 if watcher.overflowed:
                     raise ResourceExhausted(

@@ -280,7 +280,7 @@ def test_invalid_manifests_exit_2_with_their_messages_and_nothing_is_sent(
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(EXTRA.replace("qfi: 5", "qfi: 64").replace("allowed_dnns: [internet]", "allowed_dnns: [intranet]"))
-    events_before = cli(env, "events", "-o", "json", "--idle", "0.3").stdout.splitlines()
+    events_before = cli(env, "events", "-o", "json").stdout.splitlines()
     result = cli(env, "apply", "-f", str(bad))
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -300,7 +300,7 @@ def test_invalid_manifests_exit_2_with_their_messages_and_nothing_is_sent(
     ), lines
     assert lines[-1] == "3 problem(s) in the manifests: nothing was sent"
     assert cli(env, "get", "policy", "internet-gold").exit_code == 1
-    assert cli(env, "events", "-o", "json", "--idle", "0.3").stdout.splitlines() == events_before
+    assert cli(env, "events", "-o", "json").stdout.splitlines() == events_before
 
 
 def test_drain_and_undrain_a_upf_and_a_site(env: dict[str, str | None]) -> None:
@@ -322,7 +322,7 @@ def test_drain_and_undrain_a_upf_and_a_site(env: dict[str, str | None]) -> None:
     kinds = [
         json.loads(line)["kind"]
         for line in cli(
-            env, "events", "--kind", "upf.drained", "--kind", "upf.undrained", "-o", "json", "--idle", "0.3"
+            env, "events", "--kind", "upf.drained", "--kind", "upf.undrained", "-o", "json"
         ).stdout.splitlines()
     ]
     assert kinds.count("upf.drained") >= 3 and kinds.count("upf.undrained") >= 3
@@ -331,15 +331,15 @@ def test_drain_and_undrain_a_upf_and_a_site(env: dict[str, str | None]) -> None:
 
 
 def test_events_show_provisioning_and_follow_prints_new_ones(env: dict[str, str | None], tmp_path: Path) -> None:
-    listed = cli(env, "events", "--kind", "site", "-o", "json", "--idle", "0.3")
+    listed = cli(env, "events", "--kind", "site", "-o", "json")
     assert listed.exit_code == 0, listed.output
     sites = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(e["kind"], e["detail"]["name"]) for e in sites[:4]] == [
         ("site.created", "edge-1"), ("site.created", "edge-2"), ("site.created", "edge-3"), ("site.created", "cloud")
     ]  # fmt: skip
-    table = cli(env, "events", "--kind", "pool.created", "--idle", "0.3").stdout.splitlines()
+    table = cli(env, "events", "--kind", "pool.created").stdout.splitlines()
     assert len(table) == 5 and all(line.split()[2] == "pool.created" for line in table)
-    last = json.loads(cli(env, "events", "-o", "json", "--idle", "0.3").stdout.splitlines()[-1])["id"]
+    last = json.loads(cli(env, "events", "-o", "json").stdout.splitlines()[-1])["id"]
 
     # --follow in a process of its own, from the last id seen: it cannot miss the change below.
     follow = subprocess.Popen(

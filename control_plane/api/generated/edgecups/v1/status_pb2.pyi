@@ -199,8 +199,13 @@ class WatchRequest(_message.Message):
 
     KINDS_FIELD_NUMBER: _builtins.int
     SINCE_ID_FIELD_NUMBER: _builtins.int
+    REPLAY_ONLY_FIELD_NUMBER: _builtins.int
     since_id: _builtins.int
     """Replay every event with a larger id first (the last id a previous Watch received)."""
+    replay_only: _builtins.bool
+    """End the stream once the events recorded before the call (after since_id) are sent,
+    instead of waiting for new ones: `edgecups events` without --follow.
+    """
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only events of these kinds: "session.created", or a prefix before a dot ("session",
@@ -212,10 +217,11 @@ class WatchRequest(_message.Message):
         *,
         kinds: _abc.Iterable[_builtins.str] | None = ...,
         since_id: _builtins.int | None = ...,
+        replay_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_since_id", b"_since_id", "since_id", b"since_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_since_id", b"_since_id", "kinds", b"kinds", "since_id", b"since_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_since_id", b"_since_id", "kinds", b"kinds", "replay_only", b"replay_only", "since_id", b"since_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__since_id: _TypeAlias = _typing.Literal["since_id"]  # noqa: Y015
     _WhichOneofArgType__since_id: _TypeAlias = _typing.Literal["_since_id", b"_since_id"]  # noqa: Y015
