@@ -19,17 +19,21 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
+import yaml
 from sqlalchemy import RowMapping, Table, select
 
 from control_plane import repo
+from control_plane.api.channel import ApiCredentials
 from control_plane.api.generated.edgecups.v1 import provisioning_pb2 as pb
 from control_plane.api.generated.edgecups.v1 import provisioning_pb2_grpc as pb_grpc
 from control_plane.api.generated.edgecups.v1 import status_pb2_grpc
+from control_plane.api.security import new_token, secure_channel, token_entry
 from control_plane.api.status import error_from_rpc
 from control_plane.app import ControlPlane, start
 from control_plane.config import parse_config
 from db.engine import upgrade
 from db.models import Event, IpPool, Site, Upf
+from tests.harness.tls import make_pki
 
 # --- harness (test_status_api.py uses it too) ---------------------------------------------
 
@@ -45,6 +49,12 @@ class Api:
     cp: ControlPlane
     prov: pb_grpc.ProvisioningServiceAsyncStub
     status: status_pb2_grpc.StatusServiceAsyncStub
+    #: For other clients of the same API (sessions).
+    credentials: ApiCredentials
+
+    @property
+    def target(self) -> str:
+        return f"localhost:{self.cp.api_port}"
 
     async def apply(self, *resources: pb.Resource, dry_run: bool = False) -> list[pb.Change]:
         response = await self.prov.Apply(pb.ApplyRequest(resources=resources, dry_run=dry_run))
@@ -70,15 +80,27 @@ class Api:
 Scenario = Callable[[Api], Awaitable[None]]
 
 
+#: The operator's bearer token of every control plane these tests start (TLS, tokens file).
+TOKEN = new_token()[0]
+
+
 def run(tmp_path: Path, scenario: Scenario, url: str | None = None) -> None:
-    """Run ``scenario`` against a control plane on a fresh database (SQLite in ``tmp_path``, or ``url``)."""
+    """Run ``scenario`` against a control plane on a fresh database (SQLite in ``tmp_path``, or ``url``),
+    over TLS with an operator token, as an operator's tools reach it."""
     url = url or f"sqlite:///{tmp_path / 'cp.db'}"
     upgrade(url)
+    pki = make_pki(tmp_path / "pki")
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump([token_entry("ops", ["operator"], TOKEN)]))
     config = parse_config(
         {
             "n4": {"address": "127.0.0.1", "port": free_udp_port()},
             "database": {"url": url},
-            "api": {"address": "127.0.0.1", "port": 0, "plaintext": True},
+            "api": {
+                "address": "127.0.0.1",
+                "port": 0,
+                "tls": {"cert": str(pki.server_cert), "key": str(pki.server_key)},
+                "tokens_file": str(tmp_path / "tokens.yaml"),
+            },
             "timers": {"t1": 0.2, "n1": 1, "heartbeat_interval": 1, "reassociate_interval": 0.5},
         }
     )
@@ -86,9 +108,9 @@ def run(tmp_path: Path, scenario: Scenario, url: str | None = None) -> None:
     async def main() -> None:
         cp = await start(config)
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{cp.api_port}") as channel:
+            async with secure_channel(f"localhost:{cp.api_port}", ca=pki.ca_cert, token=TOKEN) as channel:
                 stubs = (pb_grpc.ProvisioningServiceStub(channel), status_pb2_grpc.StatusServiceStub(channel))
-                await scenario(Api(cp, *stubs))
+                await scenario(Api(cp, *stubs, ApiCredentials(ca=pki.ca_cert, token=TOKEN)))
         finally:
             await cp.stop()
 

@@ -94,7 +94,7 @@ def test_drain_takes_upfs_out_of_selection_at_once_and_undrain_brings_them_back(
         with pytest.raises(NoUpfAvailable, match="drained"):
             selected()
         # A session request from edge-a's area now finds no UPF (edge-b does not serve its TAI).
-        async with SessionClient(f"127.0.0.1:{api.cp.api_port}") as client:
+        async with SessionClient(api.target, credentials=api.credentials) as client:
             request = SessionRequest(supi="imsi-001010000000001", dnn="internet", snssai="1-000001", tai=TAI)
             with pytest.raises(errors.Unavailable):
                 await client.establish(request)
