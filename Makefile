@@ -6,7 +6,7 @@
 #   make accel   compile the codec and the UPF's control path in place (Cython; optional, pure Python is the reference)
 #   make ebpf    build the software dataplane's eBPF fast path (clang; optional, Python forwards without it)
 #   make bench   every benchmark: PFCP codec and node, UPF PFCP and dataplane, CP sessions (root, namespaces)
-#   make run     the simulated multi-site topology (not available yet)
+#   make run     the simulated multi-site deployment: edgecups sim up, sim traffic, sim down (root)
 #   make clean   caches, build output and compiled modules (clean-accel); `make distclean` also .venv
 
 SHELL := /bin/bash
@@ -91,11 +91,17 @@ bench: $(STAMP) system-deps accel ebpf
 	$(BIN)/python bench/upf_dataplane.py
 	$(BIN)/python bench/cp_sessions.py
 
-run:
-	@echo "make run: not available yet. The main job runs the control plane and UPF agents on a" >&2
-	@echo "simulated multi-site topology, which arrives in a later issue. Today the repository" >&2
-	@echo "holds the PFCP codec and the 'edgecups pfcp decode' tool (see README.md)." >&2
-	@exit 1
+# The main job: the default simulated deployment (3 edge sites + 1 cloud site), traffic from every
+# UE with its checks and per-site table, then a teardown that runs also after a failed or
+# interrupted traffic run. The exit status is the traffic run's (up's when up failed; 1 when only
+# the teardown failed). make run SIM_DIR=DIR SIM_UP_ARGS='--sites 2 --ues 4' changes the defaults.
+SIM_DIR ?= /run/edgecups-sim
+SIM_UP_ARGS ?=
+run: $(STAMP) system-deps accel ebpf
+	@rc=0; $(BIN)/edgecups sim up --state-dir '$(SIM_DIR)' $(SIM_UP_ARGS) || rc=$$?; \
+	if [ $$rc -eq 0 ]; then $(BIN)/edgecups sim traffic --state-dir '$(SIM_DIR)' || rc=$$?; fi; \
+	if [ $$rc -ne 2 ]; then $(BIN)/edgecups sim down --state-dir '$(SIM_DIR)' || { [ $$rc -ne 0 ] || rc=1; }; fi; \
+	exit $$rc
 
 clean: clean-accel clean-ebpf
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist ./*.egg-info
