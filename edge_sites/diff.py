@@ -17,7 +17,7 @@ from typing import Any, Literal
 from .manifests import Manifest, order
 from .schema import FIELDS, SchemaError, validate_object
 
-__all__ = ["Change", "FieldChange", "plan", "render_plan"]
+__all__ = ["Change", "FieldChange", "differences", "plan", "render_plan"]
 
 Action = Literal["create", "update", "unchanged"]
 
@@ -52,11 +52,13 @@ def _current(kind: str, name: str, held: Mapping[str, Any]) -> dict[str, Any]:
         return spec
 
 
-def _differences(old: Any, new: Any, path: str) -> list[FieldChange]:
+def differences(old: Any, new: Any, path: str = "") -> list[FieldChange]:
+    """What changes from ``old`` to ``new`` (two normalized specs), field by field, in the
+    order of ``new``'s keys (the API's Apply answers with the same paths)."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         out: list[FieldChange] = []
         for key in [*new, *(k for k in old if k not in new)]:
-            out += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+            out += differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
         return out
     # Lists of mappings (edge rules) of one length differ element by element; other lists as a whole.
     if (
@@ -66,7 +68,7 @@ def _differences(old: Any, new: Any, path: str) -> list[FieldChange]:
         and all(isinstance(item, Mapping) for item in [*old, *new])
     ):
         return [
-            c for index, (a, b) in enumerate(zip(old, new, strict=True)) for c in _differences(a, b, f"{path}[{index}]")
+            c for index, (a, b) in enumerate(zip(old, new, strict=True)) for c in differences(a, b, f"{path}[{index}]")
         ]
     return [] if old == new else [FieldChange(path, old, new)]
 
@@ -79,7 +81,7 @@ def plan(desired: Sequence[Manifest], current: Mapping[tuple[str, str], Mapping[
         if held is None:
             changes.append(Change(m.kind, m.name, "create", m.spec))
             continue
-        fields = tuple(_differences(_current(m.kind, m.name, held), m.spec, ""))
+        fields = tuple(differences(_current(m.kind, m.name, held), m.spec, ""))
         changes.append(Change(m.kind, m.name, "update" if fields else "unchanged", m.spec, fields))
     return changes
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from control_plane.errors import InvalidArgument
+from edge_sites.diff import FieldChange, differences
 from edge_sites.schema import KINDS, SchemaError
 
 __all__ = ["Action", "Change", "FieldChange", "ObjectView", "Resource", "canonical_kind", "differences", "invalid"]
@@ -22,15 +23,6 @@ class Resource:
     kind: str
     name: str
     spec: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class FieldChange:
-    """One changed value; ``path`` as edge_sites.diff writes it ("cidr", "edge_rules[0].precedence")."""
-
-    path: str
-    old: Any
-    new: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +58,3 @@ def invalid(error: SchemaError) -> InvalidArgument:
     (first_path, first), *rest = error.errors
     message = "; ".join([first, *(f"{path}: {text}" for path, text in rest)])
     return InvalidArgument(message, field=first_path or None)
-
-
-def differences(old: Any, new: Any, path: str = "") -> list[FieldChange]:
-    """What changes from ``old`` to ``new`` (two normalized specs), field by field.
-
-    Edge rules (lists of mappings) of one length compare rule by rule; other lists as a whole.
-    """
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out: list[FieldChange] = []
-        for key in [*new, *(k for k in old if k not in new)]:
-            out += differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
-        return out
-    if (
-        isinstance(old, list)
-        and isinstance(new, list)
-        and len(old) == len(new)
-        and all(isinstance(item, Mapping) for item in [*old, *new])
-    ):
-        return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in differences(a, b, f"{path}[{i}]")]
-    return [] if old == new else [FieldChange(path, old, new)]
