@@ -7,7 +7,6 @@ and CpErrors into gRPC status codes with the field at fault in the trailers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc.aio
@@ -21,8 +20,7 @@ from control_plane.api.resources import (
     resource_from_proto,
     resource_to_proto,
 )
-from control_plane.api.status import abort_internal, abort_with
-from control_plane.errors import CpError
+from control_plane.api.status import answer
 from control_plane.provisioning import Provisioning
 from control_plane.provisioning.objects import canonical_kind
 
@@ -42,27 +40,19 @@ class ProvisioningServicer(pb_grpc.ProvisioningServiceServicer):
     def __init__(self, provisioning: Provisioning) -> None:
         self._provisioning = provisioning
 
-    async def _run(self, context: _Context, method: str, call: Callable[[], Awaitable[_T]]) -> _T:
-        try:
-            return await call()
-        except CpError as error:
-            await abort_with(context, error)
-        except Exception:
-            await abort_internal(context, method)
-
     async def Apply(self, request: pb.ApplyRequest, context: _Context) -> pb.ApplyResponse:
         async def call() -> pb.ApplyResponse:
             resources = [resource_from_proto(r, f"resources[{i}]") for i, r in enumerate(request.resources)]
             changes = await self._provisioning.apply(resources, dry_run=request.dry_run)
             return pb.ApplyResponse(changes=[change_to_proto(change) for change in changes])
 
-        return await self._run(context, "Apply", call)
+        return await answer(context, "Apply", call)
 
     async def Get(self, request: pb.GetResourceRequest, context: _Context) -> pb.Resource:
         async def call() -> pb.Resource:
             return resource_to_proto(await self._provisioning.get(request.kind, request.name))
 
-        return await self._run(context, "Get", call)
+        return await answer(context, "Get", call)
 
     async def List(self, request: pb.ListResourcesRequest, context: _Context) -> pb.ListResourcesResponse:
         async def call() -> pb.ListResourcesResponse:
@@ -80,13 +70,13 @@ class ProvisioningServicer(pb_grpc.ProvisioningServiceServicer):
             token = encode_page_token(kind, page[-1].name) if len(views) > page_size else ""
             return pb.ListResourcesResponse(resources=[resource_to_proto(v) for v in page], next_page_token=token)
 
-        return await self._run(context, "List", call)
+        return await answer(context, "List", call)
 
     async def Delete(self, request: pb.DeleteResourceRequest, context: _Context) -> pb.Resource:
         async def call() -> pb.Resource:
             return resource_to_proto(await self._provisioning.delete(request.kind, request.name))
 
-        return await self._run(context, "Delete", call)
+        return await answer(context, "Delete", call)
 
     async def _drain(self, request: pb.DrainRequest, context: _Context, drained: bool) -> pb.DrainResponse:
         async def call() -> pb.DrainResponse:
@@ -98,7 +88,7 @@ class ProvisioningServicer(pb_grpc.ProvisioningServiceServicer):
             )
             return pb.DrainResponse(upfs=[resource_to_proto(view) for view in upfs])
 
-        return await self._run(context, "Drain" if drained else "Undrain", call)
+        return await answer(context, "Drain" if drained else "Undrain", call)
 
     async def Drain(self, request: pb.DrainRequest, context: _Context) -> pb.DrainResponse:
         return await self._drain(request, context, True)

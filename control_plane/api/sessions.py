@@ -7,7 +7,6 @@ INVALID_ARGUMENT before the procedures are called.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc.aio
@@ -16,8 +15,7 @@ from control_plane.api import validate
 from control_plane.api.convert import decode_page_token, encode_page_token, session_to_proto, usage_to_proto
 from control_plane.api.generated.edgecups.v1 import sessions_pb2 as pb
 from control_plane.api.generated.edgecups.v1 import sessions_pb2_grpc as pb_grpc
-from control_plane.api.status import abort_internal, abort_with
-from control_plane.errors import CpError
+from control_plane.api.status import answer
 from control_plane.services.views import ModifyRequest, SessionApi, SessionRequest
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "SessionServicer"]
@@ -71,20 +69,11 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     def __init__(self, api: SessionApi) -> None:
         self._api = api
 
-    async def _run(self, context: _Context, method: str, call: Callable[[], Awaitable[_T]]) -> _T:
-        # `call` parses the request too, so a validation error takes the same path as a procedure's.
-        try:
-            return await call()
-        except CpError as error:
-            await abort_with(context, error)
-        except Exception:
-            await abort_internal(context, method)
-
     async def Create(self, request: pb.CreateSessionRequest, context: _Context) -> pb.Session:
         async def call() -> pb.Session:
             return session_to_proto(await self._api.establish(_session_request(request)))
 
-        return await self._run(context, "Create", call)
+        return await answer(context, "Create", call)
 
     async def Modify(self, request: pb.ModifySessionRequest, context: _Context) -> pb.Session:
         async def call() -> pb.Session:
@@ -92,19 +81,19 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             changes = _modify_request(request)
             return session_to_proto(await self._api.modify(supi, pdu_session_id, changes))
 
-        return await self._run(context, "Modify", call)
+        return await answer(context, "Modify", call)
 
     async def Delete(self, request: pb.DeleteSessionRequest, context: _Context) -> pb.Session:
         async def call() -> pb.Session:
             return session_to_proto(await self._api.delete(*_key(request.supi, request.pdu_session_id)))
 
-        return await self._run(context, "Delete", call)
+        return await answer(context, "Delete", call)
 
     async def Get(self, request: pb.GetSessionRequest, context: _Context) -> pb.Session:
         async def call() -> pb.Session:
             return session_to_proto(await self._api.get(*_key(request.supi, request.pdu_session_id)))
 
-        return await self._run(context, "Get", call)
+        return await answer(context, "Get", call)
 
     async def List(self, request: pb.ListSessionsRequest, context: _Context) -> pb.ListSessionsResponse:
         async def call() -> pb.ListSessionsResponse:
@@ -118,11 +107,11 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             token = encode_page_token(page[-1].cp_seid) if len(views) > page_size else ""
             return pb.ListSessionsResponse(sessions=[session_to_proto(v) for v in page], next_page_token=token)
 
-        return await self._run(context, "List", call)
+        return await answer(context, "List", call)
 
     async def Usage(self, request: pb.SessionUsageRequest, context: _Context) -> pb.SessionUsageResponse:
         async def call() -> pb.SessionUsageResponse:
             reports = await self._api.usage(*_key(request.supi, request.pdu_session_id))
             return pb.SessionUsageResponse(reports=[usage_to_proto(r) for r in reports])
 
-        return await self._run(context, "Usage", call)
+        return await answer(context, "Usage", call)

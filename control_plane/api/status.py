@@ -9,7 +9,8 @@ so the client rebuilds the very error the procedure raised.
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
 import grpc.aio
@@ -17,9 +18,10 @@ import grpc.aio
 from control_plane import errors
 from control_plane.errors import CpError, UpfRejected
 
-__all__ = ["FIELD_KEY", "UPF_CAUSE_KEY", "abort_with", "abort_internal", "error_class", "error_from_rpc"]
+__all__ = ["FIELD_KEY", "UPF_CAUSE_KEY", "abort_internal", "abort_with", "answer", "error_class", "error_from_rpc"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Trailing metadata key: the request field at fault, as a dotted path.
 FIELD_KEY = "edgecups-field"
@@ -63,6 +65,19 @@ async def abort_internal(context: grpc.aio.ServicerContext[Any, Any], method: st
     """End the call with INTERNAL after a bug: logged here, not leaked to the caller."""
     log.exception("%s failed", method)
     await context.abort(grpc.StatusCode.INTERNAL, f"{method} failed inside the control plane; see its log")
+
+
+async def answer(context: grpc.aio.ServicerContext[Any, Any], method: str, call: Callable[[], Awaitable[_T]]) -> _T:
+    """``await call()`` for a servicer method: a CpError becomes its status, anything else INTERNAL.
+
+    ``call`` parses the request too, so a validation error takes the same path as a procedure's.
+    """
+    try:
+        return await call()
+    except CpError as error:
+        await abort_with(context, error)
+    except Exception:
+        await abort_internal(context, method)
 
 
 def error_from_rpc(error: grpc.aio.AioRpcError) -> CpError:

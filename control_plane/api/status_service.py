@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from control_plane.api import validate
 from control_plane.api.generated.edgecups.v1 import status_pb2 as pb
 from control_plane.api.generated.edgecups.v1 import status_pb2_grpc as pb_grpc
-from control_plane.api.status import abort_internal, abort_with
+from control_plane.api.status import abort_internal, abort_with, answer
 from control_plane.errors import CpError
 from control_plane.inventory import Inventory
 from control_plane.n4.peers import AssociationManager
@@ -78,14 +78,13 @@ class StatusServicer(pb_grpc.StatusServiceServicer):
         self._feed = feed
 
     async def Status(self, request: pb.StatusRequest, context: _Context) -> pb.StatusResponse:
-        try:
+        async def call() -> pb.StatusResponse:
             return status_to_proto(await status(self._store, self._inventory, self._associations))
-        except CpError as error:
-            await abort_with(context, error)
-        except Exception:
-            await abort_internal(context, "Status")
+
+        return await answer(context, "Status", call)
 
     async def Watch(self, request: pb.WatchRequest, context: _Context) -> AsyncIterator[pb.Event]:
+        # A stream cannot go through answer(): the errors come between the messages.
         try:
             kinds = [validate.name(kind, f"kinds[{i}]") for i, kind in enumerate(request.kinds)]
             since_id = request.since_id if request.HasField("since_id") else None
