@@ -10,6 +10,7 @@ process) rewrite it, so a later ``edgecups sim`` command sees what the tests did
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import signal
@@ -190,7 +191,10 @@ class Simulation:
         results = []
         for s in sessions:
             view = views.get((s.supi, s.pdu_session_id)) if views is not None else None
-            expected = frozenset(self.plan.expected_sites(ues[s.supi], s.dnn))
+            ue = ues[s.supi]
+            if s.ue_site != ue.site:  # handed over (record_session): placed from where the UE is now
+                ue = dataclasses.replace(ue, site=s.ue_site)
+            expected = frozenset(self.plan.expected_sites(ue, s.dnn))
             if views is None:
                 results.append(SessionResult(s, None, s.site, expected, api_answered=False))
             else:
