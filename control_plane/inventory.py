@@ -254,8 +254,11 @@ class Inventory:
     # -- lookups ------------------------------------------------------------
 
     def policy_for(self, dnn: str, snssai: str, override: int | None) -> PolicyRecord | None:
-        if override is not None and override in self.policies:
-            return self.policies[override]
+        """The subscriber's own policy when it is for this DNN and slice, else the DNN's policy
+        for the slice, else the DNN's policy for any slice ("*")."""
+        chosen = self.policies.get(override) if override is not None else None
+        if chosen is not None and chosen.dnn == dnn and chosen.snssai in (snssai, "*"):
+            return chosen
         fallback = None
         for policy in self.policies.values():
             if policy.dnn != dnn:

@@ -32,6 +32,7 @@ __all__ = [
     "KINDS",
     "Field",
     "SchemaError",
+    "canonical_snssai",
     "describe",
     "to_document",
     "validate_name",
@@ -143,21 +144,30 @@ _network_instance = _pattern(r"[!-~]{1,100}", "a network instance", "1 to 100 pr
 _SNSSAI = re.compile(r"(?P<sst>[0-9]{1,3})(?:-(?P<sd>[0-9A-Fa-f]{6}))?")
 
 
+def canonical_snssai(text: str) -> str:
+    """The one spelling of an S-NSSAI ("SST" or "SST-sd": no leading zeros, SD in lower case),
+    so that equal slices compare equal as text; ValueError saying what is wrong otherwise."""
+    match = _SNSSAI.fullmatch(text)
+    if match is None or int(match["sst"]) > 255:
+        raise ValueError(f"{text!r} is not an S-NSSAI: expected 'SST' (0..255) or 'SST-SD' (SD 6 hex digits)")
+    sd = match["sd"]
+    if sd is not None and sd.lower() == "ffffff":
+        # TS 23.003 §28.4.2: SD FFFFFF is reserved to mean "no SD".
+        raise ValueError(f"{text!r}: SD FFFFFF means no SD; write the SST alone")
+    sst = str(int(match["sst"]))
+    return sst if sd is None else f"{sst}-{sd.lower()}"
+
+
 def _snssai(err: _Errors, value: object, path: str) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # YAML reads a bare SST as a number
     text = _string(err, value, path, "an S-NSSAI")
     if text is _INVALID:
         return text
-    match = _SNSSAI.fullmatch(text)
-    if match is None or int(match["sst"]) > 255:
-        return err(path, f"{text!r} is not an S-NSSAI: expected 'SST' (0..255) or 'SST-SD' (SD 6 hex digits)")
-    sd = match["sd"]
-    if sd is not None and sd.lower() == "ffffff":
-        # TS 23.003 §28.4.2: SD FFFFFF is reserved to mean "no SD".
-        return err(path, f"{text!r}: SD FFFFFF means no SD; write the SST alone")
-    sst = str(int(match["sst"]))
-    return sst if sd is None else f"{sst}-{sd.lower()}"
+    try:
+        return canonical_snssai(text)
+    except ValueError as exc:
+        return err(path, str(exc))
 
 
 def _snssai_or_any(err: _Errors, value: object, path: str) -> Any:

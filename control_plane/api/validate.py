@@ -11,6 +11,7 @@ import re
 
 from control_plane.errors import InvalidArgument
 from db.models import SessionState
+from edge_sites.schema import canonical_snssai
 
 __all__ = [
     "SESSION_STATES",
@@ -29,8 +30,6 @@ __all__ = [
 # TS 23.003 §2.2A: a SUPI is an IMSI (MCC + MNC + MSIN, at most 15 digits) or a
 # Network Access Identifier; TS 29.571 §5.3.2 writes them "imsi-<digits>" / "nai-<NAI>".
 _SUPI = re.compile(r"imsi-[0-9]{5,15}|nai-[!-~]+")
-# TS 23.003 §28.4.2: SST is 8 bits; SD is 24 bits written as 6 hex digits.
-_SNSSAI = re.compile(r"(?P<sst>[0-9]{1,3})(?:-(?P<sd>[0-9A-Fa-f]{6}))?")
 # TS 23.003 §19.4.2.3 (TAI = MCC + MNC + TAC), written "MCC-MNC-TAC" with the 24-bit 5GS TAC as 6 digits.
 _TAI = re.compile(r"[0-9]{3}-[0-9]{2,3}-[0-9]{6}")
 # TS 23.003 §9.1: DNN labels of letters, digits and hyphens separated by dots, at most 100 octets.
@@ -58,15 +57,11 @@ def pdu_session_id(value: int, field: str = "pdu_session_id") -> int:
 
 
 def snssai(value: str, field: str = "snssai") -> str:
-    match = _SNSSAI.fullmatch(value)
-    if match is None or int(match["sst"]) > 255:
-        raise InvalidArgument(
-            f"{value!r} is not an S-NSSAI: expected 'SST' (0..255) or 'SST-SD' (SD 6 hex digits)", field=field
-        )
-    if match["sd"] is not None and match["sd"].upper() == "FFFFFF":
-        # TS 23.003 §28.4.2: SD FFFFFF is reserved to mean "no SD".
-        raise InvalidArgument(f"{value!r}: SD FFFFFF means no SD; write the SST alone", field=field)
-    return value
+    """The S-NSSAI in the one spelling provisioning stores (policies and UPFs compare it as text)."""
+    try:
+        return canonical_snssai(value)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), field=field) from None
 
 
 def tai(value: str, field: str = "tai") -> str:

@@ -199,6 +199,15 @@ def test_create_without_gnb_f_teid_and_default_pdu_session_id() -> None:
     run(scenario)
 
 
+def test_snssai_arrives_in_the_spelling_provisioning_stores() -> None:
+    async def scenario(fake: InMemorySessionApi, client: SessionClient) -> None:
+        # Policies and UPF slices are stored as "SST" / "SST-sd" (edge_sites.schema), compared as text.
+        await client.establish(dataclasses.replace(FULL_REQUEST, snssai="001-00000A"))
+        assert fake.calls[-1][1].snssai == "1-00000a"
+
+    run(scenario)
+
+
 def test_get_round_trips_absent_fields_as_none() -> None:
     async def scenario(fake: InMemorySessionApi, client: SessionClient) -> None:
         bare = bare_view("imsi-00101", 77)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, delete, insert, update
 
 from control_plane import repo
-from control_plane.inventory import Inventory, Refresh
+from control_plane.inventory import Inventory, PolicyRecord, Refresh
 from db.engine import make_engine
 from db.models import IpPool, Site, Upf
 from tests.harness.control_plane import provision, upf_n4
@@ -116,3 +116,22 @@ def test_drained_state_and_policies_follow_the_database(engine: Engine) -> None:
     assert upf.admin_state == "drained"
     assert {c.node_id: c.admin_state for c in inv.candidates()}[upf.node_id] == "drained"
     assert inv.policy_by_name["default"] == old_policy  # rebuilt, equal
+
+
+def _policy(policy_id: int, dnn: str, snssai: str) -> PolicyRecord:
+    return PolicyRecord(policy_id, f"p{policy_id}", dnn, snssai, 9, 9, 1000, 1000, None, None, True, False, ())
+
+
+def test_a_subscribers_policy_applies_only_to_its_dnn_and_slice() -> None:
+    inventory = Inventory()
+    for policy in (_policy(1, "internet", "*"), _policy(2, "internet", "1-00000a"), _policy(3, "mec", "*")):
+        inventory.policies[policy.id] = policy
+    own = _policy(4, "mec", "2")
+    inventory.policies[own.id] = own
+
+    assert inventory.policy_for("mec", "2", own.id) is own
+    # The subscriber's policy is for "mec" on slice 2: other DNNs and slices get the DNN's policy.
+    assert inventory.policy_for("internet", "2", own.id) is inventory.policies[1]
+    assert inventory.policy_for("mec", "1", own.id) is inventory.policies[3]
+    assert inventory.policy_for("internet", "1-00000a", None) is inventory.policies[2]
+    assert inventory.policy_for("intranet", "1", None) is None
