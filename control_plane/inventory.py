@@ -254,10 +254,11 @@ class Inventory:
     # -- lookups ------------------------------------------------------------
 
     def policy_for(self, dnn: str, snssai: str, override: int | None) -> PolicyRecord | None:
-        """The subscriber's own policy when it is for this DNN and slice, else the DNN's policy
-        for the slice, else the DNN's policy for any slice ("*")."""
+        """The subscriber's own policy when it is for this DNN (whatever its slice: one policy
+        per DNN and slice is the table's rule, so a subscriber's own one names a slice of its own),
+        else the DNN's policy for the slice, else the DNN's policy for any slice ("*")."""
         chosen = self.policies.get(override) if override is not None else None
-        if chosen is not None and chosen.dnn == dnn and chosen.snssai in (snssai, "*"):
+        if chosen is not None and chosen.dnn == dnn:
             return chosen
         fallback = None
         for policy in self.policies.values():

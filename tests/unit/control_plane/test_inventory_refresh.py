@@ -122,7 +122,7 @@ def _policy(policy_id: int, dnn: str, snssai: str) -> PolicyRecord:
     return PolicyRecord(policy_id, f"p{policy_id}", dnn, snssai, 9, 9, 1000, 1000, None, None, True, False, ())
 
 
-def test_a_subscribers_policy_applies_only_to_its_dnn_and_slice() -> None:
+def test_a_subscribers_policy_applies_only_to_its_dnn() -> None:
     inventory = Inventory()
     for policy in (_policy(1, "internet", "*"), _policy(2, "internet", "1-00000a"), _policy(3, "mec", "*")):
         inventory.policies[policy.id] = policy
@@ -130,8 +130,9 @@ def test_a_subscribers_policy_applies_only_to_its_dnn_and_slice() -> None:
     inventory.policies[own.id] = own
 
     assert inventory.policy_for("mec", "2", own.id) is own
-    # The subscriber's policy is for "mec" on slice 2: other DNNs and slices get the DNN's policy.
+    assert inventory.policy_for("mec", "1", own.id) is own
+    # The subscriber's policy is for "mec": its sessions of other DNNs get their DNN's policy.
     assert inventory.policy_for("internet", "2", own.id) is inventory.policies[1]
-    assert inventory.policy_for("mec", "1", own.id) is inventory.policies[3]
+    assert inventory.policy_for("mec", "1", None) is inventory.policies[3]
     assert inventory.policy_for("internet", "1-00000a", None) is inventory.policies[2]
     assert inventory.policy_for("intranet", "1", None) is None
