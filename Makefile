@@ -46,7 +46,7 @@ install: $(STAMP)
 # clang and libbpf-dev (build the eBPF fast path, user_plane/ebpf/upf.bpf.c; libbpf1 comes with iproute2).
 # Absolute paths may be globs (Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off PATH).
 SYSTEM_TOOLS := tshark:tshark ip:iproute2 clang:clang /usr/include/bpf/bpf_helpers.h:libbpf-dev \
-  /usr/lib/postgresql/*/bin/initdb:postgresql
+  /usr/lib/postgresql/*/bin/initdb:postgresql /usr/sbin/mosquitto:mosquitto
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; \
 	  if [ "$${tool#/}" != "$$tool" ]; then ls -d $$tool >/dev/null 2>&1; else command -v "$$tool" >/dev/null 2>&1; fi \
@@ -93,15 +93,13 @@ bench: $(STAMP) system-deps accel ebpf
 
 # The main job: the default simulated deployment (3 edge sites + 1 cloud site), traffic from every
 # UE with its checks and per-site table, then a teardown that runs also after a failed or
-# interrupted traffic run. The exit status is the traffic run's (up's when up failed; 1 when only
-# the teardown failed). make run SIM_DIR=DIR SIM_UP_ARGS='--sites 2 --ues 4' changes the defaults.
+# interrupted traffic run: `edgecups sim run`. Its exit status is the traffic run's (up's when up
+# failed; 1 when only the teardown failed). Not root: it runs in a user namespace where the kernel
+# allows one, else says what it needs. make run SIM_DIR=DIR SIM_UP_ARGS='--sites 2 --ues 4'.
 SIM_DIR ?= /run/edgecups-sim
 SIM_UP_ARGS ?=
 run: $(STAMP) system-deps accel ebpf
-	@rc=0; $(BIN)/edgecups sim up --state-dir '$(SIM_DIR)' $(SIM_UP_ARGS) || rc=$$?; \
-	if [ $$rc -eq 0 ]; then $(BIN)/edgecups sim traffic --state-dir '$(SIM_DIR)' || rc=$$?; fi; \
-	if [ $$rc -ne 2 ]; then $(BIN)/edgecups sim down --state-dir '$(SIM_DIR)' || { [ $$rc -ne 0 ] || rc=1; }; fi; \
-	exit $$rc
+	$(BIN)/edgecups sim run --state-dir '$(SIM_DIR)' $(SIM_UP_ARGS)
 
 clean: clean-accel clean-ebpf
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist ./*.egg-info

@@ -1,4 +1,9 @@
-"""``edgecups sim up|status|traffic|down``: the simulated multi-site deployment (control_plane/cli/sim).
+"""``edgecups sim up|status|traffic|down|run``: the simulated multi-site deployment (control_plane/cli/sim).
+
+``sim run`` is the whole job in one command (``make run``): up, traffic, then down whatever
+happened. It is the one that works for an ordinary user: when this kernel allows unprivileged
+user namespaces it re-runs itself inside one (in which the user is root), since namespaces made
+there vanish with it.
 
 Exit status: 0 done (``traffic``: every check passed; ``status``: everything up; ``down``:
 nothing left); 1 failed (a step of ``up``, a traffic check, a degraded status, something left
@@ -11,6 +16,8 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -27,7 +34,7 @@ from .sim import (
     load_topology,
     scale,
 )
-from .sim.privileges import missing_privileges
+from .sim.privileges import USERNS_ENV, in_user_namespace_command, missing_privileges, user_namespaces_allowed
 from .sim.state import Busy, StateError
 
 __all__ = ["app"]
@@ -181,3 +188,38 @@ def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
         typer.echo(line)
     if not report.clean:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def run(
+    file: Annotated[Path | None, typer.Option("--file", "-f", metavar="FILE", help="Topology YAML.")] = None,
+    sites: Annotated[int | None, typer.Option("--sites", metavar="N", help="Number of edge sites.")] = None,
+    ues: Annotated[int | None, typer.Option("--ues", metavar="M", help="UEs at each edge site.")] = None,
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """The whole job: up, traffic with its checks and table, then down (always). Exit: traffic's status
+    (up's when up failed; 1 when only the teardown failed). An ordinary user runs it in a user namespace."""
+    if os.geteuid() != 0 and not os.environ.get(USERNS_ENV) and user_namespaces_allowed():
+        _say("not root: running the simulation inside a user namespace (eBPF is usually refused there)")
+        argv = [sys.executable, "-m", "control_plane.cli.main", *sys.argv[1:]]
+        os.environ[USERNS_ENV] = "1"
+        command = in_user_namespace_command(argv)
+        os.execvpe(command[0], command, os.environ)
+    code = 0
+    try:
+        up(file=file, sites=sites, ues=ues, state_dir=state_dir, keep_on_failure=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    if code == 0:
+        try:
+            traffic(state_dir=state_dir, output=Output.table, ping_count=_DEFAULTS.ping_count,
+                    udp_pps=_DEFAULTS.udp_pps, udp_seconds=_DEFAULTS.udp_seconds, tcp_bytes=_DEFAULTS.tcp_bytes,
+                    parallel=_DEFAULTS.parallel)  # fmt: skip
+        except typer.Exit as exc:
+            code = exc.exit_code
+    if code != EXIT_USAGE:  # usage: nothing was built
+        try:
+            down(state_dir=state_dir)
+        except typer.Exit as exc:
+            code = code or exc.exit_code
+    raise typer.Exit(code)

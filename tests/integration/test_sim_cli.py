@@ -195,3 +195,36 @@ def test_a_bad_topology_is_refused_naming_each_field_and_nothing_is_built(tmp_pa
     code, output = up(TOPOLOGY, "--sites", "0")
     assert code == 2 and "--sites: 0 edge sites" in output
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.skipif(_UNAVAILABLE is not None, reason=_UNAVAILABLE or "")
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare is not installed")
+def test_an_ordinary_user_runs_the_whole_job_in_a_user_namespace(tmp_path: Path) -> None:
+    # An ordinary user: uid 65534 in a user namespace of its own (not root there, no capabilities
+    # over the host). `sim run` must notice, re-run itself in a nested user namespace where it is
+    # root, and do the whole job there.
+    topology = tmp_path / "topology.yaml"
+    topology.write_text(TOPOLOGY)
+    state = "/run/ecsim-userns"  # inside the private /run the command mounts
+    cli = [sys.executable, "-m", "control_plane.cli.main", "sim", "run", "-f", str(topology), "--state-dir", state]
+    command = ["unshare", "--user", "--map-user=65534", "--map-group=65534", *cli]
+    probe = subprocess.run(["unshare", "--user", "--map-user=65534", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"this kernel refuses unprivileged user namespaces: {probe.stderr.decode().strip()}")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    assert "running the simulation inside a user namespace" in done.stderr, done.stderr
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "every check passed" in done.stdout
+    assert "no process of this simulation is left" in done.stdout, done.stdout
+    # Its namespaces lived under its private /run: none of them may appear here, nor any process.
+    assert not [name for name in list_namespaces() if name.startswith("ecsim")]
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _names(p, state)]
+    assert not leftovers
+
+
+def _names(proc: Path, text: str) -> bool:
+    try:
+        return text.encode() in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False

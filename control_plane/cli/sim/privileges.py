@@ -15,7 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["missing_privileges", "user_namespaces_allowed"]
+__all__ = ["USERNS_ENV", "in_user_namespace_command", "missing_privileges", "user_namespaces_allowed"]
+
+#: Set in the environment of a command re-run inside a user namespace (so it never recurses).
+USERNS_ENV = "EDGECUPS_SIM_USERNS"
 
 
 def _read_int(path: str) -> int | None:
@@ -34,6 +37,15 @@ def user_namespaces_allowed() -> bool:
     if _read_int("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1:  # Ubuntu 23.10+
         return False
     return shutil.which("unshare") is not None
+
+
+def in_user_namespace_command(argv: list[str]) -> list[str]:
+    """``argv`` run inside a new user namespace in which the caller is root, with its own network
+    and mount namespaces and a private /run (where /run/netns and the state directory go; all of
+    it vanishes when the command ends, so the command must be the whole job: ``sim run``)."""
+    unshare = shutil.which("unshare") or "unshare"
+    return [unshare, "--user", "--map-root-user", "--net", "--mount", "--fork",
+            "sh", "-c", 'mount -t tmpfs none /run && exec "$@"', "sh", *argv]  # fmt: skip
 
 
 def missing_privileges() -> list[str] | None:
