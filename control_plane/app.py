@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from ipaddress import ip_address
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -39,6 +40,10 @@ from .services.reports import handle_report
 from .services.sessions import N4, SessionManager
 from .store import Store
 
+if TYPE_CHECKING:
+    from .metrics import MetricsServer
+    from .telemetry import CpTelemetry
+
 __all__ = ["ControlPlane", "serve", "start"]
 
 log = logging.getLogger("control_plane")
@@ -58,12 +63,20 @@ class ControlPlane:
     events: EventFeed
     api: grpc.aio.Server | None
     api_port: int | None
+    #: Events out and UPF status in over MQTT (control_plane/telemetry.py); None without ``mqtt``.
+    telemetry: CpTelemetry | None = None
+    #: /metrics (control_plane/metrics.py); None without ``metrics``.
+    metrics: MetricsServer | None = None
 
     @property
     def inventory(self) -> Inventory:
         return self.sessions.inventory
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.close()
+        if self.telemetry is not None:
+            await self.telemetry.stop()  # sends what is buffered first (bounded)
         await self.events.close()  # ends Watch streams, so the API stops without waiting for them
         if self.api is not None:
             await stop_api_server(self.api, grace=1.0)
@@ -98,7 +111,12 @@ async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
     )
     node = PfcpNode(endpoint)
     cp_address = str(config.n4_address)
-    sessions = SessionManager(store, inventory, N4(node, config.node_id, cp_address), recovery_time_stamp=stamp)
+    manager: type[SessionManager] = SessionManager
+    if config.metrics is not None:
+        from .metrics import MeasuredSessionManager  # prometheus_client is loaded only when configured
+
+        manager = MeasuredSessionManager  # the same procedures, with the establishment latency measured
+    sessions = manager(store, inventory, N4(node, config.node_id, cp_address), recovery_time_stamp=stamp)
     associations = AssociationManager(
         node, sessions, cp_address=cp_address, reassociate_interval=config.timers.reassociate_interval
     )
@@ -130,6 +148,22 @@ async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
     associations.start()
     provisioning = Provisioning(store, inventory, associations)
     events = EventFeed(store)
+    telemetry = None
+    if config.mqtt is not None:
+        from .telemetry import CpTelemetry  # aiomqtt is loaded only when configured
+
+        telemetry = CpTelemetry(
+            config.mqtt,
+            node_id=config.node_id,
+            store=store,
+            inventory=inventory,
+            associations=associations,
+            events=events,
+            node=node,
+            recovery_time_stamp=stamp,
+            heartbeat_interval=config.timers.heartbeat_interval,
+        )
+        telemetry.start()
     server = port = None
     if api and config.api_security is None:
         log.warning("no api section in the configuration: the northbound API is off")
@@ -144,13 +178,24 @@ async def start(config: CpConfig, *, api: bool = True) -> ControlPlane:
                 security=config.api_security,
             )
         except BaseException:
+            if telemetry is not None:
+                await telemetry.stop()
             await associations.stop()
             node.close()
             store.close()
             raise
         port = bound_port(server)
         log.info("API (gRPC) on %s port %d", config.api_address, port)
-    return ControlPlane(config, store, node, sessions, associations, provisioning, events, server, port)
+    cp = ControlPlane(config, store, node, sessions, associations, provisioning, events, server, port, telemetry)
+    if config.metrics is not None:
+        from .metrics import serve_metrics
+
+        try:
+            cp.metrics = serve_metrics(config.metrics, node=node, sessions=sessions, associations=associations)
+        except BaseException:
+            await cp.stop()
+            raise
+    return cp
 
 
 async def serve(config: CpConfig, shutdown: asyncio.Event) -> None:

@@ -18,6 +18,12 @@ Example::
       # plaintext: true                # instead of tls: loopback or unix:PATH only
     timers: {t1: 3, n1: 3, heartbeat_interval: 10, reassociate_interval: 5}
     log_level: info
+    metrics: {address: 0.0.0.0, port: 9090}   # absent: no /metrics (Prometheus; port 0: any free one)
+    mqtt:                              # absent: no MQTT (events published, UPF status subscribed)
+      host: mqtt.example.org
+      username: edgecups-cp            # deploy/mosquitto/acl: may publish events and read everything
+      password_file: mqtt.password
+      tls: {ca: mqtt-ca.pem}           # port 8883 by default with tls
 """
 
 from __future__ import annotations
@@ -31,12 +37,14 @@ from typing import Any, Final
 import yaml
 
 from control_plane.api.security import API_KEYS, ApiSecurity, SecurityConfigError, parse_api_security
+from edge_sites.telemetry.config import CP_KEYS, MqttConfig, parse_mqtt
 from pfcp import PFCP_PORT
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "ConfigError",
     "CpConfig",
+    "MetricsConfig",
     "Timers",
     "database_url_from_file",
     "load_config",
@@ -45,9 +53,10 @@ __all__ = [
 
 #: Keys each mapping accepts (path -> keys); anything else is an error.
 _KEYS: Final[dict[str, frozenset[str]]] = {
-    "": frozenset({"node_id", "n4", "database", "api", "timers", "log_level"}),
+    "": frozenset({"node_id", "n4", "database", "api", "timers", "log_level", "mqtt", "metrics"}),
     "n4": frozenset({"address", "port"}),
     "database": frozenset({"url"}),
+    "metrics": frozenset({"address", "port"}),
     "api": API_KEYS,
     "timers": frozenset({"t1", "n1", "heartbeat_interval", "reassociate_interval"}),
 }
@@ -77,6 +86,14 @@ class Timers:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus endpoint (``/metrics``, control_plane/metrics.py) listens."""
+
+    address: IPv4Address | IPv6Address
+    port: int = 9090
+
+
+@dataclass(frozen=True, slots=True)
 class CpConfig:
     """Where the control plane listens (N4, API) and where its state lives."""
 
@@ -90,6 +107,10 @@ class CpConfig:
     api_security: ApiSecurity | None = None
     timers: Timers = field(default_factory=Timers)
     log_level: str = "info"
+    #: The MQTT broker events go to and UPF status comes from (control_plane/telemetry.py); None: no MQTT.
+    mqtt: MqttConfig | None = None
+    #: Where /metrics listens; None: no metrics endpoint.
+    metrics: MetricsConfig | None = None
 
 
 def load_config(path: str | os.PathLike[str]) -> CpConfig:
@@ -165,6 +186,11 @@ def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
     log_level = str(root.get("log_level", "info"))
     if log_level not in _LOG_LEVELS:
         errors.append(f"log_level: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    mqtt = None
+    if root.get("mqtt") is not None:
+        mqtt, problems = parse_mqtt(root["mqtt"], base_dir=base or Path.cwd(), keys=CP_KEYS)
+        errors.extend(problems)
+    metrics = _metrics(root.get("metrics"), errors)
     node_id = root.get("node_id")
     if node_id is not None and (not isinstance(node_id, str) or not node_id):
         errors.append(f"node_id: {node_id!r} must be an IP address or an FQDN")
@@ -180,6 +206,8 @@ def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
         api_security=api_security,
         timers=timers,
         log_level=log_level,
+        mqtt=mqtt,
+        metrics=metrics,
     )
 
 
@@ -202,6 +230,23 @@ def _port(value: object, path: str, errors: list[str], *, allow_zero: bool = Fal
         return value
     errors.append(f"{path}: {value!r} is not a port number")
     return 0
+
+
+def _metrics(value: object, errors: list[str]) -> MetricsConfig | None:
+    if value is None:
+        return None
+    section = _mapping(value, "metrics", errors)
+    if not isinstance(value, dict):  # reported by _mapping
+        return None
+    if "address" not in section:
+        errors.append("metrics.address: required (0.0.0.0 or :: to listen on every address)")
+        return None
+    port = _port(section.get("port", 9090), "metrics.port", errors, allow_zero=True)
+    try:  # a wildcard is fine here: nothing advertises this address
+        return MetricsConfig(ip_address(str(section["address"])), port)
+    except ValueError:
+        errors.append(f"metrics.address: {section['address']!r} is not an IP address")
+        return None
 
 
 def _timers(section: dict[str, Any], errors: list[str]) -> Timers:

@@ -28,6 +28,13 @@ What it does on its own, as TS 29.244 asks:
   not decode: the response of its type with the decoder's cause and Offending IE
   when its type and sequence number are readable, dropped otherwise.
 * Every drop is counted in ``drops`` and logged once per peer and reason.
+* Monitoring reads plain numbers, never a callback on the hot path: messages
+  in and out by type (``messages_received``, ``messages_sent``, lists indexed
+  by message type), responses whose Cause is not Request accepted
+  (``causes_received``, ``causes_sent``), and per peer and request type our
+  retransmissions, timeouts, the peer's duplicates and a histogram of round
+  trips (``round_trips``, over ``RTT_BUCKETS``; a resent request is not timed,
+  as its response may answer any copy).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import logging
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,12 +81,16 @@ from .ie import (
 from .messages import Message, UnsupportedVersion, decode_all, encode
 from .transaction import SEQUENCE_MODULO, RetransmitPolicy, RxCache, TxQueue, TxTransaction
 
-__all__ = ["EndpointConfig", "PfcpEndpoint"]
+__all__ = ["RTT_BUCKETS", "EndpointConfig", "PfcpEndpoint"]
 
 log = logging.getLogger("pfcp.endpoint")
 
 #: Decides whether to accept a peer's Association Setup Request: returns a Cause.
 AssociationPolicy = Callable[[m.AssociationSetupRequest, Address], CauseValue]
+
+#: Upper bounds (seconds) of the round-trip histogram buckets: loopback to a far edge site's
+#: backhaul; a round trip longer than T1 is a retransmission and is not timed.
+RTT_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,20 @@ class PfcpEndpoint:
         self.config = config
         self.policy = config.retransmit
         self.drops: Counter[tuple[Address, str]] = Counter()
+        #: Messages received (decoded, duplicates included) and sent (not counting
+        #: retransmissions or replays from the response cache), by message type.
+        self.messages_received = [0] * 256
+        self.messages_sent = [0] * 256
+        #: Responses with a Cause other than Request accepted: (message type, cause) -> count.
+        self.causes_received: Counter[tuple[int, int]] = Counter()
+        self.causes_sent: Counter[tuple[int, int]] = Counter()
+        #: (peer, request type) -> count.
+        self.retransmits: Counter[tuple[Address, int]] = Counter()
+        self.timeouts: Counter[tuple[Address, int]] = Counter()
+        self.duplicates: Counter[tuple[Address, int]] = Counter()
+        #: Peer -> by request type (None: none timed) the round trips per bucket of RTT_BUCKETS
+        #: (the last one: longer), then their sum in seconds.
+        self.round_trips: dict[Address, list[list[float] | None]] = {}
         self._tx = TxQueue(self.policy)
         self._rx = RxCache(self.policy, config.max_cached_requests)
         self._out: list[tuple[bytes, Address]] = []
@@ -128,17 +154,27 @@ class PfcpEndpoint:
             if exc.sequence is not None and (known is None or known.REQUEST):  # never answer a response
                 reply = m.VersionNotSupportedResponse(sequence=exc.sequence)  # a node message: no SEID
                 self._out.append((encode(reply), addr))
+                self.messages_sent[MessageType.VERSION_NOT_SUPPORTED_RESPONSE] += 1
             return
         except DecodeError as exc:
             self._reject_malformed(exc, addr, now)
             return
         digest = hash(data)
+        counts = self.messages_received
         for msg in received:
             if isinstance(msg, m.GenericMessage):
-                self._drop(addr, f"unknown message type {msg.message_type}")  # §7.6.4
-            elif msg.REQUEST:
+                counts[msg.type] += 1
+                self._drop(addr, f"unknown message type {msg.type}")  # §7.6.4
+                continue
+            t = msg.TYPE  # the class's: cheaper than the message_type property
+            counts[t] += 1
+            if msg.REQUEST:
                 self._on_request(msg, addr, now, digest)
             else:
+                if _CAUSED[t]:
+                    cause = msg.cause  # type: ignore[attr-defined]  # _CAUSED: the type has one
+                    if cause is not None and cause.value != CauseValue.REQUEST_ACCEPTED:
+                        self.causes_received[(int(t), int(cause.value))] += 1
                 self._on_response(msg, addr, now)
 
     def send_request(self, msg: Message, peer: Address, now: float) -> int:
@@ -149,6 +185,7 @@ class PfcpEndpoint:
         data = encode(msg)
         self._out.append((data, peer))
         self._tx.add(TxTransaction(peer, sequence, msg, data, 1, now + self.policy.t1))
+        self.messages_sent[msg.message_type] += 1
         return sequence
 
     def send_response(self, request: RequestReceived, response: Message, now: float) -> None:
@@ -181,6 +218,7 @@ class PfcpEndpoint:
         resend, expired = self._tx.due(now)
         for tx in resend:
             self._out.append((tx.data, tx.peer))
+            self.retransmits[(tx.peer, int(tx.request.message_type))] += 1
         for tx in expired:
             self._on_timeout(tx, now)
         self._send_heartbeats(now)
@@ -258,6 +296,7 @@ class PfcpEndpoint:
     def _on_request(self, msg: Message, addr: Address, now: float, digest: int) -> None:
         entry = self._rx.receive((addr, msg.sequence), now, digest)
         if entry is not None:  # a retransmission (§6.4)
+            self.duplicates[(addr, int(msg.message_type))] += 1
             response = entry[2]
             if response is not None:
                 self._out.append((response, addr))
@@ -357,6 +396,16 @@ class PfcpEndpoint:
             self._drop(addr, f"{type(msg).__name__} does not answer {type(tx.request).__name__}")  # §7.6.5
             return
         self._tx.pop(addr, msg.sequence)
+        if tx.sent == 1:  # Karn's rule: the answer to a resent request may answer any copy of it
+            by_type = self.round_trips.get(addr)
+            if by_type is None:
+                by_type = self.round_trips[addr] = [None] * 256
+            histogram = by_type[t]
+            if histogram is None:
+                histogram = by_type[t] = [0.0] * (len(RTT_BUCKETS) + 2)
+            rtt = now - tx.deadline + self.policy.t1  # sent at deadline - T1
+            histogram[bisect_left(RTT_BUCKETS, rtt)] += 1
+            histogram[-1] += rtt
         assoc = self._by_addr.get(addr)
         if t == MessageType.HEARTBEAT_REQUEST and isinstance(msg, m.HeartbeatResponse):
             self._check_recovery(assoc, msg.recovery_time_stamp)
@@ -393,6 +442,7 @@ class PfcpEndpoint:
 
     def _on_timeout(self, tx: TxTransaction, now: float) -> None:
         t = tx.request.message_type
+        self.timeouts[(tx.peer, int(t))] += 1
         assoc = self._by_addr.get(tx.peer)
         if (tx.peer, tx.sequence) in self._own_heartbeats:
             self._own_heartbeats.discard((tx.peer, tx.sequence))
@@ -497,6 +547,12 @@ class PfcpEndpoint:
         data = encode(response)
         self._out.append((data, addr))
         self._rx.answer((addr, request.sequence), data, now)
+        t = response.message_type
+        self.messages_sent[t] += 1
+        if _CAUSED[t]:
+            cause = response.cause  # type: ignore[attr-defined]  # _CAUSED: the type has one
+            if cause is not None and cause.value != CauseValue.REQUEST_ACCEPTED:
+                self.causes_sent[(int(t), int(cause.value))] += 1
 
     def _reject(
         self, message_type: int, sequence: int, addr: Address, cause: CauseValue, offending: int | None, now: float
@@ -508,6 +564,9 @@ class PfcpEndpoint:
         data = encode(response)
         self._out.append((data, addr))
         self._rx.answer((addr, sequence), data, now)
+        self.messages_sent[response.message_type] += 1
+        if cause != CauseValue.REQUEST_ACCEPTED:
+            self.causes_sent[(int(response.message_type), int(cause))] += 1
 
     def _reject_malformed(self, exc: DecodeError, addr: Address, now: float) -> None:
         t, sequence = exc.message_type, exc.sequence
@@ -543,6 +602,12 @@ _NODE_REQUESTS_HANDLED_HERE = frozenset(
         MessageType.ASSOCIATION_UPDATE_REQUEST,
         MessageType.ASSOCIATION_RELEASE_REQUEST,
     }
+)
+
+#: By message type: 1 for the responses that carry a Cause (all but Heartbeat and Version Not Supported).
+_CAUSED = bytes(
+    int(not cls.REQUEST and any(spec.name == "cause" for spec in cls._SPECS)) if cls is not None else 0
+    for cls in map(m.MESSAGE_CLASSES.get, range(256))
 )
 
 #: Request type -> the response type that carries a rejection Cause.

@@ -61,7 +61,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pfcp
 from pfcp.aio import PfcpNode, RequestTimeout
@@ -79,9 +79,13 @@ from pfcp.messages import Message
 
 from . import alloc, gc_policy
 from .config import UpfConfig
-from .driver import Driver, DriverError, DriverEvent, UsageReport
+from .driver import Driver, DriverError, DriverEvent, SessionUsage, UsageReport
 from .reports import rejection_ies, session_report
 from .session import Plan, Rejection, ResourcesExhausted, SessionState, plan_establishment, plan_modification
+
+if TYPE_CHECKING:
+    from .metrics import MetricsServer
+    from .telemetry import AgentTelemetry
 
 __all__ = ["AGENT_FEATURES", "ResyncResult", "UpfAgent", "advertised_features"]
 
@@ -139,6 +143,10 @@ class UpfAgent:
         # CPs lost to unanswered heartbeats: the stamp they had, and the purge waiting for them
         self._lost: dict[pfcp.NodeID, tuple[pfcp.RecoveryTimeStamp | None, asyncio.TimerHandle]] = {}
         self._reports: set[asyncio.Task[None]] = set()
+        #: MQTT status, metrics and usage (user_plane/telemetry.py), while started with ``config.mqtt``.
+        self.telemetry: AgentTelemetry | None = None
+        #: /metrics (user_plane/metrics.py), while started with ``config.metrics``.
+        self.metrics: MetricsServer | None = None
         n4 = config.n4.address
         self._node_id = config.node_id_ie
         self._f_seid_v4 = n4 if isinstance(n4, IPv4Address) else None
@@ -174,9 +182,24 @@ class UpfAgent:
             self.node = None
             await self.driver.stop()
             raise
+        if self.config.metrics is not None:
+            from .metrics import serve_metrics  # prometheus_client is loaded only when configured
+
+            try:
+                self.metrics = serve_metrics(self, self.config.metrics)
+            except OSError:
+                self.node.close()
+                self.node = None
+                await self.driver.stop()
+                raise
         if self.manage_gc and not self._gc_held:
             gc_policy.acquire()
             self._gc_held = True
+        if self.config.mqtt is not None:
+            from .telemetry import AgentTelemetry  # aiomqtt is loaded only when configured
+
+            self.telemetry = AgentTelemetry(self, self.config.mqtt)
+            self.telemetry.start()
         log.info(
             "UPF agent %s listening on %s port %s (driver %s, features %s)",
             self.config.node_id,
@@ -194,6 +217,12 @@ class UpfAgent:
         (Association Update with SARR, §6.2.8.3) and waits, which an exiting
         process cannot do; the CPs see the new Recovery Time Stamp when it
         comes back and purge their side (TS 23.007 §19A)."""
+        metrics, self.metrics = self.metrics, None
+        if metrics is not None:
+            await metrics.close()
+        telemetry, self.telemetry = self.telemetry, None
+        if telemetry is not None:
+            await telemetry.stop()  # the retained status says "offline" (stopped), not the Last Will
         for task in list(self._reports):
             task.cancel()
         for _, handle in self._lost.values():
@@ -223,6 +252,11 @@ class UpfAgent:
     def sessions(self) -> Mapping[int, SessionState]:
         """The desired state: every session's rules by UP SEID (a copy)."""
         return {seid: state for seid, (state, _) in self._sessions.items()}
+
+    @property
+    def session_count(self) -> int:
+        """How many sessions the desired state holds (no copy)."""
+        return len(self._sessions)
 
     def owner(self, up_seid: int) -> pfcp.NodeID | None:
         """The Node ID of the CP that owns a session."""
@@ -580,6 +614,8 @@ class UpfAgent:
             reports.extend(self.driver.query(seid, None, reference))
         elif req.query_urr:  # §7.5.4.10: of the URRs named
             reports.extend(self.driver.query(seid, [q.urr_id.value for q in req.query_urr], reference))
+        if reports and self.telemetry is not None:
+            self.telemetry.usage(plan.state, "modification", reports)
         self.counters["sessions modified"] += 1
         return answer(
             Cause.REQUEST_ACCEPTED,
@@ -598,6 +634,8 @@ class UpfAgent:
             log.error("driver could not remove session %#x: %s; forgotten anyway", seid, exc)
             reports = []
         self._forget(seid, state)
+        if reports and self.telemetry is not None:
+            self.telemetry.usage(state, "deletion", reports)
         self.counters["sessions deleted"] += 1
         return pfcp.SessionDeletionResponse(
             seid=state.cp_f_seid.seid,
@@ -627,6 +665,8 @@ class UpfAgent:
             self.counters["reports without association"] += 1
             return
         message = session_report(state.cp_f_seid.seid, event)
+        if self.telemetry is not None and isinstance(event, SessionUsage):
+            self.telemetry.usage(state, "session-report", event.reports)
         task = asyncio.get_running_loop().create_task(self._send_report(node, peer, event.up_seid, state, message))
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)

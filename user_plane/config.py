@@ -31,11 +31,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 import yaml
 
+from edge_sites.telemetry.config import MQTT_OPTIONS, MqttConfig, parse_mqtt
 from pfcp import PFCP_PORT, NodeID, UPFeatures, UPFunctionFeatures, flag_names
 from pfcp.transaction import RetransmitPolicy
 
@@ -49,6 +51,7 @@ __all__ = [
     "IPAddress",
     "IPNetwork",
     "LogLevel",
+    "MetricsConfig",
     "N4Config",
     "N6Config",
     "NodeIdValue",
@@ -151,6 +154,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Seconds a CP whose heartbeats went unanswered keeps its sessions forwarding; if it associates again "
         "with the same Recovery Time Stamp within that time, they are kept, else purged. Default: 300.",
     ),
+    # Site telemetry over MQTT (edge_sites/telemetry): status, metrics and usage; no section, no MQTT.
+    *(Option(f"mqtt.{path}", text) for path, text in MQTT_OPTIONS),
+    Option(
+        "metrics.address",
+        "Address /metrics (Prometheus) listens on over HTTP; 0.0.0.0 or :: for every address. "
+        "Required in a metrics section; no section, no metrics endpoint.",
+    ),
+    Option("metrics.port", "TCP port of /metrics (0: any free port). Default: 9090."),
 )
 
 
@@ -176,6 +187,14 @@ class Capacity:
     """Limits beyond which requests are refused rather than served badly."""
 
     max_sessions: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus endpoint (``/metrics``, user_plane/metrics.py) listens."""
+
+    address: IPAddress
+    port: int = 9090
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +227,10 @@ class UpfConfig:
     log_level: LogLevel = "info"
     capacity: Capacity = field(default_factory=Capacity)
     timers: Timers = field(default_factory=Timers)
+    #: Where status, metrics and usage go over MQTT; None: no MQTT telemetry.
+    mqtt: MqttConfig | None = None
+    #: Where /metrics listens; None: no metrics endpoint.
+    metrics: MetricsConfig | None = None
 
     @property
     def node_id_ie(self) -> NodeID:
@@ -245,7 +268,7 @@ class UpfConfig:
 
         ``parse_config(config.to_mapping()) == config``.
         """
-        return {
+        mapping = {
             "node_id": str(self.node_id),
             "n4": {"address": str(self.n4.address), "port": self.n4.port},
             "n3": [str(a) for a in self.n3],
@@ -269,6 +292,11 @@ class UpfConfig:
                 "cp_lost_grace": self.timers.cp_lost_grace,
             },
         }
+        if self.mqtt is not None:
+            mapping["mqtt"] = self.mqtt.to_mapping()
+        if self.metrics is not None:
+            mapping["metrics"] = {"address": str(self.metrics.address), "port": self.metrics.port}
+        return mapping
 
 
 def unavailable(config: UpfConfig) -> tuple[str, ...]:
@@ -299,15 +327,16 @@ def load_config(path: str | os.PathLike[str]) -> UpfConfig:
         raise ConfigError([f"not YAML: {exc}"]) from None
     if document is None:
         raise ConfigError(["the file is empty; expected a mapping of options"])
-    return parse_config(document)
+    return parse_config(document, base_dir=Path(path).resolve().parent)
 
 
-def parse_config(mapping: object) -> UpfConfig:
+def parse_config(mapping: object, *, base_dir: Path | None = None) -> UpfConfig:
     """Validate plain data (as loaded from YAML or JSON) into a :class:`UpfConfig`.
 
+    ``base_dir``: where relative file paths (``mqtt.password_file``, ``mqtt.tls.*``) start.
     Raises ConfigError listing every problem.
     """
-    p = _Parser()
+    p = _Parser(base_dir)
     config = p.config(mapping)
     if p.errors or config is None:
         raise ConfigError(p.errors or ["expected a mapping of options"])
@@ -403,8 +432,9 @@ def _near(word: str, choices: Iterable[str]) -> str:
 class _Parser:
     # Walks the data once, collecting every problem with its path.
 
-    def __init__(self) -> None:
+    def __init__(self, base_dir: Path | None = None) -> None:
         self.errors: list[str] = []
+        self.base_dir = base_dir
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(f"{path}: {message}" if path else message)
@@ -608,13 +638,29 @@ class _Parser:
         level = self.choice(top["log_level"], "log_level", _LOG_LEVELS) if "log_level" in top else "info"
         capacity = self.capacity(top.get("capacity", {}))
         timers = self.timers(top.get("timers", {}))
+        mqtt = None
+        if top.get("mqtt") is not None:
+            mqtt, problems = parse_mqtt(top["mqtt"], base_dir=self.base_dir)
+            self.errors.extend(problems)
+        metrics = self.metrics(top["metrics"]) if top.get("metrics") is not None else None
         self.cross_check(n3, n4, n6)
         if self.errors:
             return None
         assert node_id is not None and n4 is not None and n3 is not None and n6 is not None and cps
         assert driver is not None and level is not None and capacity is not None and timers is not None
         return UpfConfig(
-            node_id, n4, n3, n6, cps, features, cast(Driver, driver), cast(LogLevel, level), capacity, timers
+            node_id,
+            n4,
+            n3,
+            n6,
+            cps,
+            features,
+            cast(Driver, driver),
+            cast(LogLevel, level),
+            capacity,
+            timers,
+            mqtt,
+            metrics=metrics,
         )
 
     def n4(self, value: object) -> N4Config | None:
@@ -672,6 +718,23 @@ class _Parser:
         if device is None or pools is None:
             return None
         return N6Config(device, pools, gateway)
+
+    def metrics(self, value: object) -> MetricsConfig | None:
+        section = self.section(value, "metrics", "metrics")
+        if section is None:
+            return None
+        if "address" not in section:
+            self.error("metrics.address", "required (0.0.0.0 or :: to listen on every address)")
+            return None
+        text = self.string(section["address"], "metrics.address", "an IP address")
+        port = self.integer(section.get("port", 9090), "metrics.port", 0, 65535)
+        if text is None or port is None:
+            return None
+        try:  # unlike N3/N4 addresses a wildcard is fine here: nothing advertises it
+            return MetricsConfig(ip_address(text), port)
+        except ValueError:
+            self.error("metrics.address", f"{text!r} is not an IP address")
+            return None
 
     def capacity(self, value: object) -> Capacity | None:
         capacity = self.section(value, "capacity", "capacity")

@@ -140,8 +140,10 @@ class SoftwareDriver:
         #: The forwarding engine (rules, meters, buffers); replaced by a fresh one on stop().
         self.forwarder = self._new_forwarder()
         #: I/O counters: ``n3.rx``/``n3.tx`` and ``n6.<instance>.rx``/``.tx`` packets, GTP-U signalling
-        #: (``n3.rx.echo_request``, ``n3.tx.error_indication``, ...) and ``drop.<reason>``. The engine's
-        #: own drop reasons are in ``forwarder.counters``; :meth:`all_counters` merges both.
+        #: (``n3.rx.echo_request``, ``n3.tx.error_indication``, ...), ``drop.<reason>``, and ``ul_bytes``
+        #: / ``dl_bytes``: octets of the IP packets forwarded uplink (written to N6) and downlink (sent
+        #: in G-PDUs), as the eBPF fast path counts its own (``ebpf.ul_bytes``). The engine's own drop
+        #: reasons are in ``forwarder.counters``; :meth:`all_counters` merges both.
         self.counters: collections.Counter[str] = collections.Counter()
         self._signalling = GtpuSignalling(self.counters, error_indication_rate)
         #: The last Error Indications received from peers: (peer address, TEID, GTP-U Peer Address).
@@ -367,7 +369,7 @@ class SoftwareDriver:
         tun_fds = self._tun_fds
         write = os.write
         now = self._clock()
-        received = 0
+        received = forwarded_bytes = 0
         written: dict[str, int] = {}
         for _ in range(self._read_batch):
             try:
@@ -389,6 +391,7 @@ class SoftwareDriver:
                     try:
                         write(tun_fds[instance], packet)
                         written[instance] = written.get(instance, 0) + 1
+                        forwarded_bytes += len(packet)
                     except BlockingIOError:
                         self.counters["drop.n6_write_would_block"] += 1
                     except OSError:
@@ -400,6 +403,7 @@ class SoftwareDriver:
         if received:
             counters = self.counters
             counters["n3.rx"] += received
+            counters["ul_bytes"] += forwarded_bytes
             for instance, count in written.items():
                 counters[f"n6.{instance}.tx"] += count
             if fp is not None and fp.touched:
@@ -414,7 +418,7 @@ class SoftwareDriver:
         fp = self._fp
         fp_ues = fp.fastpath.ues if fp is not None else None
         now = self._clock()
-        received = sent = 0
+        received = sent = forwarded_bytes = 0
         for _ in range(self._read_batch):
             try:
                 packet = read(fd, _MAX_PACKET)
@@ -439,6 +443,7 @@ class SoftwareDriver:
             try:
                 sock.sendto(data, peer)
                 sent += 1
+                forwarded_bytes += len(packet)
             except BlockingIOError:
                 self.counters["drop.n3_send_would_block"] += 1
             except OSError:
@@ -447,6 +452,7 @@ class SoftwareDriver:
             counters = self.counters
             counters[f"n6.{instance}.rx"] += received
             counters["n3.tx"] += sent
+            counters["dl_bytes"] += forwarded_bytes
             if fp is not None and fp.touched:
                 fp.after_batch()
             self._after_batch()

@@ -1,7 +1,8 @@
 """The operator's commands on top of the northbound API, and ``edgecups api token create``.
 
 * ``edgecups status``: every UPF with its association, health, admin state and sessions.
-* ``edgecups events [--follow] [--kind K] [--since ID]``: the event stream (Watch).
+* ``edgecups events [--follow] [--kind K] [--since ID]``: the event stream (Watch); with
+  ``--follow --source mqtt`` the live stream from the MQTT broker instead (:mod:`.mqtt_events`).
 * ``edgecups api token create --name N --role R``: a new bearer token (offline).
 * Provisioning (:mod:`.provision_commands`) and sessions (:mod:`.session_commands`).
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -25,9 +27,9 @@ from control_plane.api.security import new_token, token_entry
 from control_plane.provisioning.feed import EventView
 from control_plane.provisioning.status import StatusView
 
-from . import provision_commands, session_commands
+from . import mqtt_events, provision_commands, session_commands
 from .api_options import CONFIG_HELP, EXIT_CODES_HELP, EXIT_USAGE, Output, Settings, api_command
-from .api_output import call, cell, columns, emit, plain
+from .api_output import call, cell, columns, emit, fail, plain
 
 __all__ = ["api_app", "register"]
 
@@ -80,6 +82,11 @@ def _event_line(event: EventView, output: Output) -> str:
     )
 
 
+class Source(StrEnum):
+    api = "api"
+    mqtt = "mqtt"
+
+
 def events(
     settings: Settings,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")] = False,
@@ -91,8 +98,26 @@ def events(
         int | None, typer.Option("--since", min=0, help="Events after this id (default: all; with --follow: new ones).")
     ] = None,
     count: Annotated[int | None, typer.Option("--count", min=1, help="Stop after this many events.")] = None,
+    source: Annotated[
+        Source, typer.Option("--source", help="api (the Watch stream, with history) or mqtt (live, needs --follow).")
+    ] = Source.api,
+    mqtt_host: mqtt_events.HostFlag = None,
+    mqtt_port: mqtt_events.PortFlag = None,
+    mqtt_username: mqtt_events.UserFlag = None,
+    mqtt_password_file: mqtt_events.PasswordFlag = None,
+    mqtt_ca: mqtt_events.CaFlag = None,
+    mqtt_cert: mqtt_events.CertFlag = None,
+    mqtt_key: mqtt_events.KeyFlag = None,
 ) -> None:
     """Print events: ID, time, kind, UPF, SUPI, detail (-o json: one object per line)."""
+    if source is Source.mqtt:
+        if not follow or since is not None:
+            why = "--since: the broker keeps no history" if since is not None else "it is a live stream: add --follow"
+            fail(settings, EXIT_USAGE, [f"error: --source mqtt: {why}"], {"code": "USAGE", "message": why})
+        flags = mqtt_events.MqttFlags(
+            mqtt_host, mqtt_port, mqtt_username, mqtt_password_file, mqtt_ca, mqtt_cert, mqtt_key
+        )
+        mqtt_events.follow(settings, flags, kinds=kind or [], count=count, line=_event_line)
     since_id = since if since is not None or follow else 0
 
     async def work(api: ApiClient) -> None:

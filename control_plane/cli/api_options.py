@@ -145,6 +145,9 @@ class Settings:
     credentials: ApiCredentials
     timeout: float
     output: Output
+    #: The configuration file the settings were read from, when there is one (its ``mqtt`` section
+    #: is read by ``events --source mqtt``, control_plane/cli/mqtt_events.py).
+    config_file: Path | None = None
 
     def client(self) -> ApiClient:
         return ApiClient(self.server, timeout=self.timeout, credentials=self.credentials)
@@ -232,6 +235,8 @@ def _file_layer(path: Path, explicit: bool, errors: list[str]) -> _Layer:
     layer: _Layer = {}
     for key, raw in document.items():
         where = f"{path}: {key}"
+        if key == "mqtt":
+            continue  # the MQTT broker of `events --source mqtt` (mqtt_events.py reads it)
         if key not in ENVIRONMENT:
             errors.append(f"{where}: unknown setting (settings: {', '.join(ENVIRONMENT)})")
             continue
@@ -325,6 +330,7 @@ def resolve(flags: Flags, environ: Mapping[str, str] | None = None) -> Settings:
         ),
         timeout=float(timeout[0]) if timeout is not None else DEFAULT_TIMEOUT,
         output=output[0] if output is not None else Output.table,
+        config_file=config if config.is_file() else None,
     )
 
 

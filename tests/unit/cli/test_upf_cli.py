@@ -80,7 +80,7 @@ def test_problems_one_per_line_exit_1(broken: Path) -> None:
     assert result.stdout == ""  # no summary of a configuration that did not load
     assert result.stderr.splitlines() == [
         f"{broken}: log_levle: unknown key (did you mean 'log_level'?); expected one of node_id, n4, n3, n6, "
-        "allowed_cps, features, driver, log_level, capacity, timers",
+        "allowed_cps, features, driver, log_level, capacity, timers, mqtt, metrics",
         f"{broken}: n6.ims.ue_pool: '198.19.0.0/33' is not an IP network",
     ]
 

@@ -292,7 +292,7 @@ CASES: list[tuple[str, list[tuple[str, object]], str]] = [
         "unknown top key",
         [("capcity", {})],
         "capcity: unknown key (did you mean 'capacity'?); expected one of node_id, n4, n3, n6, allowed_cps, "
-        "features, driver, log_level, capacity, timers",
+        "features, driver, log_level, capacity, timers, mqtt, metrics",
     ),
     (
         "unknown n4 key",
@@ -337,7 +337,7 @@ def test_every_problem_is_reported_at_once() -> None:
     )
     assert errors == (
         "typo: unknown key; expected one of node_id, n4, n3, n6, allowed_cps, features, driver, log_level, "
-        "capacity, timers",
+        "capacity, timers, mqtt, metrics",
         "node_id: 'bad_name' is neither an IP address nor an FQDN",
         "n4.port: 0 is out of range (expected from 1 to 65535)",
         "n6.internet.ue_pool: '10.0.0.0/33' is not an IP network",

@@ -1,0 +1,46 @@
+"""The metrics message's dataplane figures, from a software driver's counters."""
+
+from __future__ import annotations
+
+from user_plane.telemetry import dataplane
+
+
+def test_directions_instances_and_drops_from_the_driver_counters() -> None:
+    counters = {
+        "n3.rx": 12,
+        "n6.internet.tx": 10,
+        "n6.ims.tx": 1,
+        "n6.internet.rx": 7,
+        "n3.tx": 9,
+        "n3.tx.echo_response": 2,  # GTP-U signalling, not forwarded traffic
+        "ul_bytes": 1100,
+        "dl_bytes": 700,
+        "ebpf.ul_packets": 100,
+        "ebpf.ul_bytes": 10_000,
+        "ebpf.dl_packets": 50,
+        "ebpf.dl_bytes": 5_000,
+        "forward.ul_no_pdr": 1,
+        "drop.n6_write_error": 1,
+        "forward.dl_unknown_ue": 3,
+        "forward.drop_mbr": 4,  # a rule drop: per reason only
+        "ebpf.drop_gate": 2,
+        "forward.end_marker_no_path": 0,
+    }
+    uplink, downlink, per_instance, drops = dataplane(counters, ["internet", "ims"])
+    assert uplink == (111, 11_100, 2)
+    assert downlink == (57, 5_700, 3)
+    assert per_instance == {"internet": ((10, None, None), (7, None, None)), "ims": ((1, None, None), (0, None, None))}
+    assert drops == {
+        "forward.ul_no_pdr": 1,
+        "drop.n6_write_error": 1,
+        "forward.dl_unknown_ue": 3,
+        "forward.drop_mbr": 4,
+        "ebpf.drop_gate": 2,
+    }
+
+
+def test_octets_a_driver_does_not_count_are_null_not_zero() -> None:
+    uplink, downlink, _, _ = dataplane({"n6.internet.tx": 3, "n3.tx": 2}, ["internet"])
+    assert (uplink, downlink) == ((3, None, 0), (2, None, 0))
+    idle, _, _, _ = dataplane({}, ["internet"])  # nothing forwarded: zero octets, counted or not
+    assert idle == (0, 0, 0)
