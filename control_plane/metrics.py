@@ -21,25 +21,29 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import re
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import Connection, func, select
 
 import pfcp
 from db.models import Session, SessionState
+from edge_sites.telemetry.prometheus import (
+    LoopCollector,
+    MetricsServer,
+    cumulative,
+    pfcp_families,
+)
 from pfcp.association import AssociationState
-from pfcp.endpoint import RTT_BUCKETS, PfcpEndpoint
+from pfcp.endpoint import PfcpEndpoint
 from pfcp.events import Address
-from pfcp.messages import MESSAGE_CLASSES
 
 from .config import MetricsConfig
 from .errors import CpError
@@ -49,7 +53,7 @@ from .services.sessions import SessionManager
 from .services.views import SessionRequest, SessionView
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+    pass
 
 __all__ = [
     "ESTABLISHMENT_BUCKETS",
@@ -62,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger("control_plane.metrics")
 
-#: How long a scrape waits for the event loop before it fails (a stalled loop shows as a failed scrape).
-SCRAPE_TIMEOUT = 10.0
 #: Upper bounds (seconds) of the establishment latency buckets: a database commit and a PFCP
 #: round trip at best, T1 x (N1 + 1) of an unanswered UPF at worst.
 ESTABLISHMENT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -199,7 +201,7 @@ def _establishment_families(establishments: Mapping[tuple[str, str, str], list[f
     succeeded = CounterMetricFamily("fivegs_smffunction_sm_pdusessioncreationsucc", "PDU sessions established")
     total = ok = 0.0
     for (result, site, upf), histogram in sorted(establishments.items()):
-        latency.add_metric([result, site, upf], _cumulative(histogram, ESTABLISHMENT_BUCKETS), histogram[-1])
+        latency.add_metric([result, site, upf], cumulative(histogram, ESTABLISHMENT_BUCKETS), histogram[-1])
         count = sum(histogram[:-1])
         total += count
         ok += count if result == "success" else 0
@@ -213,155 +215,3 @@ def _snake(name: str) -> str:
 
 
 # -- the same as user_plane/metrics.py (the planes may not import each other) -------------------------
-
-
-class LoopCollector:
-    """A prometheus_client collector whose families are computed on ``loop``'s thread."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, families: Callable[[], Coroutine[Any, Any, list[Metric]]]
-    ) -> None:
-        self.loop = loop
-        self.families = families
-
-    def collect(self) -> Iterable[Metric]:
-        if self.loop.is_closed():
-            return []
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # the HTTP server's thread: no loop of its own
-            running = None
-        if running is self.loop:
-            raise RuntimeError("collect() would wait for its own event loop: await families() there instead")
-        future: concurrent.futures.Future[list[Metric]] = asyncio.run_coroutine_threadsafe(self.families(), self.loop)
-        return future.result(SCRAPE_TIMEOUT)
-
-
-class MetricsServer:
-    """prometheus_client's HTTP server for one registry (``/metrics``; any path answers the same)."""
-
-    def __init__(self, registry: CollectorRegistry, address: str, port: int) -> None:
-        self.registry = registry
-        self._httpd: WSGIServer
-        self._httpd, self._thread = start_http_server(port, addr=address, registry=registry)
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (the configured one, or the one the kernel chose for 0)."""
-        return int(self._httpd.server_port)
-
-    async def close(self) -> None:
-        """Stop serving; ``shutdown`` waits for the server's poll loop, off the event loop."""
-        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
-
-    def _shutdown(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-
-def pfcp_families(
-    endpoint: PfcpEndpoint,
-    base: Mapping[str, str],
-    peer_names: Sequence[str],
-    peer_labels: Callable[[Address], Sequence[str]],
-) -> list[Metric]:
-    """The PFCP node's families from its endpoint's counters. ``base``: labels of every series;
-    ``peer_names`` and ``peer_labels``: the labels naming a peer, and their values for one."""
-    names, values = list(base), list(base.values())
-    processed = CounterMetricFamily(
-        "pfcp_messages_processed",
-        "PFCP messages received (rx) and sent (tx), by type",
-        labels=[*names, "direction", "type"],
-    )
-    replies = CounterMetricFamily(
-        "pfcp_messages_replies",
-        "PFCP responses received and sent, by type and Cause",
-        labels=[*names, "direction", "type", "cause"],
-    )
-    for direction, counts, causes in (
-        ("rx", endpoint.messages_received, endpoint.causes_received),
-        ("tx", endpoint.messages_sent, endpoint.causes_sent),
-    ):
-        for t, count in enumerate(counts):
-            if not count:
-                continue
-            processed.add_metric([*values, direction, _type_name(t)], count)
-            if _has_cause(t):  # the endpoint counts the causes other than Request accepted
-                rejected = {cause: n for (rt, cause), n in causes.items() if rt == t}
-                by_cause = {_ACCEPTED: count - sum(rejected.values()), **rejected}
-                for cause, n in sorted(by_cause.items()):
-                    replies.add_metric([*values, direction, _type_name(t), _cause_name(cause)], n)
-    out: list[Metric] = [processed, replies]
-    seen: dict[Address, list[str]] = {}
-
-    def labels(peer: Address) -> list[str]:
-        if peer not in seen:
-            seen[peer] = [*values, *peer_labels(peer)]
-        return seen[peer]
-
-    per_peer = [*names, *peer_names]
-    for name, doc, counter in (
-        ("pfcp_messages_retransmits", "Our PFCP requests sent again (T1 expired), by type", endpoint.retransmits),
-        ("pfcp_messages_timeouts", "Our PFCP requests never answered (after N1 resends), by type", endpoint.timeouts),
-        ("pfcp_messages_duplicates", "PFCP requests the peer sent again, by type", endpoint.duplicates),
-    ):
-        family = CounterMetricFamily(name, doc, labels=[*per_peer, "type"])
-        for key, count in _summed(counter, lambda k: (*labels(k[0]), _type_name(k[1]))).items():
-            family.add_metric(list(key), count)
-        out.append(family)
-    dropped = CounterMetricFamily(
-        "pfcp_messages_dropped",
-        "PFCP datagrams dropped or answered by the node alone, by reason",
-        labels=[*per_peer, "reason"],
-    )
-    for key, count in _summed(endpoint.drops, lambda k: (*labels(k[0]), k[1])).items():
-        dropped.add_metric(list(key), count)
-    rtt = HistogramMetricFamily(
-        "pfcp_peer_response_seconds", "Round trips of our PFCP requests sent once, by type", labels=[*per_peer, "type"]
-    )
-    timed: dict[tuple[str, ...], list[float]] = {}
-    for peer, by_type in endpoint.round_trips.items():
-        for t, histogram in enumerate(by_type):
-            if histogram is not None:
-                key = (*labels(peer), _type_name(t))
-                timed[key] = [a + b for a, b in zip(timed[key], histogram, strict=True)] if key in timed else histogram
-    for key, histogram in timed.items():
-        rtt.add_metric(list(key), _cumulative(histogram, RTT_BUCKETS), histogram[-1])
-    return [*out, dropped, rtt]
-
-
-def _cumulative(histogram: list[float], bounds: Sequence[float]) -> list[tuple[str, float]]:
-    # Counted per bucket, then the sum; Prometheus wants cumulative counts up to each bound.
-    out, total = [], 0.0
-    for bound, count in zip((*bounds, float("inf")), histogram[:-1], strict=True):
-        total += count
-        out.append(("+Inf" if bound == float("inf") else repr(bound), total))
-    return out
-
-
-def _summed(counter: Mapping[Any, int], key: Callable[[Any], tuple[str, ...]]) -> Counter[tuple[str, ...]]:
-    # Two peers may map to the same labels (one address, two ports): Prometheus wants them summed.
-    out: Counter[tuple[str, ...]] = Counter()
-    for k, count in counter.items():
-        out[key(k)] += count
-    return out
-
-
-def _type_name(t: int) -> str:
-    try:
-        return pfcp.MessageType(t).name.lower()
-    except ValueError:
-        return str(t)
-
-
-def _cause_name(cause: int) -> str:
-    try:
-        return pfcp.CauseValue(cause).name.lower()
-    except ValueError:
-        return str(cause)
-
-
-def _has_cause(t: int) -> bool:
-    cls = MESSAGE_CLASSES.get(t)
-    return cls is not None and not cls.REQUEST and any(spec.name == "cause" for spec in cls._SPECS)

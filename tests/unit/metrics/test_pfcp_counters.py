@@ -1,8 +1,8 @@
 """The PFCP node's plain counters (pfcp/endpoint.py) and the families both planes build from them.
 
 Two endpoints on a fake clock (tests/fakes/pfcp_pair.py) exchange real datagrams; the
-counters must say what happened, and the exposition both planes serve (control_plane.metrics
-and user_plane.metrics build it alike: the planes may not import each other) must carry it,
+counters must say what happened, and the exposition both planes serve (one builder,
+edge_sites.telemetry.prometheus, since the planes may not import each other) must carry it,
 as prometheus_client's parser reads it.
 """
 
@@ -15,12 +15,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 
 import pfcp
-from control_plane import metrics as cp_metrics
+from edge_sites.telemetry.prometheus import pfcp_families
 from pfcp.endpoint import RTT_BUCKETS, PfcpEndpoint
 from pfcp.events import Address
 from tests.fakes.pfcp_pair import CP_ADDR, UP_ADDR, PfcpPair, cp_config, duplicate_where, is_type
 from tests.unit.metrics.scrape import Scrape, parse
-from user_plane import metrics as up_metrics
 
 T = pfcp.MessageType
 HEARTBEAT = pfcp.HeartbeatRequest(recovery_time_stamp=pfcp.RecoveryTimeStamp(3_900_000_000))
@@ -35,13 +34,11 @@ class Families:
 
 
 def exposition(endpoint: PfcpEndpoint, plane: str = "up") -> Scrape:
-    build = up_metrics.pfcp_families if plane == "up" else cp_metrics.pfcp_families
-
     def peer(addr: Address) -> list[str]:
         return [addr[0]]
 
     registry = CollectorRegistry()
-    registry.register(Families(build(endpoint, {"function": plane}, ["remote"], peer)))
+    registry.register(Families(pfcp_families(endpoint, {"function": plane}, ["remote"], peer)))
     return parse("text/plain", generate_latest(registry).decode())
 
 
@@ -59,7 +56,7 @@ def test_messages_and_round_trip_of_a_heartbeat() -> None:
     assert histogram is not None
     assert histogram[RTT_BUCKETS.index(0.005)] == 1 and sum(histogram[:-1]) == 1
     assert histogram[-1] == pytest.approx(0.003)
-    for plane in ("up", "cp"):  # both planes' glue renders the same histogram
+    for plane in ("up", "cp"):  # the function label is the caller's
         seen = exposition(pair.cp, plane)
         timed = {"function": plane, "remote": UP_ADDR[0], "type": "heartbeat_request"}
         assert seen.value("pfcp_peer_response_seconds_bucket", le="0.0025", **timed) == 0
