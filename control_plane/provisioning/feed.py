@@ -114,6 +114,11 @@ class EventFeed:
         watcher = _Watcher(self.backlog)
         position = await self._join(watcher)
         try:
+            if since_id is not None:
+                # The shared poller reads every interval, so its position may lag what is committed
+                # (it runs as long as anyone watches, e.g. the MQTT forwarder): a replay reads up to
+                # the last committed event; those the poller hands over later are skipped by id.
+                position = max(position, await self.store.run(last_event_id))
             last = position if since_id is None else since_id
             while last < position:
                 rows = await self.store.run(partial(events_after, after=last, limit=self.batch, upto=position))

@@ -29,7 +29,9 @@ and control-plane configurations, the site manifests -- is derived from it by th
 Rules, each checked by :func:`parse_topology` (every problem reported at once, ``path: message``):
 
 * Site names are short lower-case words (``[a-z0-9-]``, 1 to 24 characters): they end up in
-  file names and process names. Names and TAIs are unique. 1 to :data:`MAX_SITES` sites.
+  file names and process names. Names and TAIs are unique. 1 to :data:`MAX_SITES` sites. Each
+  site is also its UPF's MQTT user (deploy/mosquitto/acl), so ``edgecups-cp`` and
+  ``edgecups-viewer``, the broker's other users, are not site names.
 * A UE at an edge site asks for a session on every DNN (edge DNNs first); a UE at a cloud site
   only on the cloud DNNs. Each DNN's scope holds at least one site, and each site is in the
   scope of at least one DNN (its UPF serves those).
@@ -48,6 +50,8 @@ from typing import Any, Final, Literal
 import yaml
 
 from edge_sites.schema import SchemaError, validate_name
+
+from .mosquitto import RESERVED_USERS
 
 __all__ = [
     "DEFAULT_TOPOLOGY",
@@ -180,6 +184,8 @@ def _site(err: _Errors, data: object, path: str) -> SiteSpec | None:
     name, kind, tai = data.get("name"), data.get("kind"), data.get("tai")
     if not isinstance(name, str) or not _SITE_NAME.fullmatch(name):
         err(f"{path}.name", f"{name!r} is not a site name (lower-case letters, digits and '-', 1 to 24 characters)")
+    elif name in RESERVED_USERS:
+        err(f"{path}.name", f"{name!r} is a user of the MQTT broker, not a site name (the site's user bears its name)")
     if kind not in ("edge", "cloud"):
         err(f"{path}.kind", f"{kind!r} is not edge or cloud")
     if not isinstance(tai, str) or not _TAI.fullmatch(tai):

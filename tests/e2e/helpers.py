@@ -25,7 +25,7 @@ from control_plane.cli.sim.provision import tunnel_of
 from control_plane.provisioning.feed import EventView
 from control_plane.provisioning.objects import Resource
 from control_plane.provisioning.status import UpfStatusView
-from control_plane.services.views import SessionRequest, SessionView
+from control_plane.services.views import SessionRequest, SessionView, UsageView
 from edge_sites.sim.netns import netns_unavailable_reason
 from edge_sites.sim.traffic import PingResult, UdpResult, ping, udp_stream
 
@@ -116,7 +116,38 @@ def in_pool(address: str | None, pool: IPv4Network) -> bool:
     return address is not None and IPv4Address(address) in pool
 
 
+def session_view(sim: Simulation, session: SimSession) -> SessionView:
+    """The session as the API has it now (its CP SEID, UPF, state...)."""
+    return api_call(sim, lambda api: api.sessions.get(session.supi, session.pdu_session_id))
+
+
+def usage_of(sim: Simulation, session: SimSession) -> list[UsageView]:
+    """The usage reports the control plane stored for the session (as long as it exists)."""
+    return api_call(sim, lambda api: api.sessions.usage(session.supi, session.pdu_session_id))
+
+
 # -- sessions a test opens, re-opens or moves --------------------------------------------------
+
+
+#: The control plane holds one policy per DNN and slice, and the default mec policy covers every
+#: slice ("*"). A policy for one subscriber therefore names a slice no session uses: no session
+#: picks it by DNN and slice, only the subscriber whose ``policy`` names it.
+SUBSCRIBER_ONLY_SLICE: Final = "2"
+
+
+def mec_policy(sim: Simulation, name: str, **spec: int) -> Resource:
+    """A subscriber's policy for the mec DNN, like its default (same QFI: the gNB's tunnels stay
+    valid) but for ``spec``; give it to a subscriber with :func:`reopen_with_policy`."""
+    mec = sim.plan.dnns["mec"]
+    base = {
+        "dnn": "mec",
+        "snssai": SUBSCRIBER_ONLY_SLICE,
+        "qfi": mec.qfi,
+        "five_qi": mec.five_qi,
+        "session_ambr_ul_kbps": mec.ambr_kbps,
+        "session_ambr_dl_kbps": mec.ambr_kbps,
+    }
+    return Resource("Policy", name, base | spec)
 
 
 def record_of(sim: Simulation, base: SimSession, view: SessionView, *, ue_site: str | None = None) -> SimSession:

@@ -17,7 +17,6 @@ from collections import Counter
 
 from control_plane.api.client import ApiClient
 from control_plane.cli.sim import Simulation
-from control_plane.provisioning.objects import Resource
 from control_plane.services.views import UsageView
 from edge_sites.sim.traffic import UdpResult
 from tests.e2e.helpers import (
@@ -28,6 +27,7 @@ from tests.e2e.helpers import (
     assert_traffic,
     delete_object,
     in_pool,
+    mec_policy,
     reopen_with_policy,
     stream_from,
     ue_counters,
@@ -42,26 +42,6 @@ OFFERED_MBPS = 20.0
 #: 3 s: the token bucket's 50 ms of depth adds under 2% to the mean (user_plane/qos.py).
 STREAM_S = 3.0
 VOLUME_THRESHOLD = 1_000_000
-
-
-#: The control plane holds one policy per DNN and slice, and the default mec policy covers every
-#: slice ("*"). A policy for one subscriber therefore names a slice no session uses: no session
-#: picks it by DNN and slice, only the subscriber whose ``policy`` names it.
-SUBSCRIBER_ONLY_SLICE = "2"
-
-
-def _policy(sim: Simulation, name: str, **spec: int) -> Resource:
-    """A subscriber's policy for the mec DNN, like its default (same QFI: the gNB's tunnels stay valid)."""
-    mec = sim.plan.dnns["mec"]
-    base = {
-        "dnn": "mec",
-        "snssai": SUBSCRIBER_ONLY_SLICE,
-        "qfi": mec.qfi,
-        "five_qi": mec.five_qi,
-        "session_ambr_ul_kbps": mec.ambr_kbps,
-        "session_ambr_dl_kbps": mec.ambr_kbps,
-    }
-    return Resource("Policy", name, base | spec)
 
 
 def test_every_ue_has_a_session_at_its_site_and_all_traffic_passes(sim: Simulation) -> None:
@@ -98,7 +78,7 @@ def _received_mbps(result: UdpResult) -> float:
 
 def test_a_10_mbps_policy_holds_its_ue_to_10_mbps_and_no_other(sim: Simulation) -> None:
     first, second = sim.plan.site("edge-1").ues
-    apply(sim, _policy(sim, "mec-10mbps", session_ambr_ul_kbps=MBR_KBPS, session_ambr_dl_kbps=MBR_KBPS))
+    apply(sim, mec_policy(sim, "mec-10mbps", session_ambr_ul_kbps=MBR_KBPS, session_ambr_dl_kbps=MBR_KBPS))
     limited = reopen_with_policy(sim, sim.session(first.supi, "mec"), "mec-10mbps")
     try:
         assert limited.site == "edge-1"
@@ -119,7 +99,7 @@ def test_a_10_mbps_policy_holds_its_ue_to_10_mbps_and_no_other(sim: Simulation) 
 
 def test_a_volume_threshold_produces_usage_reports_visible_through_the_api(sim: Simulation) -> None:
     ue = sim.plan.site("edge-2").ues[0]
-    apply(sim, _policy(sim, "mec-volume", volume_threshold_bytes=VOLUME_THRESHOLD))
+    apply(sim, mec_policy(sim, "mec-volume", volume_threshold_bytes=VOLUME_THRESHOLD))
     # A new session: its URR counts from zero, so the reports add up to this test's traffic only.
     session = reopen_with_policy(sim, sim.session(ue.supi, "mec"), "mec-volume")
     try:

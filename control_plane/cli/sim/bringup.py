@@ -1,11 +1,12 @@
 """``sim up``, step by step: namespaces, database, processes, manifests, associations, sessions.
 
 Every process starts detached (``procs.launch``) and is recorded in the state file at once;
-the order of the waits is the order of dependencies: the gNBs and DN servers announce
-readiness themselves, the control plane when its API answers, the UPF agents when the control
-plane has associated with them (which needs their UPF objects, so the manifests come first:
-applying a UPF makes the control plane associate with it). The caller tears everything down
-when a step fails.
+the order of the waits is the order of dependencies: the MQTT broker first (listening before
+anyone connects, so every agent's first status is "online" at once), the gNBs and DN servers
+announce readiness themselves, the control plane when its API answers, the UPF agents when the
+control plane has associated with them (which needs their UPF objects, so the manifests come
+first: applying a UPF makes the control plane associate with it) and their retained MQTT status
+says "online" for that run. The caller tears everything down when a step fails.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from control_plane.api.client import ApiClient
 from edge_sites.sim.gnb_config import GnbConfig
 
+from .broker import MQTT_NODE, broker_argv, prepare_broker, start_broker, wait_online
 from .network import build_network
 from .plan import SimPlan
 from .procs import alive, launch, python_argv, wait_ready_line
@@ -59,6 +61,8 @@ class _Steps:
 def process_argv(name: str, directory: Path, plan: SimPlan) -> list[str]:
     """The command line of a simulation process by node name (``cp``, ``upf/SITE``, ``dn/SITE``, ``gnb/SITE``)."""
     cli = ["-m", "control_plane.cli.main"]
+    if name == MQTT_NODE:
+        return broker_argv(directory)
     if name == "cp":
         return python_argv(*cli, "cp", "--config", str(directory / "cp.yaml"))
     kind, _, site = name.partition("/")
@@ -77,7 +81,7 @@ def _write_configs(plan: SimPlan, directory: Path) -> None:
 
     dump("cp.yaml", plan.cp_config(directory))
     for site in plan.sites:
-        dump(f"upf-{site.name}.yaml", plan.agent_config(site))
+        dump(f"upf-{site.name}.yaml", plan.agent_config(site, directory))
         if site.gnb_role is not None:
             config: GnbConfig = plan.gnb_config(site, directory)
             dump(f"gnb-{site.name}.yaml", config.to_dict())
@@ -92,15 +96,19 @@ def bring_up(state: SimState, plan: SimPlan, say: Callable[[str], None]) -> None
         state.namespaces = build_network(plan, state.suffix)
         state.save()
         say(f"      control plane in {state.namespaces['cp']}, N3 router in {state.namespaces['n3']}")
-    with step(f"database: SQLite {directory / 'cp.db'}, migrations"):
+    with step(f"configurations, MQTT users, database: SQLite {directory / 'cp.db'}, migrations"):
         _write_configs(plan, directory)
+        prepare_broker(plan, directory)
         from db.engine import upgrade  # here: alembic would add 0.4 s to every `edgecups` command
 
         upgrade(plan.cp_config(directory)["database"]["url"])
     names = ["cp", *(f"upf/{s.name}" for s in plan.sites), *(f"dn/{s.name}" for s in plan.sites),
              *(f"gnb/{s.name}" for s in plan.sites if s.gnb_role is not None)]  # fmt: skip
-    with step(f"processes: control plane, {len(plan.sites)} UPF agents, {len(plan.sites)} DN servers, "
+    with step(f"processes: MQTT broker, control plane, {len(plan.sites)} UPF agents, {len(plan.sites)} DN servers, "
               f"{sum(1 for n in names if n.startswith('gnb/'))} gNB simulators"):  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        broker = start_broker(state, deadline)
+        say(f"      MQTT broker (mosquitto) on {plan.mqtt_endpoint()} in {broker.netns}; users in {directory / 'mqtt'}")
         for name in names:
             state.processes.append(launch(name, state.namespaces[name], process_argv(name, directory, plan), directory))
             state.save()
@@ -131,10 +139,14 @@ async def _provision(state: SimState, plan: SimPlan, step: _Steps, say: Callable
             for change in changes:
                 kinds[change.kind] = kinds.get(change.kind, 0) + 1
             say("      " + ", ".join(f"{count} {kind}" for kind, count in kinds.items()))
-        with step(f"associations: PFCP with {len(agents)} UPF agents"):
+        with step(f"associations: PFCP with {len(agents)} UPF agents, their MQTT status online"):
             dead = lambda: [r.name for r in agents if not alive(r)]  # noqa: E731
-            await wait_associated(api, {s.node_id for s in plan.sites}, time.monotonic() + START_TIMEOUT, dead)
+            deadline = time.monotonic() + START_TIMEOUT
+            await wait_associated(api, {s.node_id for s in plan.sites}, deadline, dead)
             say("      associated and up: " + ", ".join(f"{s.name} {s.node_id}" for s in plan.sites))
+            stamps = {u.node_id: u.recovery_time_stamp for u in (await api.status.status()).upfs}
+            await asyncio.to_thread(wait_online, state, stamps, deadline)
+            say(f"      online over MQTT (retained status, this run): {len(stamps)} UPFs")
         total = sum(len(ue.sessions) for ue in plan.ues())
         with step(f"sessions: {total} PDU sessions for {sum(1 for _ in plan.ues())} UEs through the API"):
             # Quarter marks, for topologies big enough to take a while.

@@ -2,7 +2,8 @@
 
 Building uses :class:`edge_sites.sim.netns.Topology` (links, addresses, routes, sysctls,
 verified as it goes), then adds what its specs do not express: the control plane's N4 address
-on the cp namespace's loopback, and the UE-pool routes of the data networks (10.0.0.0/8).
+and the MQTT broker's on the cp namespace's loopback, and the UE-pool routes of the data
+networks (10.0.0.0/8).
 
 Removal does not replay the builder's registry: ``down`` may run after a crashed ``up`` whose
 registry never reached the disk. Every veth end lives inside one of our namespaces, so removing
@@ -19,7 +20,7 @@ from pyroute2 import IPRoute, netns  # type: ignore[import-untyped]
 
 from edge_sites.sim.netns import Topology, list_namespaces, netns_path
 
-from .plan import CP_N4, PREFIX, SimPlan
+from .plan import CP_N4, MQTT_ADDRESS, PREFIX, SimPlan
 from .procs import kill_pids, netns_pids
 
 __all__ = ["Sweep", "build_network", "holders", "our_namespaces", "sweep_namespaces"]
@@ -34,7 +35,9 @@ def build_network(plan: SimPlan, suffix: str) -> dict[str, str]:
     topology.__enter__()  # kept after we return: `sim down` removes it, maybe in another process
     names = {node: topology.ns(role) for node, role in plan.roles().items()}
     with IPRoute(netns=names["cp"], flags=0) as ipr:
-        ipr.addr("add", index=ipr.link_lookup(ifname="lo")[0], address=str(CP_N4), prefixlen=32)
+        lo = ipr.link_lookup(ifname="lo")[0]
+        for address in (CP_N4, MQTT_ADDRESS):
+            ipr.addr("add", index=lo, address=str(address), prefixlen=32)
     for role, pool, via in plan.pool_routes():
         with IPRoute(netns=topology.ns(role), flags=0) as ipr:
             ipr.route("add", dst=str(pool), gateway=str(via))

@@ -7,6 +7,7 @@ order) ``upfK``, ``dnK`` and, when the site has UEs, ``gnbK``. Links and address
 RFC 2544's 198.18.0.0/15 (UE pools are the topology's, in 10.0.0.0/8)::
 
     cp   lo 198.18.0.1/32  (the CP's one N4 address, reachable over every N4 link)
+    cp   lo 198.18.0.2/32  (the MQTT broker, port 1883: also reached over the N4 links)
     cp   n4-K 198.18.1.(4K+1)/30 ==== n4 198.18.1.(4K+2)/30  upfK    N4 (PFCP)
     n3   uK   198.18.2.(4K+1)/30 ==== n3 198.18.2.(4K+2)/30  upfK    N3, MTU 1600
     n3   gK   198.18.3.(4K+1)/30 ==== n3 198.18.3.(4K+2)/30  gnbK    N3, MTU 1600
@@ -14,8 +15,15 @@ RFC 2544's 198.18.0.0/15 (UE pools are the topology's, in 10.0.0.0/8)::
 
 GTP-U adds 44 octets (IPv4, UDP, GTP-U, PDU Session Container), hence N3's larger MTU: a UE's
 1400-octet packets (the gNB's TUN MTU) are never fragmented. Routes: each UPF reaches the
-gNBs' /24 through the router and the CP's /32 through its N4 link; each gNB reaches the UPFs'
-/24 through the router; each data network routes its site's UE pools to its UPF's N6 address.
+gNBs' /24 through the router and the CP's and the broker's /32s through its N4 link; each gNB
+reaches the UPFs' /24 through the router; each data network routes its site's UE pools to its
+UPF's N6 address.
+
+Telemetry (deploy/mosquitto/): the broker runs in the control plane's namespace (``mqtt``)
+with the repository's ACL and one user per site named like the site, ``edgecups-cp`` and
+``edgecups-viewer``; their passwords are generated into ``<state dir>/mqtt/<user>.password``
+(control_plane/cli/sim/broker.py). Every agent's configuration has an ``mqtt`` section with its
+site's user and a metrics interval of :data:`METRICS_INTERVAL`, the control plane's the cp user.
 """
 
 from __future__ import annotations
@@ -28,11 +36,15 @@ from typing import Any, Final
 
 from edge_sites.schema import API_VERSION
 from edge_sites.sim.gnb_config import GnbConfig
+from edge_sites.sim.mosquitto import CP_USER, VIEWER_USER
 from edge_sites.sim.netspec import Endpoint, Route, Sysctl, TopologySpec, VethLink
 from edge_sites.sim.topology import DnnSpec, SimTopology, SiteSpec
 
 __all__ = [
     "CP_N4",
+    "METRICS_INTERVAL",
+    "MQTT_ADDRESS",
+    "MQTT_PORT",
     "N3_MTU",
     "PREFIX",
     "UPF_CAPACITY",
@@ -45,6 +57,11 @@ __all__ = [
 #: Every namespace of the simulation is ``ecsim-<role>-<suffix>``: recognisably the simulator's.
 PREFIX: Final = "ecsim"
 CP_N4: Final = IPv4Address("198.18.0.1")
+#: The MQTT broker, in the control plane's namespace (plaintext: nothing outside reaches it).
+MQTT_ADDRESS: Final = IPv4Address("198.18.0.2")
+MQTT_PORT: Final = 1883
+#: Seconds between each agent's metrics messages: short, so tests see counters move quickly.
+METRICS_INTERVAL: Final = 1.0
 N3_MTU: Final = 1600
 UPF_CAPACITY: Final = 10_000
 #: The UPF's TEID for a UE's session is the CP's; the gNB's own (downlink) TEIDs start here.
@@ -163,8 +180,8 @@ class SimPlan:
     # -- namespaces ----------------------------------------------------------------------
 
     def roles(self) -> dict[str, str]:
-        """Node name (``cp``, ``n3``, ``upf/edge-1``, ``dn/edge-1``, ``gnb/edge-1``) -> namespace role."""
-        out = {"cp": "cp", "n3": "n3"}
+        """Node name (``cp``, ``mqtt``, ``n3``, ``upf/edge-1``, ``dn/edge-1``, ``gnb/edge-1``) -> namespace role."""
+        out = {"cp": "cp", "mqtt": "cp", "n3": "n3"}
         for s in self.sites:
             out[f"upf/{s.name}"] = s.upf_role
             out[f"dn/{s.name}"] = s.dn_role
@@ -188,6 +205,7 @@ class SimPlan:
             routes += [
                 Route(upf, gnbs, s.n3_router_upf.ip),
                 Route(upf, IPv4Network(f"{CP_N4}/32"), s.n4_cp.ip),
+                Route(upf, IPv4Network(f"{MQTT_ADDRESS}/32"), s.n4_cp.ip),
             ]
             sysctls.append(Sysctl(upf, "net.ipv4.ip_forward", "1"))
             if s.gnb_role is not None:
@@ -213,6 +231,22 @@ class SimPlan:
 
     # -- configurations ------------------------------------------------------------------
 
+    def mqtt_users(self) -> list[str]:
+        """The broker's users: the control plane, the viewer (tests, tools), one per site (its name)."""
+        return [CP_USER, VIEWER_USER, *(s.name for s in self.sites)]
+
+    @staticmethod
+    def mqtt_endpoint() -> str:
+        return f"{MQTT_ADDRESS}:{MQTT_PORT}"
+
+    @staticmethod
+    def mqtt_password_file(state_dir: Path, user: str) -> Path:
+        return state_dir / "mqtt" / f"{user}.password"
+
+    def _mqtt(self, state_dir: Path, user: str) -> dict[str, Any]:
+        return {"host": str(MQTT_ADDRESS), "port": MQTT_PORT, "username": user,
+                "password_file": str(self.mqtt_password_file(state_dir, user))}  # fmt: skip
+
     def cp_config(self, state_dir: Path) -> dict[str, Any]:
         return {
             "node_id": str(CP_N4),
@@ -222,9 +256,11 @@ class SimPlan:
             # Short timers: a lost UPF is seen within seconds, a restarted one re-associated at once.
             "timers": {"t1": 0.5, "n1": 2, "heartbeat_interval": 2, "reassociate_interval": 0.5},
             "log_level": "info",
+            # Events out, the UPFs' status in (a second health signal beside heartbeats).
+            "mqtt": self._mqtt(state_dir, CP_USER),
         }
 
-    def agent_config(self, site: SitePlan) -> dict[str, Any]:
+    def agent_config(self, site: SitePlan, state_dir: Path) -> dict[str, Any]:
         n6 = {
             dnn: {"interface": _tun_name(dnn, i), "ue_pool": str(pool), "gateway": str(site.server)}
             for i, (dnn, pool) in enumerate(site.pools.items())
@@ -241,6 +277,8 @@ class SimPlan:
             "capacity": {"max_sessions": UPF_CAPACITY},
             # cp_lost_grace: sessions keep forwarding through a control-plane restart.
             "timers": {"t1": 0.5, "n1": 2, "heartbeat_interval": 5, "cp_lost_grace": 120},
+            # Its status (retained, Last Will), metrics and usage under edgecups/v1/sites/<site>/.
+            "mqtt": self._mqtt(state_dir, site.name) | {"site": site.name, "interval": METRICS_INTERVAL},
         }
 
     def gnb_config(self, site: SitePlan, state_dir: Path) -> GnbConfig:

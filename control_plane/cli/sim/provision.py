@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Final
 
 import yaml
 
 from control_plane.api.client import ApiClient, Unreachable
+from control_plane.errors import Unavailable
 from control_plane.provisioning.objects import Change, Resource
 from control_plane.provisioning.status import StatusView
 from control_plane.services.views import SessionRequest, SessionView
@@ -32,6 +34,7 @@ from .plan import SimPlan, UePlan
 from .state import SimSession
 
 __all__ = [
+    "NOT_SERVING_YET",
     "ProvisionError",
     "apply_manifests",
     "attach_sessions",
@@ -52,13 +55,19 @@ class ProvisionError(RuntimeError):
     """The control plane did not get where ``up`` needs it; the message says what is missing."""
 
 
+#: What a control plane that is still starting answers: nothing (Unreachable), or UNAVAILABLE
+#: when its socket appeared between the failed call and the client's look at the channel (the
+#: client then takes it for the server's own answer).
+NOT_SERVING_YET: Final = (Unreachable, Unavailable)
+
+
 async def wait_api(api: ApiClient, deadline: float, still_running: Callable[[], bool]) -> None:
     """Until the API answers (the control plane has started), or it died, or time ran out."""
     while True:
         try:
             await api.status.status()
             return
-        except Unreachable:
+        except NOT_SERVING_YET:
             if not still_running():
                 raise ProvisionError("the control plane exited before its API answered") from None
             if time.monotonic() > deadline:

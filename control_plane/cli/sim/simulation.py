@@ -18,20 +18,23 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from control_plane.api.client import ApiClient, Unreachable
 from control_plane.services.views import SessionView
 from edge_sites.sim.gnb_control import GnbClient
+from edge_sites.sim.mosquitto import VIEWER_USER, wait_listening
+from edge_sites.sim.mqtt_watch import Collector
 from edge_sites.sim.netns import run_in_netns
 from edge_sites.sim.topology import SimTopology
 
 from .bringup import START_TIMEOUT, bring_up, process_argv
+from .broker import MQTT_NODE, BrokerError, MqttTarget, mosquitto_missing, mqtt_target, upf_statuses, wait_online
 from .network import our_namespaces
-from .plan import SimPlan, build_plan
+from .plan import MQTT_ADDRESS, MQTT_PORT, SimPlan, build_plan
 from .privileges import missing_privileges
 from .procs import ReadinessError, alive, launch, log_tail, stop_all, wait_ready_line
-from .provision import attach_sessions, wait_associated
+from .provision import NOT_SERVING_YET, attach_sessions, wait_associated
 from .state import DEFAULT_STATE_DIR, MARKER, STATE_FILE, ProcessRecord, SimSession, SimState, locked
 from .status import SimStatus, gather_status
 from .teardown import TeardownReport, tear_down
@@ -108,6 +111,9 @@ class Simulation:
         needs = missing_privileges()
         if needs is not None:
             raise SimError(needs)
+        missing = mosquitto_missing()
+        if missing is not None:  # telemetry is part of the deployment: no broker, no simulation
+            raise SimError([f"edgecups sim runs the deployment's MQTT broker: {missing}", "nothing was built"])
         say = progress or _quiet
         state_dir = state_dir.absolute()  # it goes into configurations that other processes read
         with locked(state_dir):
@@ -124,7 +130,7 @@ class Simulation:
                 state.phase = "failed"
                 state.save()
                 lines = [f"sim up failed: {type(exc).__name__}: {exc}".rstrip()]
-                for record in state.processes:  # the ones that died hold the reason in their logs
+                for record in state.all_processes():  # the ones that died hold the reason in their logs
                     told = isinstance(exc, ReadinessError) and str(exc).startswith(record.name)  # has its log
                     if not alive(record) and not told:
                         lines += [f"{record.name} exited; the end of its log ({record.log}):", log_tail(record)]
@@ -168,7 +174,7 @@ class Simulation:
     # -- what the commands show ----------------------------------------------------------
 
     def status(self) -> SimStatus:
-        return asyncio.run(gather_status(self.state, [s.name for s in self.plan.sites]))
+        return asyncio.run(gather_status(self.state, self.plan))
 
     def traffic(
         self, options: TrafficOptions | None = None, sessions: Sequence[SimSession] | None = None
@@ -270,7 +276,8 @@ class Simulation:
     def start(self, name: str, *, wait: bool = True) -> ProcessRecord:
         """(Re)start a process as ``up`` started it (stopping it first if it runs); with ``wait``,
         until it serves: a gNB gets its sessions attached again, the control plane its API up,
-        a UPF agent its association."""
+        a UPF agent its association and its MQTT status "online" for the new run, the broker
+        (``mqtt``) its listener."""
         record = self.state.process(name)
         stop_all([record])
         record = launch(name, record.netns, process_argv(name, self.state.directory, self.plan), self.state.directory)
@@ -287,7 +294,13 @@ class Simulation:
                 attach_sessions(mine, {site: self.state.directory / f"gnb-{site}.sock"})
             elif name == "cp" or name.startswith("upf/"):
                 asyncio.run(self._wait_serving(name, deadline))
-        except (ReadinessError, RuntimeError, Unreachable) as exc:
+            if name.startswith("upf/"):
+                node = self.plan.site(name.partition("/")[2]).node_id
+                wait_online(self.state, {node: asyncio.run(self._stamp(node))}, deadline)
+            elif name == MQTT_NODE:
+                wait_listening(*self.mqtt_address(), deadline, netns=record.netns,
+                               still_running=lambda: alive(record))  # fmt: skip
+        except (ReadinessError, RuntimeError, *NOT_SERVING_YET) as exc:
             raise SimError([f"{name} did not come back: {exc}", log_tail(record)]) from exc
         return record
 
@@ -300,10 +313,37 @@ class Simulation:
                 try:
                     await wait_associated(api, nodes, deadline, lambda: [] if self.alive(name) else [name])
                     return
-                except Unreachable:
+                except NOT_SERVING_YET:
                     if time.monotonic() > deadline or not self.alive(name):
                         raise
                     await asyncio.sleep(0.2)
+
+    async def _stamp(self, node_id: str) -> int | None:
+        async with self.api() as api:
+            return next(u.recovery_time_stamp for u in (await api.status.status()).upfs if u.node_id == node_id)
+
+    # -- telemetry -----------------------------------------------------------------------
+
+    def mqtt_address(self) -> tuple[str, int]:
+        """The broker's address and port (reachable inside the namespaces only: ``mqtt_target``)."""
+        return str(MQTT_ADDRESS), MQTT_PORT
+
+    def mqtt_target(self, user: str = VIEWER_USER) -> MqttTarget:
+        """The broker, its namespace and ``user``'s credentials (the viewer reads everything;
+        ``edgecups-cp`` and each site name are the other users)."""
+        return mqtt_target(self.state, user)
+
+    def mqtt_collector(self, topics: tuple[str, ...] = ("edgecups/v1/#",)) -> Collector:
+        """The viewer subscribed to ``topics`` from now on (retained messages first): every message
+        it receives, to wait on with ``wait_for``; close it after use (``with``)."""
+        return self.mqtt_target().collector(topics)
+
+    def mqtt_statuses(self, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
+        """Each UPF's retained MQTT status now (node ID -> payload); BrokerError when unreadable."""
+        try:
+            return upf_statuses(self.state, [s.node_id for s in self.plan.sites], timeout)
+        except TimeoutError as exc:
+            raise BrokerError(str(exc)) from None
 
     def leftovers(self) -> list[str]:
         """This simulation's namespaces that exist now (for a test's "nothing left" check)."""

@@ -3,6 +3,8 @@
 ``state.json`` is written before the first namespace exists and again after every process
 starts, so a crashed ``up`` (even SIGKILL) leaves enough for ``down`` to find everything: the
 namespace suffix, and each process with its start time (a recycled PID is never signalled).
+The MQTT broker is recorded apart from the EdgeCUPS processes (``broker``): it is the
+deployment's infrastructure, not one of its nodes, and ``status`` shows it on its own.
 Writes are atomic (a temporary file renamed over the old one). ``.lock`` serialises ``up``
 and ``down``. The directory also holds the configurations, manifests, logs, the SQLite
 database and the sockets, which ``down`` keeps (except the sockets) for a post-mortem.
@@ -101,6 +103,8 @@ class SimState:
     namespaces: dict[str, str] = field(default_factory=dict)
     processes: list[ProcessRecord] = field(default_factory=list)
     sessions: list[SimSession] = field(default_factory=list)
+    #: The MQTT broker (``mqtt``, in the control plane's namespace); None until it started.
+    broker: ProcessRecord | None = None
 
     @property
     def path(self) -> Path:
@@ -110,14 +114,21 @@ class SimState:
     def api_target(self) -> str:
         return f"unix:{self.directory / 'api.sock'}"
 
+    def all_processes(self) -> list[ProcessRecord]:
+        """The EdgeCUPS processes, then the broker: everything ``down`` stops."""
+        return [*self.processes, *([self.broker] if self.broker is not None else [])]
+
     def process(self, name: str) -> ProcessRecord:
-        for record in self.processes:
+        for record in self.all_processes():
             if record.name == name:
                 return record
-        raise KeyError(f"no process {name!r} (known: {', '.join(p.name for p in self.processes)})")
+        raise KeyError(f"no process {name!r} (known: {', '.join(p.name for p in self.all_processes())})")
 
     def replace_process(self, record: ProcessRecord) -> None:
-        self.processes = [p for p in self.processes if p.name != record.name] + [record]
+        if self.broker is not None and record.name == self.broker.name:
+            self.broker = record
+        else:
+            self.processes = [p for p in self.processes if p.name != record.name] + [record]
         self.save()
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +141,7 @@ class SimState:
             "namespaces": self.namespaces,
             "processes": [asdict(p) for p in self.processes],
             "sessions": [asdict(s) for s in self.sessions],
+            "broker": asdict(self.broker) if self.broker is not None else None,
         }
 
     def save(self) -> None:
@@ -160,11 +172,16 @@ class SimState:
                 phase=str(data["phase"]),
                 started_at=float(data["started_at"]),
                 namespaces={str(k): str(v) for k, v in data["namespaces"].items()},
-                processes=[ProcessRecord(**{**p, "argv": tuple(p["argv"])}) for p in data["processes"]],
+                processes=[_record(p) for p in data["processes"]],
                 sessions=[SimSession(**s) for s in data["sessions"]],
+                broker=None if data.get("broker") is None else _record(data["broker"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{path}: damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _record(data: Any) -> ProcessRecord:
+    return ProcessRecord(**{**data, "argv": tuple(data["argv"])})
 
 
 @contextlib.contextmanager

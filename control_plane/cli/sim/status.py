@@ -1,7 +1,15 @@
-"""``sim status``: are the processes alive, are the UPFs associated and healthy, where are the sessions."""
+"""``sim status``: are the processes alive, are the UPFs associated and healthy, where are the sessions.
+
+Beside each UPF's PFCP association and health (the control plane's API) it shows the UPF's
+MQTT status as the broker holds it (the retained ``.../status``, read as the viewer): "online",
+or "offline" with its reason (``connection-lost`` is the Last Will: the agent died or lost its
+link to the broker), or "-" when the broker holds none. Everything is OK only when every UPF is
+online over MQTT too.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,10 +19,12 @@ from control_plane.provisioning.status import UpfStatusView
 from edge_sites.sim.netns import list_namespaces
 
 from ..api_output import columns
+from .broker import BrokerError, upf_statuses
+from .plan import SimPlan
 from .procs import alive
 from .state import SimState
 
-__all__ = ["ProcessStatus", "SimStatus", "gather_status"]
+__all__ = ["BrokerStatus", "ProcessStatus", "SimStatus", "gather_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +33,17 @@ class ProcessStatus:
     netns: str
     pid: int
     alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerStatus:
+    """The MQTT broker: where, whether it runs, and why its statuses could not be read (if so)."""
+
+    address: str
+    netns: str
+    pid: int
+    alive: bool
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -35,17 +56,32 @@ class SimStatus:
     #: site -> session state -> count, as the API lists them.
     sessions: dict[str, dict[str, int]] = field(default_factory=dict)
     api_error: str | None = None
+    broker: BrokerStatus | None = None
+    #: Node ID -> the UPF's retained MQTT status payload (absent: the broker holds none).
+    mqtt: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def mqtt_state(self, node_id: str) -> str:
+        """``online``, ``offline (<reason>)`` or ``-`` (no status)."""
+        status = self.mqtt.get(node_id)
+        if status is None:
+            return "-"
+        return str(status["state"]) if status["state"] == "online" else f"{status['state']} ({status['reason']})"
 
     @property
     def ok(self) -> bool:
-        """Everything up: every process alive, every namespace there, every UPF associated and up."""
+        """Everything up: every process and the broker alive, every namespace there, every UPF
+        associated, up and online over MQTT."""
         return (
             self.phase == "up"
             and self.api_error is None
             and not self.missing_namespaces
             and all(p.alive for p in self.processes)
+            and self.broker is not None
+            and self.broker.alive
+            and self.broker.error is None
             and bool(self.upfs)
             and all(u.association == "associated" and u.health == "up" for u in self.upfs)
+            and all(self.mqtt_state(u.node_id) == "online" for u in self.upfs)
         )
 
     def render(self) -> str:
@@ -55,15 +91,25 @@ class SimStatus:
         parts = [f"simulation in {self.directory}: {self.phase}"]
         procs = [(p.name, p.netns, p.pid, "yes" if p.alive else "NO") for p in self.processes]
         parts.append(columns(("process", "namespace", "pid", "alive"), procs))
+        broker = self.broker
+        if broker is None:
+            parts.append("MQTT broker: none recorded")
+        else:
+            line = f"MQTT broker: mosquitto on {broker.address} in {broker.netns}, pid {broker.pid}, "
+            parts.append(
+                line + ("alive" if broker.alive else "NOT running") + (f": {broker.error}" if broker.error else "")
+            )
         if self.missing_namespaces:
             parts.append("missing namespaces: " + ", ".join(self.missing_namespaces))
         if self.api_error is not None:
             parts.append(f"control plane API: {self.api_error}")
         else:
             upfs = [
-                (u.site, u.node_id, u.association, u.health, u.admin_state, by_state(u.sessions)) for u in self.upfs
-            ]
-            headers = ("site", "upf", "association", "health", "admin", "sessions")
+                (u.site, u.node_id, u.association, u.health, self.mqtt_state(u.node_id), u.admin_state,
+                 by_state(u.sessions))
+                for u in self.upfs
+            ]  # fmt: skip
+            headers = ("site", "upf", "association", "health", "mqtt", "admin", "sessions")
             parts.append(columns(headers, upfs) if upfs else "no UPF provisioned yet")
             totals = [(site, sum(counts.values()), by_state(counts)) for site, counts in self.sessions.items()]
             parts.append(columns(("site", "sessions", "by state"), totals) if totals else "no sessions")
@@ -83,6 +129,7 @@ class SimStatus:
                     "site": u.site,
                     "association": u.association,
                     "health": u.health,
+                    "mqtt": self.mqtt.get(u.node_id),
                     "admin_state": u.admin_state,
                     "sessions": u.sessions,
                 }
@@ -90,10 +137,14 @@ class SimStatus:
             ],
             "sessions": self.sessions,
             "api_error": self.api_error,
-        }
+            "broker": None if self.broker is None else {
+                "address": self.broker.address, "netns": self.broker.netns, "pid": self.broker.pid,
+                "alive": self.broker.alive, "error": self.broker.error,
+            },
+        }  # fmt: skip
 
 
-async def gather_status(state: SimState, site_order: list[str]) -> SimStatus:
+async def gather_status(state: SimState, plan: SimPlan) -> SimStatus:
     present = list_namespaces()
     status = SimStatus(
         directory=str(state.directory),
@@ -101,6 +152,17 @@ async def gather_status(state: SimState, site_order: list[str]) -> SimStatus:
         processes=[ProcessStatus(p.name, p.netns, p.pid, alive(p)) for p in state.processes],
         missing_namespaces=sorted(n for n in state.namespaces.values() if n not in present),
     )
+    if state.broker is not None:
+        running = alive(state.broker)
+        error = None
+        if running:
+            try:
+                nodes = [s.node_id for s in plan.sites]
+                status.mqtt = await asyncio.to_thread(upf_statuses, state, nodes)
+            except (TimeoutError, BrokerError) as exc:
+                error = f"statuses unreadable: {exc}"
+        status.broker = BrokerStatus(plan.mqtt_endpoint(), state.broker.netns, state.broker.pid, running, error)
+    site_order = [s.name for s in plan.sites]
     try:
         async with ApiClient(state.api_target, timeout=5.0) as api:
             status.upfs = (await api.status.status()).upfs

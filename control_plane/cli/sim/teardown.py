@@ -1,5 +1,8 @@
 """``sim down``: stop every process, remove every namespace (and so every link), prove nothing is left.
 
+Every process includes the MQTT broker (SIGTERM: it saves its persistence file, which stays in
+the state directory's ``mqtt/`` with the logs).
+
 Works from whatever the state file holds, so also after a crashed or interrupted ``up``:
 processes are found by their records *and* by looking inside our namespaces, namespaces by
 their recorded names *and* by the simulation's name pattern (``ecsim-<role>-<suffix>``).
@@ -68,7 +71,7 @@ class TeardownReport:
 def _verify(state: SimState, report: TeardownReport) -> None:
     for name in sorted(our_namespaces(state.suffix)):
         report.left.append(f"namespace {name}")
-    for record in state.processes:
+    for record in state.all_processes():
         if alive(record):
             report.left.append(f"process {record.name} (pid {record.pid})")
 
@@ -91,10 +94,13 @@ def tear_down(directory: Path, say: Callable[[str], None]) -> TeardownReport:
         report.others = sorted(n for n in list_namespaces() if n.startswith(f"{PREFIX}-") and n not in report.left)
         return report
     report.suffix = state.suffix
-    running = [r for r in state.processes if alive(r)]
+    running = [r for r in state.all_processes() if alive(r)]
     if running:
         say(f"stopping {len(running)} processes (SIGTERM, then SIGKILL after 5 s)")
-    still = stop_all(running)
+    # The broker last: the agents' last words ("offline", stopped) reach it, and none of them
+    # spends its stop time trying to reach a broker that is gone.
+    broker = [r for r in running if r is state.broker]
+    still = stop_all([r for r in running if r is not state.broker]) + stop_all(broker)
     report.stopped = [r.name for r in running if r not in still]
     names = set(state.namespaces.values()) | our_namespaces(state.suffix)
     if names:

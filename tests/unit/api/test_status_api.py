@@ -210,6 +210,19 @@ def test_watch_replays_from_since_id_then_goes_live(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_a_replay_sees_every_committed_event_while_another_watcher_is_live(tmp_path: Path) -> None:
+    async def scenario(api: Api) -> None:
+        live = api.status.Watch(spb.WatchRequest())  # keeps the shared poller running
+        await watching(api, 1)
+        await api.apply(*BASE)  # committed just now: the poller may not have read them yet
+        ids = [row["id"] for row in await api.rows(Event)]
+        replayed = [event.id async for event in api.status.Watch(spb.WatchRequest(since_id=0, replay_only=True))]
+        assert replayed == ids
+        live.cancel()
+
+    run(tmp_path, scenario)
+
+
 def test_a_watcher_that_falls_behind_is_told_to_resume(tmp_path: Path) -> None:
     async def scenario(api: Api) -> None:
         feed = EventFeed(api.cp.store, interval=0.05, backlog=2)
