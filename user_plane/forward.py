@@ -157,6 +157,13 @@ class Forwarder:
         self._compiler = RuleCompiler(n3_ipv4, n3_ipv6, instances)
         self.events: collections.deque[DriverEvent] = collections.deque()
         self.counters: collections.Counter[str] = collections.Counter()
+        #: Uplink packets dropped after matching a PDR whose FAR names a Network Instance (quota,
+        #: gate, MBR), by that instance: the metrics' per-instance drops. Kept out of ``counters``,
+        #: where every key is a drop reason (these are already counted there by reason).
+        self.ul_drops: collections.Counter[str] = collections.Counter()
+        #: Downlink packets put in a session's buffer (BUFF), ever: the I/O layer tells what it
+        #: read from an N6 and neither sent nor buffered (a drop) without a per-packet check.
+        self.dl_buffered = 0
         #: EMPU: End Markers are sent (§5.2.1 SNDEM); QUOAC: FAR ID for Quota Action (§5.2.2.2).
         self.features = pfcp.UPFeatures.EMPU | pfcp.UPFeatures.QUOAC
         #: Set when next_deadline() may have changed (an install, a tick, a packet that started
@@ -485,6 +492,9 @@ class Forwarder:
             return None
         far = self._enforce(rule, _UL, n, now)
         if far is None:
+            instance = rule.far.instance
+            if instance:  # a FAR that forwards (a DROP FAR names none): the session's N6
+                self.ul_drops[instance] += 1
             return None
         return far.instance, data[off:]
 
@@ -548,6 +558,7 @@ class Forwarder:
             self.counters["dl_buffer_overflow"] += 1
         else:
             buffer.append((instance, packet))
+            self.dl_buffered += 1
         return None
 
     def _enforce(self, rule: Rule, direction: Direction, n: int, now: float) -> FarAction | None:

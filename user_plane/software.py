@@ -142,8 +142,12 @@ class SoftwareDriver:
         #: I/O counters: ``n3.rx``/``n3.tx`` and ``n6.<instance>.rx``/``.tx`` packets, GTP-U signalling
         #: (``n3.rx.echo_request``, ``n3.tx.error_indication``, ...), ``drop.<reason>``, and ``ul_bytes``
         #: / ``dl_bytes``: octets of the IP packets forwarded uplink (written to N6) and downlink (sent
-        #: in G-PDUs), as the eBPF fast path counts its own (``ebpf.ul_bytes``). The engine's own drop
-        #: reasons are in ``forwarder.counters``; :meth:`all_counters` merges both.
+        #: in G-PDUs), as the eBPF fast path counts its own (``ebpf.ul_bytes``). Per Network Instance
+        #: (Python path only, summed per batch): ``n6.<instance>.tx_bytes`` (uplink octets written to
+        #: its N6), ``.dl_packets``/``.dl_bytes`` (downlink read from its N6 and sent in G-PDUs at once),
+        #: ``.dl_drops`` (read from its N6, neither sent nor buffered) and ``.ul_drops`` (N6 write
+        #: errors; all_counters() adds the engine's post-PDR drops). The engine's own drop reasons
+        #: are in ``forwarder.counters``; :meth:`all_counters` merges both.
         self.counters: collections.Counter[str] = collections.Counter()
         self._signalling = GtpuSignalling(self.counters, error_indication_rate)
         #: The last Error Indications received from peers: (peer address, TEID, GTP-U Peer Address).
@@ -354,6 +358,9 @@ class SoftwareDriver:
         last folded, punts and drops by reason) in one mapping."""
         merged = dict(self.counters)
         merged.update({f"forward.{key}": value for key, value in self.forwarder.counters.items()})
+        for instance, dropped in self.forwarder.ul_drops.items():
+            key = f"n6.{instance}.ul_drops"
+            merged[key] = merged.get(key, 0) + dropped
         if self._fp is not None:
             merged.update(self._fp.counters())
         return merged
@@ -369,8 +376,9 @@ class SoftwareDriver:
         tun_fds = self._tun_fds
         write = os.write
         now = self._clock()
-        received = forwarded_bytes = 0
+        received = 0
         written: dict[str, int] = {}
+        written_bytes: dict[str, int] = {}  # per instance: ul_bytes and n6.<instance>.tx_bytes
         for _ in range(self._read_batch):
             try:
                 data, peer = recvfrom(_MAX_PACKET)
@@ -391,11 +399,13 @@ class SoftwareDriver:
                     try:
                         write(tun_fds[instance], packet)
                         written[instance] = written.get(instance, 0) + 1
-                        forwarded_bytes += len(packet)
+                        written_bytes[instance] = written_bytes.get(instance, 0) + len(packet)
                     except BlockingIOError:
                         self.counters["drop.n6_write_would_block"] += 1
+                        self.counters[f"n6.{instance}.ul_drops"] += 1
                     except OSError:
                         self.counters["drop.n6_write_error"] += 1
+                        self.counters[f"n6.{instance}.ul_drops"] += 1
                 elif isinstance(result, UnknownTeid):
                     self._signalling.unknown_teid(sock, local, peer, result.teid)
             else:
@@ -403,9 +413,10 @@ class SoftwareDriver:
         if received:
             counters = self.counters
             counters["n3.rx"] += received
-            counters["ul_bytes"] += forwarded_bytes
+            counters["ul_bytes"] += sum(written_bytes.values())
             for instance, count in written.items():
                 counters[f"n6.{instance}.tx"] += count
+                counters[f"n6.{instance}.tx_bytes"] += written_bytes[instance]
             if fp is not None and fp.touched:
                 fp.after_batch()
             self._after_batch()
@@ -419,6 +430,7 @@ class SoftwareDriver:
         fp_ues = fp.fastpath.ues if fp is not None else None
         now = self._clock()
         received = sent = forwarded_bytes = 0
+        buffered = self.forwarder.dl_buffered
         for _ in range(self._read_batch):
             try:
                 packet = read(fd, _MAX_PACKET)
@@ -453,6 +465,10 @@ class SoftwareDriver:
             counters[f"n6.{instance}.rx"] += received
             counters["n3.tx"] += sent
             counters["dl_bytes"] += forwarded_bytes
+            # This instance's share of the downlink: sent now, and dropped (neither sent nor buffered).
+            counters[f"n6.{instance}.dl_packets"] += sent
+            counters[f"n6.{instance}.dl_bytes"] += forwarded_bytes
+            counters[f"n6.{instance}.dl_drops"] += received - sent - (self.forwarder.dl_buffered - buffered)
             if fp is not None and fp.touched:
                 fp.after_batch()
             self._after_batch()

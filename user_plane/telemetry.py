@@ -64,9 +64,13 @@ def dataplane(
       packets and octets written to N6 (``n6.<ni>.tx``, ``ul_bytes``, ``ebpf.ul_*``), downlink
       G-PDUs sent on N3 (``n3.tx`` less GTP-U signalling ``n3.tx.<what>``, ``dl_bytes``,
       ``ebpf.dl_*``). Octets are null when the driver does not count them on its Python path.
-    * Per Network Instance, the packets crossing its N6 device on the Python path: ``n6.<ni>.tx``
-      (uplink, out to the data network) and ``n6.<ni>.rx`` (downlink, in from it); octets and
-      drops are not counted per instance (null).
+    * Per Network Instance, on the Python path only (the eBPF fast path counts per session, its
+      packets are in the direction totals alone): uplink packets and octets written to its N6
+      (``n6.<ni>.tx``, ``.tx_bytes``) and drops once the session's instance is known (a PDR whose
+      FAR forwards to it, then quota, gate or MBR, or the N6 write failed: ``.ul_drops``);
+      downlink packets and octets read from its N6 and sent at once in G-PDUs (``.dl_packets``,
+      ``.dl_bytes``; buffered packets released later count in the totals only) and those read
+      and dropped (``.dl_drops``). Null when the driver does not count them.
     * Drops: the reasons whose direction is known add up per direction; every drop counter is
       in the ``drops`` mapping by its own name (rule drops: FAR DROP, gate, MBR, quota...).
     """
@@ -74,9 +78,13 @@ def dataplane(
     per_instance: dict[str, tuple[Counters, Counters]] = {}
     written = 0
     for name in instances:
-        tx, rx = counters.get(f"n6.{name}.tx", 0), counters.get(f"n6.{name}.rx", 0)
+        prefix = f"n6.{name}."
+        tx, sent_here = counters.get(f"{prefix}tx", 0), counters.get(f"{prefix}dl_packets", 0)
         written += tx
-        per_instance[name] = ((tx, None, None), (rx, None, None))
+        per_instance[name] = (
+            _per_instance(counters, tx, f"{prefix}tx_bytes", f"{prefix}ul_drops"),
+            _per_instance(counters, sent_here, f"{prefix}dl_bytes", f"{prefix}dl_drops"),
+        )
     signalling = sum(v for k, v in counters.items() if k.startswith("n3.tx."))
     sent = counters.get("n3.tx", 0) - signalling
 
@@ -97,6 +105,14 @@ def dataplane(
         sum(v for k, v in drops.items() if k.startswith(_DOWNLINK_DROPS)),
     )
     return uplink, downlink, per_instance, drops
+
+
+def _per_instance(counters: Mapping[str, int], packets: int, octets: str, drops: str) -> Counters:
+    # As for the direction totals: packets without octets mean a driver that does not count
+    # per instance; one that counts octets per instance counts its drops too (absent: none yet).
+    if octets not in counters and packets:
+        return packets, None, None
+    return packets, counters.get(octets, 0), counters.get(drops, 0)
 
 
 class AgentTelemetry:

@@ -54,8 +54,12 @@ _PER_DIRECTION: Final = {"uplink": Field("object", fields=_COUNTERS), "downlink"
 _UPF: Final = {"schema": _INT, "node_id": _STRING, "site": _STRING, "time": _NUMBER}
 
 #: Every payload kind, every field. ``metrics``: ``bytes`` and ``drops`` are null where the
-#: dataplane does not count them (octets on its Python path, drops per network instance); the
-#: ``drops`` object has every drop counter by the dataplane's own reason name.
+#: dataplane does not count them (a driver without octet counters); ``network_instances``
+#: counts the Python path only (the eBPF fast path counts per session: its packets and octets
+#: are in ``uplink``/``downlink`` alone), downlink there is what was read from the instance's N6
+#: and sent at once (released buffers: totals only), and drops are those after the session's
+#: instance is known (a PDR matched). The ``drops`` object has every drop counter by the
+#: dataplane's own reason name.
 SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     "status": {
         **_UPF,

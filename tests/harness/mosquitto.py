@@ -7,7 +7,9 @@ listener, ``allow_anonymous false``, persistence in its directory), a password f
 ``deploy/mosquitto/acl`` unless the test gives its own), then runs ``mosquitto -c FILE``
 (inside a network namespace when asked) and waits until the port accepts connections.
 :meth:`Mosquitto.restart` stops it (SIGTERM: it saves its persistence file) and starts it again
-on the same port; :meth:`Mosquitto.kill` is a crash.
+on the same port; :meth:`Mosquitto.kill` is a crash. With ``tls`` (:class:`TlsListener`, the
+files of :func:`tests.harness.tls.make_pki`) the one listener speaks TLS only, and with
+``require_certificate`` it wants a client certificate signed by that CA besides the password.
 
 :class:`Collector` (:class:`edge_sites.sim.mqtt_watch.Collector` on such a broker) subscribes
 with a persistent session (QoS 1, ``clean_session`` off), so what is published while it is cut
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -49,6 +52,7 @@ __all__ = [
     "Collector",
     "Message",
     "Mosquitto",
+    "TlsListener",
     "find_mosquitto",
     "free_port",
     "mosquitto_unavailable_reason",
@@ -70,6 +74,26 @@ def free_port(host: str = "127.0.0.1", netns: str | None = None) -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True, slots=True)
+class TlsListener:
+    """TLS on the broker's listener: its CA, certificate and key (PEM); ``require_certificate``:
+    clients must also present a certificate that CA signed (mutual TLS)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    require_certificate: bool = False
+
+    def config_lines(self) -> list[str]:
+        # With per_listener_settings false these still belong to the (only) listener line.
+        return [
+            f"cafile {self.ca}",
+            f"certfile {self.cert}",
+            f"keyfile {self.key}",
+            f"require_certificate {'true' if self.require_certificate else 'false'}",
+        ]
+
+
 class Mosquitto:
     """One broker: ``users`` (name -> password) log in with passwords; the ACL decides the rest."""
 
@@ -82,6 +106,7 @@ class Mosquitto:
         port: int | None = None,
         netns: str | None = None,
         acl: str | None = None,
+        tls: TlsListener | None = None,
     ) -> None:
         if find_mosquitto() is None:
             pytest.skip(mosquitto_unavailable_reason() or "")
@@ -93,6 +118,10 @@ class Mosquitto:
         self.password_file = self.files.password_file
         self.acl_file = self.files.acl_file
         self.config_file = self.files.config_file
+        self.tls = tls
+        if tls is not None:
+            with self.config_file.open("a") as config:
+                config.write("\n".join(tls.config_lines()) + "\n")
         self.log_path = self.dir / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0

@@ -50,6 +50,7 @@ from tests.harness.control_plane import (
     provision,
     supi,
     tai,
+    ue_pool,
     upf_n3,
     upf_n4,
 )
@@ -192,7 +193,8 @@ def test_status_metrics_and_every_usage_report_arrive_also_across_a_broker_outag
         assert (event["kind"], event["supi"]) == ("session.created", supi(0))
 
         gnb = deployed.topology.udp_socket("gnb", bind=(str(gnb_n3(0).ip), GTPU_PORT), timeout=0.3)
-        packet = gpdu(view.n3_teid, ipv4_udp(IPv4Address(view.ue_ipv4), dn_n6(0).ip, 40000, 9000, bytes(600)), 9)
+        inner = ipv4_udp(IPv4Address(view.ue_ipv4), dn_n6(0).ip, 40000, 9000, bytes(600))
+        packet = gpdu(view.n3_teid, inner, 9)
 
         def send(count: int) -> None:
             for _ in range(count):
@@ -218,6 +220,31 @@ def test_status_metrics_and_every_usage_report_arrive_also_across_a_broker_outag
 
         metrics = deployed.collector.wait_for(moved, "metrics counting the session and its packets")
         assert set(metrics["network_instances"]) == {DNN} and metrics["uplink"]["drops"] == 0
+
+        # Downlink from the data network: to the UE (sent to the gNB) and to an address of the
+        # pool no session has (dropped by the UPF, which read it from the instance's N6).
+        dn = deployed.topology.udp_socket("dn", bind=(str(dn_n6(0).ip), 9000), timeout=0.3)
+        stranger = ue_pool(0).broadcast_address - 1
+        assert stranger != IPv4Address(view.ue_ipv4)
+        for _ in range(4):
+            dn.sendto(bytes(300), (view.ue_ipv4, 40000))
+        for _ in range(3):
+            dn.sendto(bytes(300), (str(stranger), 40000))
+
+        def downlink_counted(messages: list[Message]) -> dict[str, Any] | None:
+            last = payloads(messages, metrics_topic, "metrics")[-1:]
+            ni = last[0]["network_instances"][DNN]["downlink"] if last else None
+            return last[0] if ni is not None and ni["packets"] >= 4 and ni["drops"] >= 3 else None
+
+        metrics = deployed.collector.wait_for(downlink_counted, "metrics counting the downlink per instance")
+        per_instance = metrics["network_instances"][DNN]
+        # One instance, the Python path: its figures are the direction totals.
+        assert per_instance["uplink"] == metrics["uplink"] == {"packets": 6, "bytes": 6 * len(inner), "drops": 0}
+        assert per_instance["downlink"] == metrics["downlink"]
+        # The 4 to the UE (and the DN's ICMP answers to the uplink, if any), 28 octets of headers each.
+        assert per_instance["downlink"]["packets"] >= 4 and per_instance["downlink"]["bytes"] >= 4 * 328
+        assert per_instance["downlink"]["drops"] == 3 and metrics["drops"] == {"forward.dl_unknown_ue": 3}
+        dn.close()
 
         deployed.broker.stop()  # the broker is away: reports keep going to the CP over PFCP
         before = len(stored())

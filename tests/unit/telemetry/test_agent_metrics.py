@@ -9,8 +9,14 @@ def test_directions_instances_and_drops_from_the_driver_counters() -> None:
     counters = {
         "n3.rx": 12,
         "n6.internet.tx": 10,
+        "n6.internet.tx_bytes": 1000,
+        "n6.internet.ul_drops": 2,
         "n6.ims.tx": 1,
-        "n6.internet.rx": 7,
+        "n6.ims.tx_bytes": 100,
+        "n6.internet.rx": 10,
+        "n6.internet.dl_packets": 7,
+        "n6.internet.dl_bytes": 700,
+        "n6.internet.dl_drops": 3,
         "n3.tx": 9,
         "n3.tx.echo_response": 2,  # GTP-U signalling, not forwarded traffic
         "ul_bytes": 1100,
@@ -29,7 +35,7 @@ def test_directions_instances_and_drops_from_the_driver_counters() -> None:
     uplink, downlink, per_instance, drops = dataplane(counters, ["internet", "ims"])
     assert uplink == (111, 11_100, 2)
     assert downlink == (57, 5_700, 3)
-    assert per_instance == {"internet": ((10, None, None), (7, None, None)), "ims": ((1, None, None), (0, None, None))}
+    assert per_instance == {"internet": ((10, 1000, 2), (7, 700, 3)), "ims": ((1, 100, 0), (0, 0, 0))}
     assert drops == {
         "forward.ul_no_pdr": 1,
         "drop.n6_write_error": 1,
@@ -40,7 +46,8 @@ def test_directions_instances_and_drops_from_the_driver_counters() -> None:
 
 
 def test_octets_a_driver_does_not_count_are_null_not_zero() -> None:
-    uplink, downlink, _, _ = dataplane({"n6.internet.tx": 3, "n3.tx": 2}, ["internet"])
+    uplink, downlink, per_instance, _ = dataplane({"n6.internet.tx": 3, "n3.tx": 2}, ["internet"])
     assert (uplink, downlink) == ((3, None, 0), (2, None, 0))
+    assert per_instance == {"internet": ((3, None, None), (0, 0, 0))}
     idle, _, _, _ = dataplane({}, ["internet"])  # nothing forwarded: zero octets, counted or not
     assert idle == (0, 0, 0)
