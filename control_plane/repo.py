@@ -2,8 +2,9 @@
 
 Each function here is one step a procedure persists, run by :class:`~control_plane.store.Store`
 on its worker (several per transaction). They use SQLAlchemy Core on the ORM's
-tables: no identity map to grow with the number of sessions, and one statement per
-step. ``version`` is checked and bumped by hand (optimistic concurrency): a stale
+tables: no identity map to grow with the number of sessions. The steps of an
+establishment take every caller of a batch at once (``Store.run_bulk``): one
+statement per table for all of them. ``version`` is checked and bumped by hand (optimistic concurrency): a stale
 update raises :class:`StaleVersion` instead of silently overwriting.
 """
 
@@ -41,15 +42,12 @@ __all__ = [
     "session_by_key",
     "session_rules",
     "sessions_of_upf",
-    "subscriber",
-    "update_session",
     "update_sessions",
     "usage_of",
 ]
 
 RuleRow = tuple[str, int, dict[str, Any]]
 _SESSIONS = cast(Table, Session.__table__)
-_INSERT_SESSION = insert(_SESSIONS)
 _INSERT_RULE = insert(cast(Table, SessionRule.__table__))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
 _SUBSCRIBERS = cast(Table, Subscriber.__table__)
@@ -68,10 +66,6 @@ class StaleVersion(RuntimeError):
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def subscriber(conn: Connection, supi: str) -> RowMapping | None:
-    return conn.execute(select(Subscriber.__table__).where(Subscriber.supi == supi)).mappings().first()
 
 
 def reserve_seids(conn: Connection, node_id: str, block: int, recovery_time_stamp: int) -> tuple[int, int]:
@@ -97,19 +91,11 @@ def reserve_seids(conn: Connection, node_id: str, block: int, recovery_time_stam
 
 def insert_session(conn: Connection, values: Mapping[str, Any], rules: Iterable[RuleRow]) -> int:
     """A new session row with its desired rules; returns its id."""
-    stamp = now()
-    # Table-level statements with parameters apart: SQLAlchemy caches the compiled form
-    # (values inlined through the ORM entity cost more than the database's own work).
-    result = conn.execute(_INSERT_SESSION, {"version": 1, "created_at": stamp, "updated_at": stamp, **values})
-    key = result.inserted_primary_key
-    assert key is not None
-    session_id = int(key[0])
-    _write_rules(conn, session_id, rules)
-    return session_id
+    return insert_sessions(conn, [(values, rules)])[0]
 
 
 def insert_sessions(conn: Connection, items: Sequence[tuple[Mapping[str, Any], Iterable[RuleRow]]]) -> list[int]:
-    """Bulk :func:`insert_session`: new session rows (all with the same columns) and their rules; their ids."""
+    """New session rows (all with the same columns) and their rules, in one statement per table; their ids."""
     stamp = now()
     rows = [{"version": 1, "created_at": stamp, "updated_at": stamp, **values} for values, _ in items]
     ids = [int(i) for i in conn.execute(_INSERT_SESSIONS, rows).scalars()]
@@ -167,7 +153,7 @@ def _update_statement(columns: tuple[str, ...]) -> Update:
 
 
 def update_sessions(conn: Connection, items: Sequence[SessionUpdate]) -> list[int]:
-    """Bulk :func:`update_session` (with its events); the new versions.
+    """Change sessions whose versions are still the ones given (with their events); the new versions.
 
     Raises :class:`StaleVersion` when any row's version moved on (the store then runs each alone,
     so the stale one fails by itself).
@@ -200,37 +186,6 @@ def update_sessions(conn: Connection, items: Sequence[SessionUpdate]) -> list[in
     if events:
         conn.execute(_INSERT_EVENT, events)
     return [item.version + 1 for item in items]
-
-
-def _write_rules(conn: Connection, session_id: int, rules: Iterable[RuleRow]) -> None:
-    rows = [{"session_id": session_id, "kind": kind, "rule_id": rule_id, "body": body} for kind, rule_id, body in rules]
-    if rows:
-        conn.execute(_INSERT_RULE, rows)
-
-
-def update_session(
-    conn: Connection,
-    session_id: int,
-    version: int,
-    values: Mapping[str, Any],
-    rules: Iterable[RuleRow] | None = None,
-) -> int:
-    """Change a session whose version is still ``version``; returns the new version.
-
-    ``rules``, when given, replaces the desired rules.
-    """
-    table = _SESSIONS
-    result = conn.execute(
-        update(table)
-        .where(table.c.id == session_id, table.c.version == version)
-        .values(**values, version=version + 1, updated_at=now())
-    )
-    if result.rowcount != 1:
-        raise StaleVersion(f"session {session_id} changed since version {version}")
-    if rules is not None:
-        conn.execute(delete(SessionRule).where(SessionRule.session_id == session_id))
-        _write_rules(conn, session_id, rules)
-    return version + 1
 
 
 def delete_session(conn: Connection, session_id: int) -> None:

@@ -37,6 +37,7 @@ from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 import yaml
 
+from edge_sites.schema import describe
 from edge_sites.telemetry.config import MQTT_OPTIONS, MqttConfig, parse_mqtt
 from pfcp import PFCP_PORT, NodeID, UPFeatures, UPFunctionFeatures, flag_names
 from pfcp.transaction import RetransmitPolicy
@@ -408,22 +409,6 @@ def _fqdn_key(name: str) -> str:
     return name.rstrip(".").casefold()
 
 
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return type(value).__name__
-
-
 def _near(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -444,7 +429,7 @@ class _Parser:
     def section(self, value: object, path: str, schema: str) -> dict[str, object] | None:
         # A mapping at ``path`` with only the keys ``schema`` declares; missing required keys are reported.
         if not isinstance(value, Mapping):
-            self.error(path, f"expected a mapping, got {_describe(value)}")
+            self.error(path, f"expected a mapping, got {describe(value)}")
             return None
         allowed = _keys(schema)
         out: dict[str, object] = {}
@@ -473,7 +458,7 @@ class _Parser:
         self, value: object, path: str, what: str, item: Callable[[object, str], _T | None], *, allow_empty: bool
     ) -> tuple[_T, ...] | None:
         if not isinstance(value, list):
-            self.error(path, f"expected a list of {what}, got {_describe(value)}")
+            self.error(path, f"expected a list of {what}, got {describe(value)}")
             return None
         if not value and not allow_empty:
             self.error(path, f"expected at least one of {what}, got an empty list")
@@ -499,13 +484,13 @@ class _Parser:
         if not isinstance(value, str):
             # YAML reads 1:2:3:4:5:6:7:8 as a base-60 integer, for one.
             hint = " (quote it in YAML to keep it a string)" if isinstance(value, int | float) else ""
-            self.error(path, f"expected {what}, got {_describe(value)}{hint}")
+            self.error(path, f"expected {what}, got {describe(value)}{hint}")
             return None
         return value
 
     def integer(self, value: object, path: str, low: int, high: int | None = None) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.error(path, f"expected an integer, got {_describe(value)}")
+            self.error(path, f"expected an integer, got {describe(value)}")
             return None
         if value < low or (high is not None and value > high):
             bound = f"from {low} to {high}" if high is not None else f"at least {low}"
@@ -515,7 +500,7 @@ class _Parser:
 
     def seconds(self, value: object, path: str) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.error(path, f"expected a number of seconds, got {_describe(value)}")
+            self.error(path, f"expected a number of seconds, got {describe(value)}")
             return None
         if not value > 0 or value == float("inf"):
             self.error(path, f"{value!r} is not a positive, finite number of seconds")
@@ -673,7 +658,7 @@ class _Parser:
 
     def n6(self, value: object) -> Mapping[str, N6Config] | None:
         if not isinstance(value, Mapping):
-            self.error("n6", f"expected a mapping of Network Instance names, got {_describe(value)}")
+            self.error("n6", f"expected a mapping of Network Instance names, got {describe(value)}")
             return None
         if not value:
             self.error("n6", "expected at least one Network Instance, got an empty mapping")
