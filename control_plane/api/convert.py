@@ -56,6 +56,7 @@ def session_to_proto(view: SessionView) -> pb.Session:
         gnb_address=view.gnb_address,
         policy=view.policy,
         last_cause=view.last_cause,
+        final_usage=[usage_to_proto(u) for u in view.final_usage],
     )
     # Timestamps are sub-messages: copied in, so the constructor's None handling does not apply.
     message.created_at.CopyFrom(_timestamp(view.created_at))
@@ -85,6 +86,7 @@ def session_from_proto(message: pb.Session) -> SessionView:
         created_at=_datetime(message.created_at),
         updated_at=_datetime(message.updated_at),
         last_cause=message.last_cause if message.HasField("last_cause") else None,
+        final_usage=tuple(usage_from_proto(u) for u in message.final_usage),
     )
 
 

@@ -48,8 +48,11 @@ def _one(settings: Settings, view: SessionView) -> None:
         emit(view, settings.output)
         return
     fields = plain(view)
+    del fields["final_usage"]  # a table of its own, below
     width = max(len(key) for key in fields)
     typer.echo("\n".join(f"{key + ':':<{width + 1}} {cell(value)}" for key, value in fields.items()))
+    if view.final_usage:
+        typer.echo("\nfinal usage:\n" + _usage_rows(view.final_usage))
 
 
 def create(
@@ -92,7 +95,7 @@ def modify(
 
 
 def delete(settings: Settings, supi: Supi, psi: Psi = 1) -> None:
-    """Release a session; prints it as it was last held."""
+    """Release a session; prints it as it was last held, with its final usage."""
 
     async def work(api: ApiClient) -> None:
         _one(settings, await api.sessions.delete(supi, psi))

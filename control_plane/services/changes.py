@@ -15,6 +15,7 @@ reports of the Deletion Response are stored before the row goes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pfcp
@@ -26,7 +27,7 @@ from ..domain.selection import NoUpfAvailable, select_upf
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UpfRejected
 from ..n4 import build, handle
 from .desired import desired_rules, peer_profile
-from .views import ModifyRequest, SessionRequest, SessionView
+from .views import ModifyRequest, SessionRequest, SessionView, usage_view
 
 if TYPE_CHECKING:
     from .sessions import SessionManager
@@ -168,12 +169,15 @@ async def _release_on_upf(manager: SessionManager, row: dict[str, Any]) -> None:
 async def delete(manager: SessionManager, supi: str, pdu_session_id: int) -> SessionView:
     row = dict(await manager._row(supi, pdu_session_id))
     await _release_on_upf(manager, row)
-    view = manager.view(row)
 
-    def finish(conn: Any) -> None:
+    def finish(conn: Any) -> list[Any]:
+        # Read before the row goes: the stored final reports (deduplicated, a retransmitted
+        # Deletion Response stores nothing twice) are what the caller gets back.
+        final = [r for r in repo.usage_of(conn, row["id"], [row["cp_seid"]]) if r["final"]]
         repo.delete_session(conn, row["id"])
         repo.insert_event(conn, "session.deleted", session_id=row["id"], supi=supi, detail={"cp_seid": row["cp_seid"]})
+        return final
 
-    await manager.store.run(finish)
+    final = await manager.store.run(finish)
     manager.release_row(row)
-    return view
+    return replace(manager.view(row), final_usage=tuple(usage_view(r) for r in final))

@@ -53,7 +53,7 @@ from ..n4 import build, handle
 from ..store import Store
 from . import changes
 from .desired import cp_allocates_teid, desired_rules, peer_profile
-from .views import ModifyRequest, SessionRequest, SessionView, UsageView
+from .views import ModifyRequest, SessionRequest, SessionView, UsageView, usage_view
 
 __all__ = ["N4", "SessionManager"]
 
@@ -400,23 +400,6 @@ class SessionManager:
         with self._held((supi, pdu_session_id)) as lock:
             async with lock:
                 return await changes.delete(self, supi, pdu_session_id)
-
-
-def usage_view(record: Mapping[Any, Any]) -> UsageView:
-    return UsageView(
-        urr_id=record["urr_id"],
-        ur_seqn=record["ur_seqn"],
-        triggers=tuple(record["triggers"] or ()),
-        volume_ul=record["volume_ul"],
-        volume_dl=record["volume_dl"],
-        volume_total=record["volume_total"],
-        duration_s=record["duration_s"],
-        final=record["final"],
-        recorded_at=record["recorded_at"],
-        start_time=record["start_time"],
-        end_time=record["end_time"],
-        upf=record["upf_node_id"],
-    )
 
 
 def _drop(conn: Connection, session_id: int, event: str, row: Mapping[str, Any], detail: dict[str, Any]) -> None:

@@ -6,11 +6,12 @@ database rows behind them never leave :mod:`control_plane.services`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["ModifyRequest", "SessionApi", "SessionRequest", "SessionView", "UsageView"]
+__all__ = ["ModifyRequest", "SessionApi", "SessionRequest", "SessionView", "UsageView", "usage_view"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,9 @@ class SessionView:
     created_at: datetime
     updated_at: datetime
     last_cause: int | None = None
+    #: Filled by a deletion only: the final usage reports (TERMR) the UPF sent in its Session
+    #: Deletion Response (TS 29.244 §7.5.7.2), so the caller gets them although the session is gone.
+    final_usage: tuple[UsageView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,24 @@ class UsageView:
     start_time: datetime | None = None
     end_time: datetime | None = None
     upf: str = ""
+
+
+def usage_view(record: Mapping[Any, Any]) -> UsageView:
+    """A usage_records row as a :class:`UsageView`."""
+    return UsageView(
+        urr_id=record["urr_id"],
+        ur_seqn=record["ur_seqn"],
+        triggers=tuple(record["triggers"] or ()),
+        volume_ul=record["volume_ul"],
+        volume_dl=record["volume_dl"],
+        volume_total=record["volume_total"],
+        duration_s=record["duration_s"],
+        final=record["final"],
+        recorded_at=record["recorded_at"],
+        start_time=record["start_time"],
+        end_time=record["end_time"],
+        upf=record["upf_node_id"],
+    )
 
 
 class SessionApi(Protocol):

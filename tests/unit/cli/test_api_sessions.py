@@ -117,8 +117,17 @@ def test_create_get_list_modify_usage_and_delete_a_session(deployment: Deploymen
     assert "gnb_teid: 200" in modified.stdout.splitlines()
     assert cli(env, "session", "usage", SUPI, "-o", "json").stdout.strip() == "[]"
 
-    deleted = cli(env, "session", "delete", SUPI)
+    # Traffic the UPF measured comes back in the final usage of the deletion, in both forms.
+    ((up_seid, state),) = deployment.driver.installed().items()
+    for urr_id in state.urrs:
+        deployment.driver.meter(up_seid, urr_id, ul_bytes=1200, dl_bytes=3400)
+    deleted = cli(env, "session", "delete", SUPI, "-o", "json")
     assert deleted.exit_code == 0, deleted.output
+    final = json.loads(deleted.stdout)["final_usage"]
+    assert [(u["urr_id"], u["volume_ul"], u["volume_dl"], u["final"]) for u in final] == [
+        (urr_id, 1200, 3400, True) for urr_id in sorted(state.urrs)
+    ]
+    assert all("TERMR" in u["triggers"] for u in final)
     assert deployment.driver.installed() == {}
     gone = cli(env, "session", "get", SUPI)
     assert gone.exit_code == 1

@@ -305,8 +305,10 @@ def test_delete_keeps_the_final_usage(cp: Cp) -> None:
         lambda msg: pfcp.SessionDeletionResponse(seid=1, cause=pfcp.Cause(ACCEPTED), usage_report=(report,))
     )
 
-    asyncio.run(cp.manager.delete(supi(0), 1))
+    deleted = asyncio.run(cp.manager.delete(supi(0), 1))
 
+    ((urr_id, seqn, total, final),) = [(u.urr_id, u.ur_seqn, u.volume_total, u.final) for u in deleted.final_usage]
+    assert (urr_id, seqn, total, final) == (1, 0, 3000, True)
     deletion = cp.n4.sent[-1]
     assert isinstance(deletion, pfcp.SessionDeletionRequest) and deletion.seid == created.up_seid
     assert cp.session(supi(0)) is None

@@ -322,6 +322,7 @@ class Session(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     LAST_CAUSE_FIELD_NUMBER: _builtins.int
+    FINAL_USAGE_FIELD_NUMBER: _builtins.int
     supi: _builtins.str
     pdu_session_id: _builtins.int
     dnn: _builtins.str
@@ -355,6 +356,12 @@ class Session(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def final_usage(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageReport]:
+        """Set by Delete only: the final usage reports (TERMR) of the Session Deletion
+        Response (TS 29.244 §7.5.7.2); the session and its Usage call are gone afterwards.
+        """
+
     def __init__(
         self,
         *,
@@ -378,10 +385,11 @@ class Session(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         last_cause: _builtins.int | None = ...,
+        final_usage: _abc.Iterable[Global___UsageReport] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_gnb_address", b"_gnb_address", "_gnb_teid", b"_gnb_teid", "_last_cause", b"_last_cause", "_n3_address", b"_n3_address", "_n3_teid", b"_n3_teid", "_policy", b"_policy", "_site", b"_site", "_ue_ipv4", b"_ue_ipv4", "_ue_ipv6", b"_ue_ipv6", "_up_seid", b"_up_seid", "_upf", b"_upf", "created_at", b"created_at", "gnb_address", b"gnb_address", "gnb_teid", b"gnb_teid", "last_cause", b"last_cause", "n3_address", b"n3_address", "n3_teid", b"n3_teid", "policy", b"policy", "site", b"site", "ue_ipv4", b"ue_ipv4", "ue_ipv6", b"ue_ipv6", "up_seid", b"up_seid", "updated_at", b"updated_at", "upf", b"upf"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_gnb_address", b"_gnb_address", "_gnb_teid", b"_gnb_teid", "_last_cause", b"_last_cause", "_n3_address", b"_n3_address", "_n3_teid", b"_n3_teid", "_policy", b"_policy", "_site", b"_site", "_ue_ipv4", b"_ue_ipv4", "_ue_ipv6", b"_ue_ipv6", "_up_seid", b"_up_seid", "_upf", b"_upf", "cp_seid", b"cp_seid", "created_at", b"created_at", "dnn", b"dnn", "gnb_address", b"gnb_address", "gnb_teid", b"gnb_teid", "last_cause", b"last_cause", "n3_address", b"n3_address", "n3_teid", b"n3_teid", "pdu_session_id", b"pdu_session_id", "policy", b"policy", "site", b"site", "snssai", b"snssai", "state", b"state", "supi", b"supi", "tai", b"tai", "ue_ipv4", b"ue_ipv4", "ue_ipv6", b"ue_ipv6", "up_seid", b"up_seid", "updated_at", b"updated_at", "upf", b"upf"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_gnb_address", b"_gnb_address", "_gnb_teid", b"_gnb_teid", "_last_cause", b"_last_cause", "_n3_address", b"_n3_address", "_n3_teid", b"_n3_teid", "_policy", b"_policy", "_site", b"_site", "_ue_ipv4", b"_ue_ipv4", "_ue_ipv6", b"_ue_ipv6", "_up_seid", b"_up_seid", "_upf", b"_upf", "cp_seid", b"cp_seid", "created_at", b"created_at", "dnn", b"dnn", "final_usage", b"final_usage", "gnb_address", b"gnb_address", "gnb_teid", b"gnb_teid", "last_cause", b"last_cause", "n3_address", b"n3_address", "n3_teid", b"n3_teid", "pdu_session_id", b"pdu_session_id", "policy", b"policy", "site", b"site", "snssai", b"snssai", "state", b"state", "supi", b"supi", "tai", b"tai", "ue_ipv4", b"ue_ipv4", "ue_ipv6", b"ue_ipv6", "up_seid", b"up_seid", "updated_at", b"updated_at", "upf", b"upf"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__gnb_address: _TypeAlias = _typing.Literal["gnb_address"]  # noqa: Y015
     _WhichOneofArgType__gnb_address: _TypeAlias = _typing.Literal["_gnb_address", b"_gnb_address"]  # noqa: Y015
