@@ -55,7 +55,9 @@ _RULES = cast(Table, SessionRule.__table__)
 # Bulk forms (control_plane.store.Store.run_bulk): one statement for a whole batch.
 _SUBSCRIBERS_IN = select(_SUBSCRIBERS).where(_SUBSCRIBERS.c.supi.in_(bindparam("supis", expanding=True)))
 _SESSIONS_OF_SUPIS = select(_SESSIONS).where(_SESSIONS.c.supi.in_(bindparam("supis", expanding=True)))
-_INSERT_SESSIONS = insert(_SESSIONS).returning(_SESSIONS.c.id, sort_by_parameter_order=True)
+# Ids come back keyed by the (unique) CP SEID rather than in parameter order: ordered
+# RETURNING makes SQLAlchemy insert SQLite rows one statement each, unordered batches them.
+_INSERT_SESSIONS = insert(_SESSIONS).returning(_SESSIONS.c.cp_seid, _SESSIONS.c.id)
 _DELETE_RULES_OF = delete(_RULES).where(_RULES.c.session_id.in_(bindparam("ids", expanding=True)))
 _UPDATES: dict[tuple[str, ...], Update] = {}
 
@@ -98,7 +100,8 @@ def insert_sessions(conn: Connection, items: Sequence[tuple[Mapping[str, Any], I
     """New session rows (all with the same columns) and their rules, in one statement per table; their ids."""
     stamp = now()
     rows = [{"version": 1, "created_at": stamp, "updated_at": stamp, **values} for values, _ in items]
-    ids = [int(i) for i in conn.execute(_INSERT_SESSIONS, rows).scalars()]
+    by_seid = {int(seid): int(i) for seid, i in conn.execute(_INSERT_SESSIONS, rows)}
+    ids = [by_seid[int(row["cp_seid"])] for row in rows]
     rules = [
         {"session_id": session_id, "kind": kind, "rule_id": rule_id, "body": body}
         for session_id, (_, session_rules) in zip(ids, items, strict=True)
