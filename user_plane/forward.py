@@ -161,6 +161,10 @@ class Forwarder:
         #: gate, MBR), by that instance: the metrics' per-instance drops. Kept out of ``counters``,
         #: where every key is a drop reason (these are already counted there by reason).
         self.ul_drops: collections.Counter[str] = collections.Counter()
+        #: The rule drops of ``counters`` (quota, FAR DROP, gate, MBR) again by direction:
+        #: ``ul_drop_gate``, ``dl_drop_far``... (each packet is in both: ``counters`` keeps one
+        #: key per reason, which the metrics' totals and the bench reports read).
+        self.rule_drops: collections.Counter[str] = collections.Counter()
         #: Downlink packets put in a session's buffer (BUFF), ever: the I/O layer tells what it
         #: read from an N6 and neither sent nor buffered (a drop) without a per-packet check.
         self.dl_buffered = 0
@@ -561,6 +565,10 @@ class Forwarder:
             self.dl_buffered += 1
         return None
 
+    def _rule_drop(self, reason: str, direction: Direction) -> None:
+        self.counters[reason] += 1
+        self.rule_drops[("dl_" if direction == _DL else "ul_") + reason] += 1
+
     def _enforce(self, rule: Rule, direction: Direction, n: int, now: float) -> FarAction | None:
         """URRs and QERs of a matched PDR; the FAR to apply, or None when dropped."""
         far = rule.far
@@ -569,13 +577,13 @@ class Forwarder:
                 quota_fars = rule.quota_fars
                 quota_far = None if quota_fars is None else quota_fars.get(meter.urr.urr_id)
                 if quota_far is None:
-                    self.counters["drop_quota"] += 1
+                    self._rule_drop("drop_quota", direction)
                     return None
                 far = quota_far
                 break
         kind = far.kind
         if kind == DROP:
-            self.counters["drop_far"] += 1
+            self._rule_drop("drop_far", direction)
             return None
         if kind == BUFF:
             return far  # measured and policed when released
@@ -589,19 +597,19 @@ class Forwarder:
                 self.timers_changed = True
                 self._schedule(rule.up_seid, meter)
         if rule.gate_closed:
-            self.counters["drop_gate"] += 1
+            self._rule_drop("drop_gate", direction)
             return None
         buckets = rule.buckets
         if buckets:
             bits = n << 3
             if len(buckets) == 1:
                 if not buckets[0].allow(bits, now):
-                    self.counters["drop_mbr"] += 1
+                    self._rule_drop("drop_mbr", direction)
                     return None
             else:
                 for bucket in buckets:  # every QER applies; spend only if all let it through
                     if not bucket.conforms(bits, now):
-                        self.counters["drop_mbr"] += 1
+                        self._rule_drop("drop_mbr", direction)
                         return None
                 for bucket in buckets:
                     bucket.spend(bits)

@@ -62,6 +62,10 @@ _DRIVER_DROPS = {
 _ACCEPTED = int(pfcp.CauseValue.REQUEST_ACCEPTED)
 #: The eBPF program's reason counters that are drops (the others are punts to the Python path).
 _FASTPATH_DROPS = ("drop_gate", "drop_mbr", "drop_adjust")
+#: The engine's rule drops, counted by reason (``forward.drop_gate``) and by direction too
+#: (``forward.ul_drop_gate``, ``forward.dl_drop_gate``).
+_RULE_DROPS = ("drop_far", "drop_gate", "drop_mbr", "drop_quota")
+_DIRECTIONS = (("uplink", "ul_"), ("downlink", "dl_"))
 
 
 def serve_metrics(agent: UpfAgent, config: MetricsConfig) -> MetricsServer:
@@ -139,24 +143,38 @@ def dataplane_families(upf: str, counters: Mapping[str, int]) -> list[Metric]:
         octets.add_metric([upf, direction, "python"], python_bytes)
         octets.add_metric([upf, direction, "ebpf"], c[f"ebpf.{ebpf}_bytes"])
     drops = CounterMetricFamily(
-        "edgecups_upf_dropped_packets",
-        "Packets dropped, by direction (unknown: a rule's drop the engine counts for both), path and reason",
-        labels=[*labels, "reason"],
+        "edgecups_upf_dropped_packets", "Packets dropped, by direction, path and reason", labels=[*labels, "reason"]
     )
+    directed = {f"{prefix}{reason}" for reason in _RULE_DROPS for _, prefix in _DIRECTIONS}
     for key, value in sorted(c.items()):
         if key.startswith("forward."):
             reason = key.removeprefix("forward.")
+            if reason in _RULE_DROPS or reason in directed:
+                continue  # below: by direction
             direction = "uplink" if reason.startswith("ul_") else "downlink" if reason.startswith("dl_") else "unknown"
             direction = "downlink" if reason.startswith("end_marker") else direction
             drops.add_metric([upf, direction, "python", reason], value)
         elif key.startswith("drop.") and key.removeprefix("drop.") in _DRIVER_DROPS:
             reason = key.removeprefix("drop.")
             drops.add_metric([upf, _DRIVER_DROPS[reason], "python", reason], value)
-    for reason in _FASTPATH_DROPS:
-        if f"ebpf.{reason}" in c:
-            drops.add_metric([upf, "unknown", "ebpf", reason], c[f"ebpf.{reason}"])
+    for path, prefix, reasons in (("python", "forward.", _RULE_DROPS), ("ebpf", "ebpf.", _FASTPATH_DROPS)):
+        for reason in reasons:
+            keys = [f"{prefix}{reason}", *(f"{prefix}{d}{reason}" for _, d in _DIRECTIONS)]
+            if any(key in counters for key in keys):  # counted once at least, or the fast path is there
+                _directed_drops(drops, upf, path, reason, c[keys[0]], [c[key] for key in keys[1:]])
     fastpath = GaugeMetricFamily(
         "edgecups_upf_fastpath_sessions", "Sessions the eBPF fast path carries", labels=["upf"]
     )
     fastpath.add_metric([upf], c["ebpf.sessions"])
     return [n3_in, n3_out, packets, octets, drops, fastpath]
+
+
+def _directed_drops(
+    family: CounterMetricFamily, upf: str, path: str, reason: str, total: int, by_direction: list[int]
+) -> None:
+    """A rule drop's series per direction; what no direction accounts for (a driver that counts
+    the reason alone; the software driver never has any) as direction ``unknown``."""
+    for (direction, _), value in zip(_DIRECTIONS, by_direction, strict=True):
+        family.add_metric([upf, direction, path, reason], value)
+    if total > sum(by_direction):
+        family.add_metric([upf, "unknown", path, reason], total - sum(by_direction))

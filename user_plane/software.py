@@ -143,11 +143,12 @@ class SoftwareDriver:
         #: (``n3.rx.echo_request``, ``n3.tx.error_indication``, ...), ``drop.<reason>``, and ``ul_bytes``
         #: / ``dl_bytes``: octets of the IP packets forwarded uplink (written to N6) and downlink (sent
         #: in G-PDUs), as the eBPF fast path counts its own (``ebpf.ul_bytes``). Per Network Instance
-        #: (Python path only, summed per batch): ``n6.<instance>.tx_bytes`` (uplink octets written to
-        #: its N6), ``.dl_packets``/``.dl_bytes`` (downlink read from its N6 and sent in G-PDUs at once),
-        #: ``.dl_drops`` (read from its N6, neither sent nor buffered) and ``.ul_drops`` (N6 write
-        #: errors; all_counters() adds the engine's post-PDR drops). The engine's own drop reasons
-        #: are in ``forwarder.counters``; :meth:`all_counters` merges both.
+        #: (the Python path's, summed per batch; the fast path's are ``ebpf.ni.<instance>.*``):
+        #: ``n6.<instance>.tx_bytes`` (uplink octets written to its N6), ``.dl_packets``/``.dl_bytes``
+        #: (downlink read from its N6 and sent in G-PDUs at once), ``.dl_drops`` (read from its N6,
+        #: neither sent nor buffered) and ``.ul_drops`` (N6 write errors; all_counters() adds the
+        #: engine's post-PDR drops). The engine's own drop reasons are in ``forwarder.counters``
+        #: (and ``forwarder.rule_drops``); :meth:`all_counters` merges them.
         self.counters: collections.Counter[str] = collections.Counter()
         self._signalling = GtpuSignalling(self.counters, error_indication_rate)
         #: The last Error Indications received from peers: (peer address, TEID, GTP-U Peer Address).
@@ -353,11 +354,14 @@ class SoftwareDriver:
         return self.forwarder.installed()
 
     def all_counters(self) -> dict[str, int]:
-        """I/O counters, the forwarding engine's (prefixed ``forward.``) and the eBPF fast
-        path's (``ebpf.``: offloaded sessions, packets/octets it forwarded per direction as
-        last folded, punts and drops by reason) in one mapping."""
+        """I/O counters, the forwarding engine's (prefixed ``forward.``: its drop reasons, and
+        its rule drops again by direction) and the eBPF fast path's (``ebpf.``: offloaded
+        sessions, packets/octets it forwarded per direction and per Network Instance, punts
+        and drops by reason, drops by direction and reason) in one mapping."""
         merged = dict(self.counters)
         merged.update({f"forward.{key}": value for key, value in self.forwarder.counters.items()})
+        # The rule drops by direction too (forward.ul_drop_gate...): forward.drop_gate is their sum.
+        merged.update({f"forward.{key}": value for key, value in self.forwarder.rule_drops.items()})
         for instance, dropped in self.forwarder.ul_drops.items():
             key = f"n6.{instance}.ul_drops"
             merged[key] = merged.get(key, 0) + dropped

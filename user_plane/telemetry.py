@@ -47,12 +47,15 @@ UsageMessage = Literal["session-report", "modification", "deletion"]
 State = Literal["online", "offline"]
 Reason = Literal["started", "stopped", "connection-lost"]
 
-# Drop reasons of the software driver whose direction is known: the forwarding engine's
-# ul_*/dl_* (malformed, unknown TEID or UE, no PDR, buffer), and the I/O towards N6 (uplink)
-# or N3 (downlink). Rule drops (FAR DROP, gate, MBR, quota) count per reason only.
-_UPLINK_DROPS: Final = ("forward.ul_", "drop.n6_")
-_DOWNLINK_DROPS: Final = ("forward.dl_", "drop.n3_send_", "drop.no_n3_address")
-_DROP_PREFIXES: Final = ("drop.", "forward.drop_", "forward.ul_", "forward.dl_", "ebpf.drop_")
+# Drop reasons of the software driver by direction: the forwarding engine's ul_*/dl_*
+# (malformed, unknown TEID or UE, no PDR, buffer, and the rule drops again by direction:
+# ul_drop_gate...), the eBPF fast path's ul_drop_*/dl_drop_*, and the I/O towards N6 (uplink)
+# or N3 (downlink).
+_UPLINK_DROPS: Final = ("forward.ul_", "drop.n6_", "ebpf.ul_drop_")
+_DOWNLINK_DROPS: Final = ("forward.dl_", "drop.n3_send_", "drop.no_n3_address", "ebpf.dl_drop_")
+#: Rule drops counted in total (``forward.drop_gate``) and again by direction (``forward.ul_drop_gate``).
+_SPLIT_DROPS: Final = ("forward.drop_", "ebpf.drop_")
+_DROP_PREFIXES: Final = ("drop.", *_SPLIT_DROPS, *_UPLINK_DROPS, *_DOWNLINK_DROPS)
 
 
 def dataplane(
@@ -64,26 +67,26 @@ def dataplane(
       packets and octets written to N6 (``n6.<ni>.tx``, ``ul_bytes``, ``ebpf.ul_*``), downlink
       G-PDUs sent on N3 (``n3.tx`` less GTP-U signalling ``n3.tx.<what>``, ``dl_bytes``,
       ``ebpf.dl_*``). Octets are null when the driver does not count them on its Python path.
-    * Per Network Instance, on the Python path only (the eBPF fast path counts per session, its
-      packets are in the direction totals alone): uplink packets and octets written to its N6
+    * Per Network Instance, on both paths: uplink packets and octets written to its N6
       (``n6.<ni>.tx``, ``.tx_bytes``) and drops once the session's instance is known (a PDR whose
       FAR forwards to it, then quota, gate or MBR, or the N6 write failed: ``.ul_drops``);
       downlink packets and octets read from its N6 and sent at once in G-PDUs (``.dl_packets``,
       ``.dl_bytes``; buffered packets released later count in the totals only) and those read
-      and dropped (``.dl_drops``). Null when the driver does not count them.
-    * Drops: the reasons whose direction is known add up per direction; every drop counter is
-      in the ``drops`` mapping by its own name (rule drops: FAR DROP, gate, MBR, quota...).
+      and dropped (``.dl_drops``); plus what the eBPF fast path forwarded and its QERs dropped
+      for the sessions it carries in that instance (``ebpf.ni.<ni>.*``, see FastPath.counters).
+      Null when the driver does not count them.
+    * Drops: every drop adds up in its direction, rule drops (FAR DROP, gate, MBR, quota) too;
+      ``drops`` has every drop counter by its own name, see :func:`drops_by_reason`.
     """
-    drops = {key: value for key, value in counters.items() if value and key.startswith(_DROP_PREFIXES)}
+    drops = drops_by_reason(counters)
     per_instance: dict[str, tuple[Counters, Counters]] = {}
     written = 0
     for name in instances:
-        prefix = f"n6.{name}."
-        tx, sent_here = counters.get(f"{prefix}tx", 0), counters.get(f"{prefix}dl_packets", 0)
+        tx = counters.get(f"n6.{name}.tx", 0)
         written += tx
         per_instance[name] = (
-            _per_instance(counters, tx, f"{prefix}tx_bytes", f"{prefix}ul_drops"),
-            _per_instance(counters, sent_here, f"{prefix}dl_bytes", f"{prefix}dl_drops"),
+            _per_instance(counters, name, "ul", tx),
+            _per_instance(counters, name, "dl", counters.get(f"n6.{name}.dl_packets", 0)),
         )
     signalling = sum(v for k, v in counters.items() if k.startswith("n3.tx."))
     sent = counters.get("n3.tx", 0) - signalling
@@ -107,12 +110,36 @@ def dataplane(
     return uplink, downlink, per_instance, drops
 
 
-def _per_instance(counters: Mapping[str, int], packets: int, octets: str, drops: str) -> Counters:
+def drops_by_reason(counters: Mapping[str, int]) -> dict[str, int]:
+    """Every drop counter that is not zero, by its name; a rule drop by direction only
+    (``forward.ul_drop_gate``, ``ebpf.dl_drop_mbr``: their total, ``forward.drop_gate``, is
+    there only for what no direction accounts for, which a software driver never has)."""
+    drops = {key: value for key, value in counters.items() if value and key.startswith(_DROP_PREFIXES)}
+    for key in [k for k in drops if k.startswith(_SPLIT_DROPS)]:
+        path, reason = key.split(".", 1)
+        rest = drops[key] - counters.get(f"{path}.ul_{reason}", 0) - counters.get(f"{path}.dl_{reason}", 0)
+        if rest > 0:
+            drops[key] = rest
+        else:
+            del drops[key]
+    return drops
+
+
+def _per_instance(counters: Mapping[str, int], name: str, direction: Literal["ul", "dl"], packets: int) -> Counters:
+    """One instance's one direction: the Python path's ``packets`` (and its octets and drops), plus
+    the eBPF fast path's (``ebpf.ni.<name>.<direction>_*``)."""
+    fast = f"ebpf.ni.{name}.{direction}_"
+    total = packets + counters.get(f"{fast}packets", 0)
+    octets = f"n6.{name}.{'tx' if direction == 'ul' else 'dl'}_bytes"
     # As for the direction totals: packets without octets mean a driver that does not count
     # per instance; one that counts octets per instance counts its drops too (absent: none yet).
     if octets not in counters and packets:
-        return packets, None, None
-    return packets, counters.get(octets, 0), counters.get(drops, 0)
+        return total, None, None
+    return (
+        total,
+        counters.get(octets, 0) + counters.get(f"{fast}bytes", 0),
+        counters.get(f"n6.{name}.{direction}_drops", 0) + counters.get(f"{fast}drops", 0),
+    )
 
 
 class AgentTelemetry:

@@ -54,12 +54,14 @@ _PER_DIRECTION: Final = {"uplink": Field("object", fields=_COUNTERS), "downlink"
 _UPF: Final = {"schema": _INT, "node_id": _STRING, "site": _STRING, "time": _NUMBER}
 
 #: Every payload kind, every field. ``metrics``: ``bytes`` and ``drops`` are null where the
-#: dataplane does not count them (a driver without octet counters); ``network_instances``
-#: counts the Python path only (the eBPF fast path counts per session: its packets and octets
-#: are in ``uplink``/``downlink`` alone), downlink there is what was read from the instance's N6
-#: and sent at once (released buffers: totals only), and drops are those after the session's
-#: instance is known (a PDR matched). The ``drops`` object has every drop counter by the
-#: dataplane's own reason name.
+#: dataplane does not count them (a driver without octet counters); ``uplink``/``downlink``
+#: drops hold every drop of that direction, a rule's (FAR DROP, gate, MBR, quota) too;
+#: ``network_instances`` counts both paths of the software dataplane (the eBPF fast path's
+#: sessions by the instance they forward to), downlink there is what was read from the
+#: instance's N6 and sent at once (released buffers: totals only), and drops are those after
+#: the session's instance is known (a PDR matched). The ``drops`` object has every drop counter
+#: by the dataplane's own reason name, a rule drop by direction (``forward.ul_drop_gate``,
+#: ``ebpf.dl_drop_mbr``).
 SCHEMAS: Final[Mapping[str, Mapping[str, Field]]] = {
     "status": {
         **_UPF,

@@ -4,6 +4,8 @@ The driver runs as in test_software_driver (its own loop in a thread inside the 
 namespace) with ``fastpath=True``: the tc program sits on n3 and n6. The fast path's own
 counters (``ebpf.*``) tell which packets BPF carried and the Python path's (``n3.rx``,
 ``n6.*.rx``) which it did not; what arrives at the gNB and DN sockets is checked byte by byte.
+The agent's metrics message figures (user_plane.telemetry.dataplane) must hold what BPF
+carried and dropped, per direction and per Network Instance.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from user_plane.config import N6Config
 from user_plane.driver import DriverEvent, SessionUsage
 from user_plane.rules import Qer
 from user_plane.software import SoftwareDriver
+from user_plane.telemetry import dataplane
 
 pytest_plugins = ["tests.harness.conftest_plugin"]
 
@@ -97,8 +100,55 @@ def test_uplink_and_downlink_are_carried_by_bpf(fast: tuple[UpfTopology, DriverI
     after = runner.counters()
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     assert (delta["ebpf.ul_packets"], delta["ebpf.dl_packets"]) == (5, 5)
-    assert delta["ebpf.ul_bytes"] == sum(28 + len(b"uplink %d " % i) + 40 for i in range(5))
+    ul_bytes = sum(28 + len(b"uplink %d " % i) + 40 for i in range(5))
+    dl_bytes = sum(28 + len(b"downlink %d " % i) + 100 for i in range(5))
+    assert (delta["ebpf.ul_bytes"], delta["ebpf.dl_bytes"]) == (ul_bytes, dl_bytes)
     assert delta.get("n3.rx", 0) == 0 and delta.get(f"n6.{INSTANCE}.rx", 0) == 0  # Python saw none
+    # The metrics' figures of the session's Network Instance hold what BPF carried.
+    assert instance_delta(before, after) == ((5, ul_bytes, 0), (5, dl_bytes, 0))
+    # Also once the session is gone (its slot released).
+    runner.call(lambda: runner.driver.remove(state.up_seid))
+    assert instance_delta(before, runner.counters()) == ((5, ul_bytes, 0), (5, dl_bytes, 0))
+
+
+def instance_delta(before: dict[str, int], after: dict[str, int]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """What the metrics message's figures of INSTANCE (uplink, downlink) grew by."""
+    (old_ul, old_dl), (new_ul, new_dl) = (dataplane(c, [INSTANCE])[2][INSTANCE] for c in (before, after))
+    return _minus(new_ul, old_ul), _minus(new_dl, old_dl)
+
+
+def _minus(new: tuple[int, int | None, int | None], old: tuple[int, int | None, int | None]) -> tuple[int, int, int]:
+    assert None not in new and None not in old, (new, old)  # the software driver counts all three
+    return new[0] - old[0], (new[1] or 0) - (old[1] or 0), (new[2] or 0) - (old[2] or 0)
+
+
+@needs_netns
+def test_closed_gates_drop_in_bpf_and_count_in_their_direction(
+    fast: tuple[UpfTopology, DriverInNamespace, list[DriverEvent]],
+) -> None:
+    upf, runner, _ = fast
+    runner.call(lambda: runner.driver.install(make_state(gnb=upf.gnb_addr)))
+    gnb = upf.topology.udp_socket("gnb", (str(upf.gnb_addr), GTPU_PORT))
+    dn = upf.topology.udp_socket("dn", (str(upf.dn_addr), DN_PORT))
+    _warm_up(upf, runner, gnb, dn)  # open gates: both neighbours resolved
+    closed = Qer(qer_id=1, qfi=QFI, gate_ul=pfcp.Gate.CLOSED, gate_dl=pfcp.Gate.CLOSED)
+    runner.call(lambda: runner.driver.install(make_state(gnb=upf.gnb_addr, qer=closed)))
+    before = runner.counters()
+    assert before["ebpf.sessions.uplink"] == before["ebpf.sessions.downlink"] == 1  # still carried by BPF
+    for _ in range(3):
+        gnb.sendto(uplink_gpdu(UL_TEID, ipv4_udp(UE, upf.dn_addr, UE_PORT, DN_PORT, b"g")), (str(upf.n3_addr), 2152))
+    for _ in range(2):
+        dn.sendto(b"g", (str(UE), UE_PORT))
+    assert _recv_or_none(dn, 0.5) is None and _recv_or_none(gnb, 0.5) is None
+    after = runner.counters()
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert (delta["ebpf.ul_drop_gate"], delta["ebpf.dl_drop_gate"], delta["ebpf.drop_gate"]) == (3, 2, 5)
+    assert delta.get("n3.rx", 0) == 0 and delta.get(f"n6.{INSTANCE}.rx", 0) == 0  # none reached Python
+    assert instance_delta(before, after) == ((0, 0, 3), (0, 0, 2))
+    # And in the direction totals, each drop once by its name.
+    (ul_before, dl_before, _, _), (ul_after, dl_after, _, drops) = (dataplane(c, [INSTANCE]) for c in (before, after))
+    assert _minus(ul_after, ul_before) == (0, 0, 3) and _minus(dl_after, dl_before) == (0, 0, 2)
+    assert "ebpf.drop_gate" not in drops and drops["ebpf.ul_drop_gate"] - before["ebpf.ul_drop_gate"] == 3
 
 
 @needs_netns
@@ -143,6 +193,9 @@ def test_mbr_is_enforced_in_bpf(fast: tuple[UpfTopology, DriverInNamespace, list
     assert arrived == after["ebpf.dl_packets"] - before["ebpf.dl_packets"]
     assert 2 <= arrived <= 3  # 2965 octets left in the bucket, plus what refilled meanwhile
     assert after["ebpf.drop_mbr"] - before["ebpf.drop_mbr"] == 10 - arrived
+    assert after["ebpf.dl_drop_mbr"] - before["ebpf.dl_drop_mbr"] == 10 - arrived
+    assert after["ebpf.ul_drop_mbr"] == before["ebpf.ul_drop_mbr"] == 0
+    assert instance_delta(before, after) == ((0, 0, 0), (arrived, arrived * 1000, 10 - arrived))
 
 
 @needs_netns

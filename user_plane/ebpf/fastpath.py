@@ -31,6 +31,11 @@ Theory of operation:
   The bucket starts full and keeps its tokens across rule changes (capped at the
   new depth), as Forwarder's does; it is separate from the Forwarder's bucket, so
   the few packets punted while offloaded are policed by that one.
+* Counters per Network Instance: each slot knows the instance of each direction it
+  carries (:func:`~user_plane.ebpf.offload.network_instances`); a fold credits what
+  the slot counted since the previous one (packets, octets, drops) to those, and
+  :meth:`FastPath.counters` adds what the live slots counted since. A slot keeps the
+  last instance of a direction it stopped carrying: packets still in flight count there.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from ..session import SessionState
 from ..usage import UrrMeter
 from . import loader
 from .loader import BPF_F_LOCK, BpfObject, DlRule, Limits, UlRule, Usage
-from .offload import DownlinkOffload, Offload, UplinkOffload, decide
+from .offload import DownlinkOffload, Offload, UplinkOffload, decide, network_instances
 
 __all__ = ["SLOT_QUARANTINE", "FastPath", "SessionCounters"]
 
@@ -82,6 +87,23 @@ class SessionCounters:
     ul_bytes: int = 0
     dl_packets: int = 0
     dl_bytes: int = 0
+    ul_drops: int = 0
+    dl_drops: int = 0
+
+    def add(self, u: Usage | SessionCounters, ul: bool, dl: bool, minus: SessionCounters | None = None) -> None:
+        """Add ``u``'s uplink and/or downlink counters (less ``minus``'s)."""
+        m = minus or _ZERO
+        if ul:
+            self.ul_packets += u.ul_packets - m.ul_packets
+            self.ul_bytes += u.ul_bytes - m.ul_bytes
+            self.ul_drops += u.ul_drops - m.ul_drops
+        if dl:
+            self.dl_packets += u.dl_packets - m.dl_packets
+            self.dl_bytes += u.dl_bytes - m.dl_bytes
+            self.dl_drops += u.dl_drops - m.dl_drops
+
+
+_ZERO: Final = SessionCounters()
 
 
 @dataclass
@@ -93,6 +115,9 @@ class _Slot:
     folded: SessionCounters = field(default_factory=SessionCounters)
     epoch_ns: int = 0
     limits: tuple[int, ...] = ()
+    #: The Network Instance its uplink and its downlink count for (the last one carried).
+    ul_instance: str | None = None
+    dl_instance: str | None = None
     #: A volume threshold or quota is armed: punted packets need a fold before Python counts them.
     exact: bool = False
     #: The keys of FastPath.teids and .ues that point at this slot (forgotten in O(1), not by a scan).
@@ -135,6 +160,8 @@ class FastPath:
         self.ues: dict[bytes, int] = {}
         #: Totals folded from slots that were released (so the counters stay cumulative).
         self._released = SessionCounters()
+        #: What folds credited to each Network Instance (live slots' and released ones').
+        self._instances: dict[str, SessionCounters] = {}
         if n3_ipv4 is not None:
             self.obj.update("n3_addrs", ctypes.c_uint32(_be32(n3_ipv4)), ctypes.c_uint32(1))
 
@@ -193,6 +220,9 @@ class FastPath:
         if slot is None:
             slot = self._allocate(state.up_seid, _NOTHING, state)
         old, slot.offload, slot.state = slot.offload, offload, state
+        ul_instance, dl_instance = network_instances(state, offload, self.pools)
+        slot.ul_instance = ul_instance or slot.ul_instance
+        slot.dl_instance = dl_instance or slot.dl_instance
         self._unmap(old, offload)  # keys the new offload no longer has
         self._write_limits(slot, meters)  # before the keys: the budget must be in force first
         if offload.uplink is not None:
@@ -235,6 +265,8 @@ class FastPath:
         r.ul_bytes += f.ul_bytes
         r.dl_packets += f.dl_packets
         r.dl_bytes += f.dl_bytes
+        r.ul_drops += f.ul_drops
+        r.dl_drops += f.dl_drops
         self._quarantine.append((time.monotonic() + SLOT_QUARANTINE, slot.index))
 
     def _unmap(self, old: Offload, new: Offload | None) -> None:
@@ -284,6 +316,8 @@ class FastPath:
         f = slot.folded
         d_ul_p, d_ul_b = u.ul_packets - f.ul_packets, u.ul_bytes - f.ul_bytes
         d_dl_p, d_dl_b = u.dl_packets - f.dl_packets, u.dl_bytes - f.dl_bytes
+        self._credit(slot, u)
+        f.ul_drops, f.dl_drops = u.ul_drops, u.dl_drops
         if not (d_ul_p or d_dl_p):
             return []
         f.ul_packets, f.ul_bytes, f.dl_packets, f.dl_bytes = u.ul_packets, u.ul_bytes, u.dl_packets, u.dl_bytes
@@ -313,6 +347,13 @@ class FastPath:
         self._meters_changed(up_seid)  # first packet, inactivity, holding time: deadlines moved
         self._write_limits(slot, meters)  # the new epoch, and the budget from the meters now
         return reports
+
+    def _credit(self, slot: _Slot, u: Usage, into: dict[str, SessionCounters] | None = None) -> None:
+        """Credit what ``slot`` counted since its last fold (``u``: read now) to its instances."""
+        into = self._instances if into is None else into
+        for instance, ul, dl in ((slot.ul_instance, True, False), (slot.dl_instance, False, True)):
+            if instance is not None:
+                into.setdefault(instance, SessionCounters()).add(u, ul, dl, minus=slot.folded)
 
     def fold_all(self) -> dict[int, list[UsageReport]]:
         """:meth:`fold` every session with a slot; reports by UP SEID."""
@@ -381,15 +422,17 @@ class FastPath:
 
     def counters(self) -> dict[str, int]:
         """Offloaded sessions, packets/octets the fast path forwarded per direction (read now,
-        released sessions included) and the program's reason counters (``ebpf.<reason>``)."""
+        released sessions included), the same and the drops of the sessions' QERs per Network
+        Instance (``ebpf.ni.<instance>.ul_packets``, ``.ul_bytes``, ``.ul_drops``, ``.dl_*``),
+        and the program's reason counters (``ebpf.<reason>``; drops also per direction,
+        ``ebpf.ul_drop_gate``...)."""
         total = SessionCounters(**vars(self._released))
+        instances = {name: SessionCounters(**vars(c)) for name, c in self._instances.items()}
         u = Usage()
         for slot in self._slots.values():
             if self.obj.lookup("usage", ctypes.c_uint32(slot.index), u, BPF_F_LOCK):
-                total.ul_packets += u.ul_packets
-                total.ul_bytes += u.ul_bytes
-                total.dl_packets += u.dl_packets
-                total.dl_bytes += u.dl_bytes
+                total.add(u, True, True)
+                self._credit(slot, u, instances)
         out = {
             "ebpf.sessions": len(self._slots),
             "ebpf.sessions.uplink": sum(1 for s in self._slots.values() if s.offload.uplink is not None),
@@ -399,6 +442,9 @@ class FastPath:
             "ebpf.dl_packets": total.dl_packets,
             "ebpf.dl_bytes": total.dl_bytes,
         }
+        for name, c in sorted(instances.items()):
+            for key, value in vars(c).items():
+                out[f"ebpf.ni.{name}.{key}"] = value
         out.update({f"ebpf.{name}": value for name, value in self.obj.stats().items()})
         return out
 

@@ -30,6 +30,7 @@ from .build import BUILD_HINT, OBJECT, SOURCE, stale
 
 __all__ = [
     "BPF_F_LOCK",
+    "DROPS",
     "STATS",
     "BpfError",
     "BpfObject",
@@ -59,11 +60,17 @@ STATS: Final = (
     "punt_route",
     "punt_ttl",
     "punt_gso",
-    "drop_gate",
-    "drop_mbr",
-    "drop_adjust",
+    "ul_drop_gate",
+    "dl_drop_gate",
+    "ul_drop_mbr",
+    "dl_drop_mbr",
+    "ul_drop_adjust",
+    "dl_drop_adjust",
     "punt_other",
 )
+#: Drop reasons the program counts per direction (``ul_<reason>``, ``dl_<reason>``); :meth:`BpfObject.stats`
+#: adds their sum under the reason alone.
+DROPS: Final = ("drop_gate", "drop_mbr", "drop_adjust")
 
 # ul_rule.flags / dl_rule.flags
 F_QFI: Final = 0x01
@@ -122,6 +129,8 @@ class Usage(ctypes.Structure):
         ("ul_stamp_ns", ctypes.c_uint64),
         ("dl_tokens", ctypes.c_uint64),
         ("dl_stamp_ns", ctypes.c_uint64),
+        ("ul_drops", ctypes.c_uint64),
+        ("dl_drops", ctypes.c_uint64),
     ]
 
 
@@ -354,13 +363,15 @@ class BpfObject:
         return True
 
     def stats(self) -> dict[str, int]:
-        """The per-CPU reason counters summed over CPUs."""
+        """The per-CPU reason counters summed over CPUs, and each drop reason of both directions."""
         out: dict[str, int] = {}
         values = (ctypes.c_uint64 * self.ncpus)()
         for index, name in enumerate(STATS):
             key = ctypes.c_uint32(index)
             if self.lookup("stats", key, values):
                 out[name] = sum(values)
+        for reason in DROPS:
+            out[reason] = out.get(f"ul_{reason}", 0) + out.get(f"dl_{reason}", 0)
         return out
 
     # -- tc and test runs ----------------------------------------------------------------------

@@ -57,7 +57,7 @@ from ..rules import Far, Pdr
 from ..session import SessionState
 from ..usage import UrrMeter
 
-__all__ = ["MAX_MBR_KBPS", "DownlinkOffload", "Offload", "UplinkOffload", "decide"]
+__all__ = ["MAX_MBR_KBPS", "DownlinkOffload", "Offload", "UplinkOffload", "decide", "network_instances"]
 
 #: Largest MBR the BPF token bucket represents (bit-nanosecond tokens in 64 bits).
 MAX_MBR_KBPS: Final = 100_000_000
@@ -145,6 +145,35 @@ def decide(
             why.append(f"URR {min(volume)} has volume limits shared with the Python path")
             ul = dl = None
     return Offload(ul, dl, tuple(why))
+
+
+def network_instances(
+    state: SessionState, offload: Offload, pools: Mapping[str, Collection[IPv4Network | IPv6Network]]
+) -> tuple[str | None, str | None]:
+    """The Network Instance of each direction ``offload`` carries (uplink, downlink; None: not
+    carried): the N6 its uplink is written to, the one whose UE pool its downlink comes from.
+    ``state`` and ``pools`` are those :func:`decide` gave ``offload`` for."""
+    ul = dl = None
+    if offload.uplink is not None:
+        pdr = state.pdrs[offload.uplink.pdr_id]
+        assert pdr.far_id is not None  # decide() offloads a PDR with a FAR only
+        ul = _uplink_instance(state.fars[pdr.far_id], pdr, pools)
+    if offload.downlink is not None:
+        dl = _pools_of(offload.downlink.ue_ip, pools)[0]
+    return ul, dl
+
+
+def _uplink_instance(far: Far, pdr: Pdr, pools: Mapping[str, Collection[IPv4Network | IPv6Network]]) -> str | None:
+    """The FAR's Network Instance, else the PDR's, else the only one with an N6."""
+    instance = far.network_instance or pdr.network_instance
+    if instance is None and len(pools) == 1:
+        (instance,) = pools
+    return instance
+
+
+def _pools_of(ue_ip: IPv4Address, pools: Mapping[str, Collection[IPv4Network | IPv6Network]]) -> list[str]:
+    """The Network Instances whose UE pools hold ``ue_ip``."""
+    return [ni for ni, nets in pools.items() if any(ue_ip in net for net in nets if net.version == 4)]
 
 
 def _volume_limited(state: SessionState, urr_id: int) -> bool:
@@ -239,9 +268,7 @@ def _uplink(
         raise _No("uplink Outer Header Creation")
     if far.destination_interface not in (_DI.CORE, _DI.SGI_LAN_N6_LAN):
         raise _No(f"destination interface {far.destination_interface}")
-    instance = far.network_instance or pdr.network_instance
-    if instance is None and len(pools) == 1:
-        (instance,) = pools
+    instance = _uplink_instance(far, pdr, pools)
     if instance not in pools:
         raise _No(f"Network Instance {instance!r} has no N6")
     if instance in gatewayed:
@@ -268,7 +295,7 @@ def _downlink(
     if ie.ipv4 is None or ie.ipv6 is not None or not ie.is_destination:
         raise _No("UE IP Address not a destination IPv4 address")
     ue_ip = ie.ipv4
-    routed_to = [ni for ni, nets in pools.items() if any(ue_ip in net for net in nets if net.version == 4)]
+    routed_to = _pools_of(ue_ip, pools)
     if len(routed_to) != 1:
         raise _No(f"UE {ue_ip} is in {len(routed_to)} UE pools")
     if pdr.network_instance is not None and pdr.network_instance != routed_to[0]:

@@ -24,8 +24,9 @@
  *
  * Per session (an index into usage/limits, chosen by user space): cumulative
  * packets and octets per direction with the time of the first and last packet
- * since user space's last read (limits.epoch_ns), and one token bucket per
- * direction for the QER's MBR, all under a bpf_spin_lock. user space only reads
+ * since user space's last read (limits.epoch_ns), packets its QER dropped (gate,
+ * MBR) per direction, and one token bucket per direction for the QER's MBR, all
+ * under a bpf_spin_lock. user space only reads
  * usage (BPF_F_LOCK) and only writes limits, so no counter is ever overwritten.
  *
  * Build: clang -O2 -g -target bpf -I/usr/include/$(gcc -print-multiarch) -c upf.bpf.c -o upf.bpf.o
@@ -63,10 +64,15 @@ enum stat {
 	ST_PUNT_ROUTE,   /* no route via an attached device, no neighbour, MTU */
 	ST_PUNT_TTL,
 	ST_PUNT_GSO,
-	ST_DROP_GATE,
-	ST_DROP_MBR,
-	ST_DROP_ADJUST,  /* bpf_skb_adjust_room failed after the packet was counted */
-	ST_PUNT_OTHER,   /* IPv6 inner packet, missing slot */
+	/* Drops by direction (uplink, then downlink), reason by reason: drop() relies on
+	 * this order. user space sums the two of a reason into its total. */
+	ST_UL_DROP_GATE,
+	ST_DL_DROP_GATE,
+	ST_UL_DROP_MBR,
+	ST_DL_DROP_MBR,
+	ST_UL_DROP_ADJUST, /* bpf_skb_adjust_room failed after the packet was counted */
+	ST_DL_DROP_ADJUST,
+	ST_PUNT_OTHER,     /* IPv6 inner packet, missing slot */
 	ST_MAX,
 };
 
@@ -94,6 +100,7 @@ struct usage {
 	__u64 ul_packets, ul_bytes, dl_packets, dl_bytes;
 	__u64 ul_first_ns, ul_last_ns, dl_first_ns, dl_last_ns;
 	__u64 ul_tokens, ul_stamp_ns, dl_tokens, dl_stamp_ns; /* tokens in bit-nanoseconds */
+	__u64 ul_drops, dl_drops; /* packets of the slot's rules dropped (gate, MBR) */
 };
 
 struct limits {
@@ -161,8 +168,15 @@ static __always_inline int stat(__u32 reason, int verdict)
 	return verdict;
 }
 
-/* QER gate, byte budget, MBR bucket, counters: 0 forward, else the stat to count
- * (ST_PUNT_BUDGET means TC_ACT_OK, the drops TC_ACT_SHOT). No helper calls: the
+/* Count a drop of reason ST_UL_DROP_<reason> in direction dl: TC_ACT_SHOT. */
+static __always_inline int drop(__u32 reason, int dl)
+{
+	return stat(reason + (dl ? 1 : 0), TC_ACT_SHOT);
+}
+
+/* QER gate, byte budget, MBR bucket, counters: 0 forward, else the stat to count:
+ * ST_PUNT_BUDGET (TC_ACT_OK) or a drop as its uplink stat ST_UL_DROP_* (drop() counts it
+ * in the packet's direction; the slot counts it in its drops). No helper calls: the
  * caller read the clock, and a spin lock forbids calls while held. */
 static __always_inline int account(struct usage *u, struct limits *l, int dl, __u8 flags, __u64 n, __u64 now)
 {
@@ -172,6 +186,7 @@ static __always_inline int account(struct usage *u, struct limits *l, int dl, __
 	__u64 *last = dl ? &u->dl_last_ns : &u->ul_last_ns;
 	__u64 *tokens = dl ? &u->dl_tokens : &u->ul_tokens;
 	__u64 *stamp = dl ? &u->dl_stamp_ns : &u->ul_stamp_ns;
+	__u64 *drops = dl ? &u->dl_drops : &u->ul_drops;
 	__u64 limit = dl ? l->dl_limit : l->ul_limit;
 	__u64 rate = dl ? l->dl_rate : l->ul_rate;
 	__u64 depth = dl ? l->dl_depth : l->ul_depth;
@@ -180,9 +195,12 @@ static __always_inline int account(struct usage *u, struct limits *l, int dl, __
 	__u64 tot_limit = l->tot_limit;
 	int verdict = 0;
 
-	if (flags & F_GATE)
-		return ST_DROP_GATE;
 	bpf_spin_lock(&u->lock);
+	if (flags & F_GATE) {
+		verdict = ST_UL_DROP_GATE;
+		*drops += 1;
+		goto out;
+	}
 	if (*bytes + n > limit || u->ul_bytes + u->dl_bytes + n > tot_limit) {
 		verdict = ST_PUNT_BUDGET;
 		goto out;
@@ -204,7 +222,8 @@ static __always_inline int account(struct usage *u, struct limits *l, int dl, __
 		*stamp = now;
 		if (t < cost) {
 			*tokens = t;
-			verdict = ST_DROP_MBR;
+			verdict = ST_UL_DROP_MBR;
+			*drops += 1;
 			goto out;
 		}
 		*tokens = t - cost;
@@ -232,7 +251,7 @@ static __always_inline int charge(__u32 slot, int dl, __u8 flags, __u32 n)
 	if (why == ST_PUNT_BUDGET)
 		return stat(why, TC_ACT_OK);
 	if (why)
-		return stat(why, TC_ACT_SHOT);
+		return drop(why, dl);
 	return TC_ACT_UNSPEC;
 }
 
@@ -351,10 +370,10 @@ static __always_inline int uplink(struct __sk_buff *skb, void *data_end, struct 
 	data_end = (void *)(long)skb->data_end;
 	inner = data + ETH_HLEN + 28 + (hlen == 16 ? 16 : 8);
 	if ((void *)(inner + 1) > data_end)
-		return stat(ST_DROP_ADJUST, TC_ACT_SHOT);
+		return drop(ST_UL_DROP_ADJUST, 0);
 	decrease_ttl(inner); /* forwarded, as the kernel would after the TUN write */
 	if (bpf_skb_adjust_room(skb, -(__s32)(28 + hlen), BPF_ADJ_ROOM_MAC, 0))
-		return stat(ST_DROP_ADJUST, TC_ACT_SHOT);
+		return drop(ST_UL_DROP_ADJUST, 0);
 	stat(ST_UL_FWD, 0);
 	return redirect(skb, &fib);
 }
@@ -394,11 +413,11 @@ static __always_inline int downlink(struct __sk_buff *skb, void *data_end, struc
 	data_end = (void *)(long)skb->data_end;
 	struct iphdr *inner = data + ETH_HLEN;
 	if ((void *)(inner + 1) > data_end)
-		return stat(ST_DROP_ADJUST, TC_ACT_SHOT);
+		return drop(ST_UL_DROP_ADJUST, 1);
 	decrease_ttl(inner); /* forwarded, as the kernel does on the way into the TUN */
 	if (bpf_skb_adjust_room(skb, 28 + hlen, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP))
-		return stat(ST_DROP_ADJUST, TC_ACT_SHOT);
+		return drop(ST_UL_DROP_ADJUST, 1);
 
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
@@ -406,7 +425,7 @@ static __always_inline int downlink(struct __sk_buff *skb, void *data_end, struc
 	struct udphdr *oudp = (void *)(oip + 1);
 	__u8 *gtp = (void *)(oudp + 1);
 	if ((void *)(gtp + 16) > data_end)
-		return stat(ST_DROP_ADJUST, TC_ACT_SHOT);
+		return drop(ST_UL_DROP_ADJUST, 1);
 	/* What the N3 UDP socket would send: IPv4 with DF, TTL 64, from the N3 address. */
 	oip->version = 4;
 	oip->ihl = 5;
