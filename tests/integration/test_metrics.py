@@ -5,19 +5,29 @@ where it loads) run as an operator runs them, each with a ``metrics`` section; a
 established over the gRPC API and real GTP-U traffic crosses the UPF. The scrapes (OpenMetrics,
 parsed by prometheus_client) must move with it, carry exactly the documented names and labels,
 and hold every metric the Grafana dashboard queries.
+
+Rule drops: a UPF agent publishing to a real Mosquitto, driven by a PFCP CP of the test, closes
+the gates of a session; what it drops of each direction must count as drops of that direction
+in /metrics and in the MQTT metrics message (in total, per Network Instance and by reason).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+import pfcp
 from control_plane.services.views import SessionRequest, SessionView
+from edge_sites.telemetry import decode, validate
+from edge_sites.telemetry.topics import upf_topic
+from tests.harness import upf_agent as alone  # one agent and a PFCP CP of the test's
 from tests.harness.control_plane import (
     DNN,
     SNSSAI,
@@ -34,8 +44,10 @@ from tests.harness.control_plane import (
     upf_n3,
     upf_n4,
 )
-from tests.harness.netns import needs_netns, run_in_netns
+from tests.harness.mosquitto import Collector, Message, Mosquitto
+from tests.harness.netns import DN_N6, GNB_N3, UE_POOL, UPF_N3, Topology, needs_netns, run_in_netns
 from tests.harness.packets import GTPU_PORT, gpdu, ipv4_udp, udp_payload_of
+from tests.harness.sessions import BasicSession, up_seid_of, uplink_teid_of
 from tests.harness.upf_agent import AgentProcess
 from tests.unit.metrics.scrape import Scrape, check_documented, dashboard_queries, query_selectors, scrape
 from user_plane import gtpu
@@ -157,3 +169,106 @@ def test_metrics_follow_sessions_and_traffic(tmp_path: Path) -> None:
     replies = {"function": "up", "direction": "tx", "type": "session_establishment_response"}
     assert delta("pfcp_messages_replies_total", cause="request_accepted", **replies) == 1
     assert up_after.value("pfcp_associations", function="up", state="associated", upf=UPF) == 1
+
+
+GATED = {"edge-g": "g-secret", "edgecups-viewer": "viewer-secret"}
+
+
+@needs_netns
+def test_rule_drops_count_in_their_direction_in_metrics_and_over_mqtt(tmp_path: Path) -> None:
+    with Topology(alone.UPF_CP_TOPOLOGY) as topo:
+        broker = Mosquitto(tmp_path / "broker", GATED, host=str(alone.CP_N4.ip), netns=topo.ns("cp"))
+        broker.start()
+        collector = Collector(broker, "edgecups-viewer", GATED["edgecups-viewer"])
+        (tmp_path / "mqtt.pw").write_text(GATED["edge-g"])
+        mqtt = {"host": str(alone.CP_N4.ip), "port": broker.port, "site": "edge-g", "interval": 0.3}
+        mqtt |= {"username": "edge-g", "password_file": str(tmp_path / "mqtt.pw")}
+        metrics = {"address": str(alone.UPF_N4.ip), "port": 9090}
+        agent = AgentProcess(topo.ns("upf"), tmp_path, {**alone.agent_config(), "metrics": metrics, "mqtt": mqtt})
+        cp = alone.TestCp(topo.ns("cp"))
+        try:
+            cp.wait_ready(agent)
+            cp.associate()
+            _gated_scenario(topo, cp, collector)
+        finally:
+            cp.close()
+            code = agent.stop()
+            collector.close()
+            broker.stop()
+        assert code == 0, agent.log()
+
+
+def _gated_scenario(topo: Topology, cp: alone.TestCp, collector: Collector) -> None:
+    session = BasicSession(cp_seid=0x51, ue=UE_POOL.network_address + 51, gnb=GNB_N3.ip, gnb_teid=0x5151)
+    response = cp.request(session.establishment(cp.node_id))
+    assert isinstance(response, pfcp.SessionEstablishmentResponse), response
+    up_seid, teid = up_seid_of(response), uplink_teid_of(response, session)
+    gnb = topo.udp_socket("gnb", bind=(str(GNB_N3.ip), GTPU_PORT), timeout=2.0)
+    dn = topo.udp_socket("dn", bind=(str(DN_N6.ip), DN_PORT), timeout=2.0)
+    inner = ipv4_udp(session.ue, DN_N6.ip, 40000, DN_PORT, PAYLOAD)
+    # Gates open: one packet each way (the neighbours resolved, the fast path may carry the downlink).
+    gnb.sendto(gpdu(teid, inner, 9), (str(UPF_N3.ip), GTPU_PORT))
+    assert dn.recv(65535) == PAYLOAD
+    dn.sendto(PAYLOAD, (str(session.ue), 40000))
+    assert gtpu.decode_gpdu(gnb.recv(65535))[0] == session.gnb_teid
+    closed = pfcp.UpdateQER(qer_id=pfcp.QERID(1), gate_status=pfcp.GateStatus(pfcp.Gate.CLOSED, pfcp.Gate.CLOSED))
+    modified = cp.request(pfcp.SessionModificationRequest(seid=up_seid, update_qer=(closed,)))
+    assert isinstance(modified, pfcp.SessionModificationResponse), modified
+    assert modified.cause.value == pfcp.CauseValue.REQUEST_ACCEPTED, modified
+
+    url = f"http://{alone.UPF_N4.ip}:9090/metrics"
+    topic = upf_topic("edge-g", str(alone.UPF_N4.ip), "metrics")
+    mark = time.time()
+    before = run_in_netns(topo.ns("cp"), lambda: scrape(url))
+    published = collector.wait_for(lambda ms: _newest(ms, topic, after=mark), "a metrics message after the change")
+    for _ in range(3):  # uplink: dropped at the closed uplink gate
+        gnb.sendto(gpdu(teid, inner, 9), (str(UPF_N3.ip), GTPU_PORT))
+    for _ in range(2):  # downlink: dropped at the closed downlink gate
+        dn.sendto(PAYLOAD, (str(session.ue), 40000))
+
+    def gate_drops(s: Scrape, direction: str) -> float:  # both paths
+        return s.value("edgecups_upf_dropped_packets_total", direction=direction, reason="drop_gate")
+
+    def moved() -> bool:
+        now = run_in_netns(topo.ns("cp"), lambda: scrape(url))
+        return gate_drops(now, "uplink") - gate_drops(before, "uplink") >= 3 and gate_drops(now, "downlink") >= 2
+
+    until(moved, "the gate drops in /metrics")
+    after = run_in_netns(topo.ns("cp"), lambda: scrape(url))
+    assert gate_drops(after, "uplink") - gate_drops(before, "uplink") == 3
+    assert gate_drops(after, "downlink") - gate_drops(before, "downlink") == 2
+    assert "unknown" not in after.label_values("edgecups_upf_dropped_packets_total", "direction")
+    assert check_documented(after, "upf") == []
+
+    def dropped(messages: list[Message]) -> dict[str, Any] | None:
+        last = _newest(messages, topic)
+        if last is None or last["uplink"]["drops"] - published["uplink"]["drops"] < 3:
+            return None
+        return last if last["downlink"]["drops"] - published["downlink"]["drops"] >= 2 else None
+
+    message = collector.wait_for(dropped, "the gate drops in the MQTT metrics")
+    for direction, count in (("uplink", 3), ("downlink", 2)):
+        for figures in (message, message["network_instances"]["internet"]):
+            old = published if figures is message else published["network_instances"]["internet"]
+            assert figures[direction]["drops"] - old[direction]["drops"] == count, (direction, message)
+    prefix = {"uplink": "ul_", "downlink": "dl_"}
+
+    def by_reason(payload: dict[str, Any], direction: str) -> int:
+        names = (f"forward.{prefix[direction]}drop_gate", f"ebpf.{prefix[direction]}drop_gate")
+        return sum(payload["drops"].get(name, 0) for name in names)
+
+    assert by_reason(message, "uplink") - by_reason(published, "uplink") == 3
+    assert by_reason(message, "downlink") - by_reason(published, "downlink") == 2
+    assert not {"forward.drop_gate", "ebpf.drop_gate"} & set(message["drops"])  # each drop once
+    gnb.close()
+    dn.close()
+
+
+def _newest(messages: list[Message], topic: str, after: float = 0.0) -> dict[str, Any] | None:
+    """The newest metrics payload on ``topic`` (checked against the schema), if made after ``after``."""
+    found = [m for m in messages if m.topic == topic]
+    if not found:
+        return None
+    assert validate("metrics", json.loads(found[-1].payload)) == []
+    payload = decode("metrics", found[-1].payload)
+    return payload if payload["time"] > after else None

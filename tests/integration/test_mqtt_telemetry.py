@@ -238,7 +238,7 @@ def test_status_metrics_and_every_usage_report_arrive_also_across_a_broker_outag
 
         metrics = deployed.collector.wait_for(downlink_counted, "metrics counting the downlink per instance")
         per_instance = metrics["network_instances"][DNN]
-        # One instance, the Python path: its figures are the direction totals.
+        # One instance: its figures are the direction totals (the eBPF fast path's included).
         assert per_instance["uplink"] == metrics["uplink"] == {"packets": 6, "bytes": 6 * len(inner), "drops": 0}
         assert per_instance["downlink"] == metrics["downlink"]
         # The 4 to the UE (and the DN's ICMP answers to the uplink, if any), 28 octets of headers each.
