@@ -10,7 +10,7 @@ from ipaddress import IPv4Network
 import pfcp
 from tests.harness.netns import needs_netns
 from tests.unit.user_plane import test_ebpf_program as program
-from tests.unit.user_plane.test_ebpf_offload import INSTANCE, POOLS, QFI, UE, UE_POOL, make_state
+from tests.unit.user_plane.test_ebpf_offload import INSTANCE, N3, POOLS, QFI, UE, UE_POOL, make_state
 from tests.unit.user_plane.test_ebpf_program import DN, Lab, ipv4_udp
 from user_plane.ebpf.loader import TC_ACT_REDIRECT, TC_ACT_SHOT
 from user_plane.ebpf.offload import decide, network_instances
@@ -29,10 +29,10 @@ def test_each_direction_counts_for_the_instance_of_its_n6() -> None:
     assert network_instances(state, offload, POOLS) == (INSTANCE, None)
     # The FAR's instance first, then the PDR's, then the only instance there is.
     to_ims = make_state(ul_far={"network_instance": "ims"}, dl_pdr={"network_instance": None})
-    offload = decide(to_ims, {}, n3_ipv4=program.N3, pools=OTHER_POOLS)
+    offload = decide(to_ims, {}, n3_ipv4=N3, pools=OTHER_POOLS)
     assert network_instances(to_ims, offload, OTHER_POOLS) == ("ims", INSTANCE)  # the UE's pool
     bare = make_state(ul_far={"network_instance": None}, ul_pdr={"network_instance": None})
-    offload = decide(bare, {}, n3_ipv4=program.N3, pools=POOLS)
+    offload = decide(bare, {}, n3_ipv4=N3, pools=POOLS)
     assert network_instances(bare, offload, POOLS) == (INSTANCE, INSTANCE)
     nothing = dataclasses.replace(offload, uplink=None, downlink=None)
     assert network_instances(bare, nothing, POOLS) == (None, None)
