@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from tests.vpp_emulator.handlers import gtpu, interface, ip
+from tests.vpp_emulator.handlers import acl, gtpu, interface, ip, memif, policer
 from tests.vpp_emulator.model import Handler
 
 HANDLERS: dict[str, Handler] = {
     **interface.HANDLERS,
     **ip.HANDLERS,
     **gtpu.HANDLERS,
+    **policer.HANDLERS,
+    **acl.HANDLERS,
+    **memif.HANDLERS,
 }
