@@ -253,13 +253,17 @@ def run_one(kind: str, sessions: int, inflight: int, delete: bool, profile: Path
                     runner.loop.call_soon_threadsafe(profilers[0].enable)
                     runner.call(cp.store.run(lambda _conn: profilers[1].enable()))
                 commits, operations = cp.store.commits, cp.store.operations
+                # The CP's two busy threads (the loop, the store worker): where its CPU goes.
+                tids = [runner.call(_native_id()), runner.call(cp.store.run(lambda _conn: threading.get_native_id()))]
                 cpu = [time.process_time(), *(process_cpu_seconds(pid) for pid in agents)]
+                threads = [thread_cpu_seconds(tid) for tid in tids]
 
                 async def establish(n: int) -> object:
                     return await cp.sessions.establish(request(n))
 
                 wall, latencies, errors = runner.call(run_all(sessions, inflight, establish), timeout=None)
                 cpu_after = [time.process_time(), *(process_cpu_seconds(pid) for pid in agents)]
+                threads_after = [thread_cpu_seconds(tid) for tid in tids]
                 commits, operations = cp.store.commits - commits, cp.store.operations - operations
                 if profilers:
                     runner.call(cp.store.run(lambda _conn: profilers[1].disable()))
@@ -306,6 +310,10 @@ def run_one(kind: str, sessions: int, inflight: int, delete: bool, profile: Path
         "commits": commits,
         "operations": operations,
         "cp_us_per_est": None if spent[0] is None else spent[0] / sessions * 1e6,
+        "cp_threads_us_per_est": [
+            None if a is None or b is None else (b - a) / sessions * 1e6
+            for a, b in zip(threads, threads_after, strict=True)
+        ],
         "agents_us_per_est": [None if s is None else s / (sessions / UPFS) * 1e6 for s in spent[1:]],
         "rss_kib_before": rss_before,
         "rss_kib_after": rss_after,
@@ -315,6 +323,20 @@ def run_one(kind: str, sessions: int, inflight: int, delete: bool, profile: Path
         "ok": ok,
         "hot_spots": [top_hot_spots(p) for p in profilers],
     }
+
+
+async def _native_id() -> int:
+    return threading.get_native_id()
+
+
+def thread_cpu_seconds(tid: int) -> float | None:
+    """User + system CPU seconds of thread ``tid`` of this process (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _disable(profiler: cProfile.Profile) -> None:
@@ -327,15 +349,16 @@ def format_report(results: list[dict[str, Any]], inflight: int) -> str:
         f"python {platform.python_version()}, {cpu_model()}, {os.cpu_count()} cores, {inflight} in flight",
         "",
         f"{'db':<11} {'sessions':>8} {'est/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'commits':>7} {'ops/commit':>10} "
-        f"{'CP us/est':>9} {'agent us/est':>12} {'B/session':>9} {'errors':>6}",
+        f"{'CP us/est':>9} {'loop/store':>10} {'agent us/est':>12} {'B/session':>9} {'errors':>6}",
     ]
     for r in results:
         agents = "/".join("-" if a is None else f"{a:.0f}" for a in r["agents_us_per_est"])
         per_commit = r["operations"] / r["commits"] if r["commits"] else 0.0
         cpu = "-" if r["cp_us_per_est"] is None else f"{r['cp_us_per_est']:.0f}"
+        split = "/".join("-" if t is None else f"{t:.0f}" for t in r["cp_threads_us_per_est"])
         lines.append(
             f"{r['db']:<11} {r['sessions']:>8} {r['rate']:>7.0f} {r['p50_ms'] or 0:>7.1f} {r['p99_ms'] or 0:>7.1f} "
-            f"{r['commits']:>7} {per_commit:>10.1f} {cpu:>9} {agents:>12} {r['bytes_per_session']:>9.0f} "
+            f"{r['commits']:>7} {per_commit:>10.1f} {cpu:>9} {split:>10} {agents:>12} {r['bytes_per_session']:>9.0f} "
             f"{sum(r['errors'].values()):>6}"
         )
     lines.append("")
