@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import api_commands, cp_commands, db_commands, pfcp_commands, sim_commands, upf_commands
+from . import api_commands, cp_commands, db_commands, deploy_commands, pfcp_commands, sim_commands, upf_commands
 
 __all__ = ["app"]
 
@@ -19,6 +19,7 @@ app.add_typer(upf_commands.app, name="upf")
 app.add_typer(cp_commands.app, name="cp")
 app.add_typer(db_commands.app, name="db")
 app.add_typer(sim_commands.app, name="sim")
+app.add_typer(deploy_commands.app, name="deploy")
 api_commands.register(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m control_plane.cli.main`

@@ -1,0 +1,411 @@
+"""The shared part of a deployment (the Kustomize base): control plane, its migration, database, monitoring.
+
+Theory of operation:
+
+* The control plane is one pod (``replicas: 1``, ``Recreate``): it is the PFCP CP function, one
+  Node ID towards every UPF, and it listens on a specific N4 address (it goes into every CP
+  F-SEID, TS 29.244 §8.2.37), which a Multus attachment with a static address gives it. A UPF
+  keeps forwarding while it restarts (``cp_lost_grace``), so a restart costs session set-up time only.
+* Migrations before serving: the Job ``edgecups-db-upgrade-<tag>`` runs ``edgecups db upgrade``
+  with the new image, and the control plane's init container runs ``edgecups db check`` with
+  that same image until the schema is at the head that image expects. A pod of a new version
+  therefore cannot start before the Job has migrated the database, whatever order the objects
+  are applied in. The Job's name carries the image tag, so each version gets its own Job
+  (Jobs are immutable) and an unchanged version re-applies as unchanged.
+* The database is CloudNativePG's (a ``postgresql.cnpg.io/v1`` Cluster) or an external URL; the
+  password reaches libpq as ``PGPASSWORD`` from a Secret, so the configuration stays a ConfigMap.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from .objects import (
+    NAD_API,
+    NETWORKS_ANNOTATION,
+    SITE_LABEL,
+    Obj,
+    dns_label,
+    labels,
+    meta,
+    network_attachment,
+    secret_volume,
+    selector,
+)
+from .settings import RenderOptions, SiteSettings
+
+__all__ = [
+    "API_PORT",
+    "CP_CONFIG_PATH",
+    "METRICS_PORT",
+    "MQTT_PORT",
+    "NAD_API",
+    "core_objects",
+    "cp_config",
+    "migration_job_name",
+    "mqtt_host",
+    "network_selection",
+]
+
+API_PORT: Final = 50051
+PFCP_PORT: Final = 8805
+METRICS_PORT: Final = 9090
+MQTT_PORT: Final = 8883
+CP_CONFIG_PATH: Final = "/etc/edgecups/cp.yaml"
+DB_CLUSTER: Final = "edgecups-db"
+_CP: Final = "control-plane"
+_UID: Final = 10001  # the images' edgecups user (deploy/docker)
+
+
+def mqtt_host(options: RenderOptions) -> str:
+    return f"edgecups-mqtt.{options.namespace}.svc"
+
+
+def migration_job_name(image: str) -> str:
+    """``edgecups-db-upgrade-<tag>``: one Job per image version (a digest counts by its first 12 digits)."""
+    ref = image.rsplit("@", 1)[1].split(":")[-1][:12] if "@" in image else image.rsplit("/", 1)[-1].partition(":")[2]
+    return f"edgecups-db-upgrade-{dns_label(ref or 'latest', 30)}"
+
+
+def network_selection(name: str, interface: str, ips: list[str] | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"name": name, "interface": interface}
+    if ips:
+        element["ips"] = ips
+    return element
+
+
+def n4_cidr(address: str, settings: SiteSettings) -> str:
+    length = settings.n4_prefix_length or (24 if ":" not in address else 64)
+    return f"{address}/{length}"
+
+
+def database_url(options: RenderOptions) -> str:
+    if options.database_url is not None:
+        return options.database_url
+    # CloudNativePG's read-write Service and its CA (secret <cluster>-ca) for verify-full.
+    return (
+        f"postgresql://edgecups@{DB_CLUSTER}-rw.{options.namespace}.svc:5432/edgecups"
+        "?sslmode=verify-full&sslrootcert=/etc/edgecups/db-ca/ca.crt"
+    )
+
+
+def cp_config(options: RenderOptions) -> dict[str, Any]:
+    """The control plane's cp.yaml (control_plane/config.py) as plain data."""
+    return {
+        "node_id": options.cp_pfcp_address,
+        "n4": {"address": options.cp_pfcp_address, "port": PFCP_PORT},
+        "database": {"url": database_url(options)},
+        "api": {
+            "address": "0.0.0.0",
+            "port": API_PORT,
+            "tls": {"cert": "/etc/edgecups/tls/tls.crt", "key": "/etc/edgecups/tls/tls.key"},
+            "tokens_file": "/etc/edgecups/tokens/tokens.yaml",
+        },
+        "log_level": "info",
+        "metrics": {"address": "0.0.0.0", "port": METRICS_PORT},
+        "mqtt": {
+            "host": mqtt_host(options),
+            "port": MQTT_PORT,
+            "username": "edgecups-cp",
+            "password_file": "/etc/edgecups/mqtt/password",
+            "tls": {"ca": "/etc/edgecups/mqtt/ca.crt"},
+        },
+    }
+
+
+def _db_env(options: RenderOptions) -> list[Obj]:
+    secret = f"{DB_CLUSTER}-app" if options.database_url is None else "edgecups-db-credentials"
+    ref = {"name": secret, "key": "password", "optional": options.database_url is not None}
+    return [{"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": ref}}]
+
+
+def _db_volumes(options: RenderOptions) -> tuple[list[Obj], list[Obj]]:
+    if options.database_url is not None:
+        return [], []
+    volume = secret_volume("db-ca", f"{DB_CLUSTER}-ca", ["ca.crt"])
+    return [volume], [{"name": "db-ca", "mountPath": "/etc/edgecups/db-ca", "readOnly": True}]
+
+
+def _restricted() -> Obj:
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _pod_security() -> Obj:
+    return {"runAsUser": _UID, "runAsGroup": _UID, "fsGroup": _UID, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _migration_job(options: RenderOptions, config_volume: Obj, mount: Obj) -> Obj:
+    db_volumes, db_mounts = _db_volumes(options)
+    container = {
+        "name": "db-upgrade",
+        "image": options.cp_image,
+        "command": ["edgecups", "db", "upgrade", "--config", CP_CONFIG_PATH],
+        "env": _db_env(options),
+        "volumeMounts": [mount, *db_mounts],
+        "securityContext": _restricted(),
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta(migration_job_name(options.cp_image), options.namespace, "migration"),
+        "spec": {
+            "backoffLimit": 6,
+            "template": {
+                "metadata": {"labels": labels("migration")},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": _pod_security(),
+                    "containers": [container],
+                    "volumes": [config_volume, *db_volumes],
+                },
+            },
+        },
+    }
+
+
+def _cp_deployment(options: RenderOptions, cp_site: str, settings: SiteSettings, config_volume: Obj) -> Obj:
+    config_mount = {"name": "config", "mountPath": CP_CONFIG_PATH, "subPath": "cp.yaml", "readOnly": True}
+    db_volumes, db_mounts = _db_volumes(options)
+    probe_cmd = [
+        "edgecups", "deploy", "probe", "cp", "--config", CP_CONFIG_PATH,
+        "--ca", "/etc/edgecups/tls/ca.crt", "--server-name", f"edgecups-cp.{options.namespace}.svc",
+    ]  # fmt: skip
+    wait = {
+        "name": "wait-for-schema",
+        "image": options.cp_image,
+        # Exit 0 only once the database is at the head revision this image expects (the Job migrates it).
+        "command": ["/bin/sh", "-c", f"until edgecups db check --config {CP_CONFIG_PATH}; do sleep 5; done"],
+        "env": _db_env(options),
+        "volumeMounts": [config_mount, *db_mounts],
+        "securityContext": _restricted(),
+    }
+    container = {
+        "name": "cp",
+        "image": options.cp_image,
+        # The image's entrypoint is `edgecups cp` (deploy/docker/cp.Dockerfile).
+        "args": ["--config", CP_CONFIG_PATH],
+        "env": _db_env(options),
+        "ports": [
+            {"name": "grpc", "containerPort": API_PORT, "protocol": "TCP"},
+            {"name": "pfcp", "containerPort": PFCP_PORT, "protocol": "UDP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        # grpc.health.v1 over the API's TLS (a kubelet grpc probe cannot speak TLS): NOT_SERVING while stopping.
+        "readinessProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 10, "timeoutSeconds": 5},
+        "livenessProbe": {
+            "exec": {"command": probe_cmd},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 20,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "volumeMounts": [
+            config_mount,
+            {"name": "tls", "mountPath": "/etc/edgecups/tls", "readOnly": True},
+            {"name": "tokens", "mountPath": "/etc/edgecups/tokens", "readOnly": True},
+            {"name": "mqtt", "mountPath": "/etc/edgecups/mqtt", "readOnly": True},
+            *db_mounts,
+        ],
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": _restricted(),
+    }
+    n4 = network_selection("edgecups-cp-n4", "n4", [n4_cidr(options.cp_pfcp_address, settings)])
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta("edgecups-cp", options.namespace, _CP),
+        "spec": {
+            "replicas": 1,
+            # One PFCP CP function on one N4 address: never two pods at once.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector(_CP)},
+            "template": {
+                "metadata": {
+                    "labels": labels(_CP),
+                    "annotations": {NETWORKS_ANNOTATION: json.dumps([n4])},
+                },
+                "spec": {
+                    "nodeSelector": {SITE_LABEL: cp_site},
+                    "securityContext": _pod_security(),
+                    "terminationGracePeriodSeconds": 30,
+                    "initContainers": [wait],
+                    "containers": [container],
+                    "volumes": [
+                        config_volume,
+                        secret_volume("tls", "edgecups-cp-tls", ["tls.crt", "tls.key", "ca.crt"]),
+                        secret_volume("tokens", "edgecups-cp-tokens", ["tokens.yaml"]),
+                        _mqtt_client_volume("edgecups-mqtt-cp"),
+                        *db_volumes,
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _mqtt_client_volume(password_secret: str) -> Obj:
+    """The broker user's password and the broker's CA certificate, in one directory."""
+    return {
+        "name": "mqtt",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {"secret": {"name": password_secret, "items": [{"key": "password", "path": "password"}]}},
+                {"secret": {"name": "edgecups-mqtt-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            ],
+        },
+    }
+
+
+def _services(options: RenderOptions) -> list[Obj]:
+    ns = options.namespace
+    grpc: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta("edgecups-cp", ns, _CP),
+        "spec": {
+            "selector": selector(_CP),
+            "ports": [
+                {"name": "grpc", "port": API_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
+                {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+            ],
+        },
+    }
+    # PFCP listens on the Multus N4 address, not the pod IP: a Service with a selector would send UDP 8805
+    # where nothing listens. This one has no selector and one endpoint, the N4 address, so the name
+    # edgecups-cp-pfcp.<namespace>.svc resolves to where the control plane's PFCP really is.
+    pfcp: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta("edgecups-cp-pfcp", ns, _CP),
+        "spec": {"clusterIP": "None", "ports": [{"name": "pfcp", "port": PFCP_PORT, "protocol": "UDP"}]},
+    }
+    family = "IPv6" if ":" in options.cp_pfcp_address else "IPv4"
+    endpoints: Obj = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": meta("edgecups-cp-pfcp", ns, _CP, {"kubernetes.io/service-name": "edgecups-cp-pfcp"}),
+        "addressType": family,
+        "endpoints": [{"addresses": [options.cp_pfcp_address], "conditions": {"ready": True}}],
+        "ports": [{"name": "pfcp", "port": PFCP_PORT, "protocol": "UDP"}],
+    }
+    return [grpc, pfcp, endpoints]
+
+
+def _policies(options: RenderOptions) -> list[Obj]:
+    ns = options.namespace
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": options.monitoring_namespace}}}
+    dns = {
+        "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    }
+    to_mqtt = {"to": [{"podSelector": {"matchLabels": selector("broker")}}], "ports": [{"port": MQTT_PORT}]}
+    to_db: Obj = {"ports": [{"port": 5432, "protocol": "TCP"}]}
+    if options.database_url is None:
+        to_db["to"] = [{"podSelector": {"matchLabels": {"cnpg.io/cluster": DB_CLUSTER}}}]
+    # PFCP (N4) and the UPFs' N3/N6 run on Multus attachments, which NetworkPolicies do not govern:
+    # these cover the pod network only (API, metrics, MQTT, database, DNS).
+    cp: Obj = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta("edgecups-cp", ns, _CP),
+        "spec": {
+            "podSelector": {"matchLabels": selector(_CP)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"ports": [{"port": API_PORT, "protocol": "TCP"}]},  # TLS and tokens guard the API itself
+                {"from": [monitoring], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]},
+            ],
+            "egress": [dns, to_mqtt, to_db],
+        },
+    }
+    migration: Obj = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta("edgecups-migration", ns, "migration"),
+        "spec": {
+            "podSelector": {"matchLabels": selector("migration")},
+            "policyTypes": ["Ingress", "Egress"],
+            "egress": [dns, to_db],
+        },
+    }
+    upf: Obj = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta("edgecups-upf", ns, "upf"),
+        "spec": {
+            "podSelector": {"matchLabels": selector("upf")},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [monitoring], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}],
+            "egress": [dns, to_mqtt],
+        },
+    }
+    return [cp, migration, upf]
+
+
+def _database(options: RenderOptions, cp_site: str) -> list[Obj]:
+    if options.database_url is not None:
+        return []
+    return [
+        {
+            "apiVersion": "postgresql.cnpg.io/v1",
+            "kind": "Cluster",
+            "metadata": meta(DB_CLUSTER, options.namespace, "database"),
+            "spec": {
+                # A primary and a synchronous-capable standby; the operator fails over and owns backups.
+                "instances": 2,
+                "storage": {"size": "10Gi"},
+                "bootstrap": {"initdb": {"database": "edgecups", "owner": "edgecups"}},
+                "affinity": {"nodeSelector": {SITE_LABEL: cp_site}},
+                "monitoring": {"enablePodMonitor": False},
+            },
+        }
+    ]
+
+
+def core_objects(options: RenderOptions, cp_site: str, mosquitto_conf: str, acl: str, dashboard: str) -> list[Obj]:
+    """The base's objects, in apply order (namespace and configuration before what uses them)."""
+    from .broker import broker_objects, monitoring_objects
+
+    ns = options.namespace
+    settings = options.site(cp_site)
+    import yaml
+
+    config_text = "# edgecups cp --config: rendered by `edgecups deploy render`\n" + yaml.safe_dump(
+        cp_config(options), sort_keys=False
+    )
+    config_map: Obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta("edgecups-cp-config", ns, _CP),
+        "data": {"cp.yaml": config_text},
+    }
+    config_volume: Obj = {"name": "config", "configMap": {"name": "edgecups-cp-config"}}
+    job_mount = {"name": "config", "mountPath": CP_CONFIG_PATH, "subPath": "cp.yaml", "readOnly": True}
+    pdb: Obj = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta("edgecups-cp", ns, _CP),
+        # The single control plane is not evicted by a drain: move it deliberately (README: Scale).
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": selector(_CP)}},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels("namespace")}},
+        config_map,
+        network_attachment("edgecups-cp-n4", ns, _CP, settings.cni, settings.n4_master, static_ip=True),
+        *_database(options, cp_site),
+        _migration_job(options, config_volume, job_mount),
+        _cp_deployment(options, cp_site, settings, config_volume),
+        *_services(options),
+        pdb,
+        *_policies(options),
+        *broker_objects(options, cp_site, mosquitto_conf, acl),
+        *monitoring_objects(options, dashboard),
+    ]

@@ -1,0 +1,134 @@
+"""Small builders shared by the rendered objects: metadata, labels, names, volumes, NetworkAttachmentDefinitions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+__all__ = [
+    "APP_LABELS",
+    "COMPONENT",
+    "NAD_API",
+    "NETWORKS_ANNOTATION",
+    "SITE_LABEL",
+    "Obj",
+    "RenderError",
+    "dns_label",
+    "labels",
+    "meta",
+    "network_attachment",
+    "secret_volume",
+    "selector",
+    "to_yaml",
+]
+
+Obj = dict[str, Any]
+
+
+class RenderError(ValueError):
+    """Why a deployment cannot be rendered; ``errors`` lists every problem, one line each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+#: The node label that places a site's UPFs (and the control plane) on that site's nodes.
+SITE_LABEL: Final = "edgecups.io/site"
+COMPONENT: Final = "app.kubernetes.io/component"
+APP_LABELS: Final[Mapping[str, str]] = {"app.kubernetes.io/part-of": "edgecups", "app.kubernetes.io/name": "edgecups"}
+#: Multus: the pod annotation listing the extra networks (k8s.v1.cni.cncf.io network selection elements).
+NETWORKS_ANNOTATION: Final = "k8s.v1.cni.cncf.io/networks"
+NAD_API: Final = "k8s.cni.cncf.io/v1"
+_RESOURCE_ANNOTATION: Final = "k8s.v1.cni.cncf.io/resourceName"
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
+
+
+def is_label_value(text: str) -> bool:
+    """Whether ``text`` may be a Kubernetes label value (63 characters, alphanumeric at both ends)."""
+    return bool(_LABEL_VALUE.match(text))
+
+
+def dns_label(text: str, max_len: int = 40) -> str:
+    """``text`` as an RFC 1123 label part: lower case, other characters as '-', a hash suffix when too long.
+
+    Two texts may give the same label ("a.b", "a-b"): the render refuses such a pair by name.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+    if len(slug) <= max_len:
+        return slug
+    digest = hashlib.sha256(text.encode()).hexdigest()[:6]
+    return f"{slug[: max_len - 7].rstrip('-')}-{digest}"
+
+
+def labels(component: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {**APP_LABELS, COMPONENT: component, **(extra or {})}
+
+
+def selector(component: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {"app.kubernetes.io/part-of": "edgecups", COMPONENT: component, **(extra or {})}
+
+
+def meta(name: str, namespace: str | None, component: str, extra: Mapping[str, str] | None = None) -> Obj:
+    out: Obj = {"name": name, "labels": labels(component, extra)}
+    if namespace is not None:
+        out["namespace"] = namespace
+    return out
+
+
+def secret_volume(name: str, secret: str, items: Sequence[str] | None = None, optional: bool = False) -> Obj:
+    source: Obj = {"secretName": secret, "defaultMode": 0o440}
+    if items is not None:
+        source["items"] = [{"key": key, "path": key} for key in items]
+    if optional:
+        source["optional"] = True
+    return {"name": name, "secret": source}
+
+
+def network_attachment(
+    name: str, namespace: str, component: str, cni: str, master: str, *, static_ip: bool, site: str | None = None
+) -> Obj:
+    """A Multus NetworkAttachmentDefinition for one network of one site.
+
+    ``static_ip``: the pod names its address in the network selection element (``ips``), which the
+    static IPAM plugin applies (the ``ips`` capability); without it the interface has no address in
+    Linux, as for N3 and N6, whose addresses VPP holds.
+    """
+    plugin: Obj = {"type": cni}
+    if cni in ("macvlan", "ipvlan"):
+        plugin["master"] = master
+        plugin["mode"] = "bridge" if cni == "macvlan" else "l2"
+    elif cni == "host-device":
+        plugin["device"] = master
+    plugin["ipam"] = {"type": "static"} if static_ip else {}
+    if static_ip:
+        plugin["capabilities"] = {"ips": True}
+    config = {"cniVersion": "0.4.0", "name": name, "plugins": [plugin]}
+    metadata = meta(name, namespace, component, {SITE_LABEL: site} if site else None)
+    if cni == "sriov":
+        # The SR-IOV network device plugin's pool: Multus adds the resource request to the pod.
+        metadata["annotations"] = {_RESOURCE_ANNOTATION: master}
+    return {
+        "apiVersion": NAD_API,
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": metadata,
+        "spec": {"config": json.dumps(config, sort_keys=True)},
+    }
+
+
+def to_yaml(objects: Sequence[Obj]) -> str:
+    """A multi-document YAML stream of ``objects``, keys in the order they were built."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None  # config files embedded in ConfigMaps stay readable
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    _Dumper.add_representer(str, _str)
+    return "---\n".join(yaml.dump(o, Dumper=_Dumper, sort_keys=False, width=120) for o in objects)
