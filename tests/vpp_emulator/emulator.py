@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Any
 
 from tests.vpp_emulator.handlers import HANDLERS
-from tests.vpp_emulator.model import UNIMPLEMENTED, ApiError, Model
-from tests.vpp_emulator.schema import ApiSchema, api_dir_for_tests, api_dir_skip_reason
+from tests.vpp_emulator.model import INVALID_ARGUMENT, UNIMPLEMENTED, ApiError, Model
+from tests.vpp_emulator.schema import ApiSchema, UndecodableMessage, api_dir_for_tests, api_dir_skip_reason
 from tests.vpp_emulator.server import Connection, SocketServer
 from tests.vpp_emulator.snapshot import Counters, State
 
@@ -170,6 +170,8 @@ class VppEmulator:
     def _dispatch(self, connection: Connection, payload: bytes) -> bool:
         try:
             name, fields = self.schema.unpack(payload)
+        except UndecodableMessage as error:
+            return self._undecodable(connection, error)
         except (KeyError, ValueError) as error:
             # VPP logs and answers nothing: an unknown id or a short message gets no reply.
             log.warning("client %d: undecodable message: %s", connection.number, error)
@@ -194,6 +196,21 @@ class VppEmulator:
         for target, message in outgoing:
             target.send(message)
         return keep_open
+
+    def _undecodable(self, connection: Connection, error: UndecodableMessage) -> bool:
+        """A request whose fields do not decode gets -73 INVALID_ARGUMENT (where VPP would act on
+        garbage), so the client sees its mistake at once instead of a time-out."""
+        log.warning("client %d: %s", connection.number, error)
+        reply = self.schema.reply_of(error.name)
+        fields: dict[str, Any] = {**error.header, "undecodable": str(error)}
+        with self._lock:
+            self._calls.append((error.name, fields))
+            if reply is None or not error.header or self._registration(connection, fields) is None:
+                return True
+            values = {"retval": INVALID_ARGUMENT} if self.schema.has_field(reply, "retval") else {}
+            message = self._reply(error.name, fields, values)
+        connection.send(message)
+        return True
 
     def _registration(self, connection: Connection, fields: dict[str, Any]) -> _Registration | None:
         registration = self._registrations.get(int(fields.get("client_index", 0)) & 0x7FFFFFFF)

@@ -139,7 +139,7 @@ class Model:
     def delete_interface(self, sw_if_index: int) -> None:
         """Remove an interface and what hangs on it (bindings, ACL lists, ABF attachments), as VPP's
         interface-delete callbacks do; routes through it stay, as VPP leaves them unresolved."""
-        iface = self.interfaces.pop(sw_if_index)
+        del self.interfaces[sw_if_index]
         for key in [k for k in self.policer_bindings if k[0] == sw_if_index]:
             del self.policer_bindings[key]
         self.acl_interfaces.pop(sw_if_index, None)
@@ -148,7 +148,7 @@ class Model:
         for other in list(self.interfaces.values()):
             if other.unnumbered == sw_if_index:
                 self.update_interface(other, unnumbered=None)
-        self.pending_events.append((sw_if_index, self.flags(iface) & ~ADMIN_UP, True))
+        self.pending_events.append((sw_if_index, 0, True))  # set down, then deleted
 
     @staticmethod
     def flags(iface: Interface) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,10 +141,27 @@ class ApiSchema:
         msg = self.messages[name]
         if len(payload) < msg.size:
             raise ValueError(f"{name}: {len(payload)} bytes, needs at least {msg.size}")
-        decoded, _ = msg.unpack(payload)
+        try:
+            decoded, _ = msg.unpack(payload)
+        except Exception as error:  # struct.error, ValueError from ipaddress, IndexError...
+            header = {}
+            if msg.fields[1:3] == ["client_index", "context"]:
+                client_index, context = struct.unpack_from(">II", payload, 2)
+                header = {"client_index": client_index, "context": context}
+            raise UndecodableMessage(name, header, error) from error
         fields = to_plain(decoded)
         fields.pop("_0", None)  # _vl_msg_id (namedtuple renames the leading underscore)
         return name, fields
+
+
+class UndecodableMessage(ValueError):
+    """A message of known id and size whose fields do not decode (e.g. an IPv4 prefix of length 40)."""
+
+    def __init__(self, name: str, header: dict[str, int], error: Exception) -> None:
+        super().__init__(f"{name}: {error!r}")
+        self.name = name
+        #: client_index and context when the message is a request (else empty)
+        self.header = header
 
 
 _CACHE: dict[Path, ApiSchema] = {}

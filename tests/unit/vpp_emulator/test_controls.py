@@ -77,3 +77,37 @@ def test_state_is_a_snapshot(vpp_emulator: VppEmulator, client: Any) -> None:
     assert (False, 3) in vpp_emulator.state.ip_tables
     with pytest.raises(TypeError):
         before.ip_tables[(False, 4)] = "x"  # type: ignore[index]
+
+
+def test_concurrent_clients_get_distinct_tunnels(vpp_emulator: VppEmulator, connect: ClientFactory) -> None:
+    import threading
+
+    clients = [connect(f"worker-{n}") for n in range(2)]
+    replies: list[list[Any]] = [[], []]
+
+    def work(n: int) -> None:
+        for teid in range(20):
+            args = tunnel_args(teid=teid, dst_address=f"10.0.3.{10 + n}")
+            replies[n].append(clients[n].api.gtpu_add_del_tunnel_v2(**args))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    indexes = [r.sw_if_index for rs in replies for r in rs]
+    assert all(r.retval == 0 for rs in replies for r in rs)
+    assert len(set(indexes)) == 40
+    state = vpp_emulator.state
+    assert set(state.gtpu_tunnels) == set(indexes)
+    assert {state.interfaces[i].name for i in indexes} == {f"gtpu_tunnel{n}" for n in range(40)}
+
+
+def test_schema_directory_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from tests.vpp_emulator import api_dir_for_tests, api_dir_skip_reason
+
+    monkeypatch.setenv("EDGECUPS_VPP_API_DIR", str(tmp_path))
+    assert api_dir_for_tests() is None
+    assert str(tmp_path) in api_dir_skip_reason()
+    with pytest.raises(FileNotFoundError, match="no VPP API schema"):
+        VppEmulator(tmp_path / "api.sock")

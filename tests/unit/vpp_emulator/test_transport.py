@@ -201,3 +201,35 @@ def test_sockclnt_delete_answers_response_1_and_closes(raw: RawClient, vpp_emula
     assert (name, reply["response"]) == ("sockclnt_delete_reply", 1)
     with pytest.raises(ConnectionError):
         raw.receive()
+
+
+def test_a_request_whose_fields_do_not_decode_gets_minus_73(raw: RawClient, vpp_emulator: VppEmulator) -> None:
+    # An IPv4 prefix of length 40 packs (raw dict) but cannot decode into an IPv4Network.
+    bad_prefix = {"address": {"af": 0, "un": {"ip4": b"\x0a\x00\x00\x00"}}, "len": 40}
+    route = {"table_id": 0, "prefix": bad_prefix, "n_paths": 0, "paths": []}
+    raw.send(raw.frame("ip_route_add_del", {"context": 11, "is_add": True, "route": route}))
+    name, reply = raw.receive()
+    assert (name, reply["context"], reply["retval"]) == ("ip_route_add_del_reply", 11, -73)
+    assert vpp_emulator.state.routes == {}
+    assert "undecodable" in vpp_emulator.calls[-1][1]
+
+
+def test_tunnel_interfaces_announce_creation_and_deletion(vpp_emulator: VppEmulator, connect: ClientFactory) -> None:
+    client = connect("watcher")
+    seen: list[Any] = []
+    client.register_event_callback(lambda name, msg: seen.append(msg))
+    client.api.want_interface_events(enable_disable=1, pid=1)
+    args = dict(
+        src_address="10.0.3.1",
+        dst_address="10.0.3.3",
+        mcast_sw_if_index=0xFFFFFFFF,
+        decap_next_index=2,
+        teid=1,
+        tteid=2,
+    )
+    index = client.api.gtpu_add_del_tunnel_v2(is_add=True, **args).sw_if_index
+    client.api.gtpu_add_del_tunnel_v2(is_add=False, **args)
+    _wait_for(lambda: len(seen) == 2)
+    assert [(e.sw_if_index, int(e.flags), e.deleted) for e in seen] == [(index, 3, False), (index, 0, True)]
+    assert client.api.want_interface_events(enable_disable=0, pid=1).retval == 0
+    assert client.api.want_interface_events(enable_disable=0, pid=1).retval == -31
