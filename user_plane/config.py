@@ -18,9 +18,9 @@ Theory of operation:
   and the agent rejects a CP that no entry matches (cause 64, Request rejected).
   A UPF that rejects every CP serves nobody, so an empty list is a mistake; to
   accept any CP, say so with ``0.0.0.0/0`` and ``::/0``.
-* ``driver: vpp`` is a valid configuration, but this build has only the software
-  dataplane: :func:`unavailable` names what a valid configuration asks of this
-  build that it cannot do.
+* ``driver: vpp`` needs a ``vpp:`` section (VPP's API socket and schema, the VPP interfaces
+  of N3 and N6, a VRF per Network Instance), checked by :mod:`user_plane.vpp.config`.
+  :func:`unavailable` names what a valid configuration asks of this build that it cannot do.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from edge_sites.schema import describe
 from edge_sites.telemetry.config import MQTT_OPTIONS, MqttConfig, parse_mqtt
 from pfcp import PFCP_PORT, NodeID, UPFeatures, UPFunctionFeatures, flag_names
 from pfcp.transaction import RetransmitPolicy
+
+from .vpp.config import VPP_OPTIONS, VppConfig, parse_vpp
 
 __all__ = [
     "AVAILABLE_DRIVERS",
@@ -73,8 +75,8 @@ CpPeer = IPv4Address | IPv6Address | IPv4Network | IPv6Network | str
 Driver = Literal["software", "vpp"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
-#: Dataplane drivers this build really has (VPP arrives with a later issue).
-AVAILABLE_DRIVERS: Final[frozenset[Driver]] = frozenset({"software"})
+#: Dataplane drivers this build really has.
+AVAILABLE_DRIVERS: Final[frozenset[Driver]] = frozenset({"software", "vpp"})
 
 _DEFAULT_FEATURES: Final = UPFeatures.FTUP
 
@@ -138,7 +140,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "features",
         "UP Function Features (§8.2.25) to enable, by name (FTUP, UEIP, ...). Default: [FTUP].",
     ),
-    Option("driver", "Dataplane driver: software or vpp (vpp is not available in this build). Default: software."),
+    Option("driver", "Dataplane driver: software or vpp (needs a vpp section). Default: software."),
     Option("log_level", "debug, info, warning, error or critical. Default: info."),
     Option(
         "capacity.max_sessions",
@@ -163,6 +165,8 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Required in a metrics section; no section, no metrics endpoint.",
     ),
     Option("metrics.port", "TCP port of /metrics (0: any free port). Default: 9090."),
+    # FD.io VPP (driver: vpp): user_plane/vpp/config.py.
+    *(Option(f"vpp.{path}", text) for path, text in VPP_OPTIONS),
 )
 
 
@@ -232,6 +236,8 @@ class UpfConfig:
     mqtt: MqttConfig | None = None
     #: Where /metrics listens; None: no metrics endpoint.
     metrics: MetricsConfig | None = None
+    #: The VPP node (driver vpp); None without a vpp section.
+    vpp: VppConfig | None = None
 
     @property
     def node_id_ie(self) -> NodeID:
@@ -297,6 +303,8 @@ class UpfConfig:
             mapping["mqtt"] = self.mqtt.to_mapping()
         if self.metrics is not None:
             mapping["metrics"] = {"address": str(self.metrics.address), "port": self.metrics.port}
+        if self.vpp is not None:
+            mapping["vpp"] = self.vpp.to_mapping()
         return mapping
 
 
@@ -306,6 +314,8 @@ def unavailable(config: UpfConfig) -> tuple[str, ...]:
     if config.driver not in AVAILABLE_DRIVERS:
         available = ", ".join(sorted(AVAILABLE_DRIVERS))
         problems.append(f"driver: {config.driver!r} is not available in this build (available: {available})")
+    if config.driver == "vpp" and config.vpp is None:
+        problems.append("vpp: required with driver: vpp (VPP's API socket, its N3/N6 interfaces, a VRF per instance)")
     return tuple(problems)
 
 
@@ -628,6 +638,10 @@ class _Parser:
             mqtt, problems = parse_mqtt(top["mqtt"], base_dir=self.base_dir)
             self.errors.extend(problems)
         metrics = self.metrics(top["metrics"]) if top.get("metrics") is not None else None
+        vpp = None
+        if top.get("vpp") is not None and n3 is not None and n6 is not None:
+            vpp, problems = parse_vpp(top["vpp"], instances=tuple(n6), n3=n3)
+            self.errors.extend(problems)
         self.cross_check(n3, n4, n6)
         if self.errors:
             return None
@@ -646,6 +660,7 @@ class _Parser:
             timers,
             mqtt,
             metrics=metrics,
+            vpp=vpp,
         )
 
     def n4(self, value: object) -> N4Config | None:

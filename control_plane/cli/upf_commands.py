@@ -1,9 +1,10 @@
 """``edgecups upf ...``: the UPF agent, and its configuration checked before it is deployed.
 
 * ``edgecups upf --config FILE`` runs the agent (:class:`user_plane.agent.UpfAgent`)
-  with the software dataplane (:class:`user_plane.software.SoftwareDriver`)
-  until SIGINT or SIGTERM, then stops cleanly (sessions dropped, driver
-  stopped, N4 socket closed). Logs go to stderr at the configured ``log_level``.
+  with the configured dataplane (``driver: software``:
+  :class:`user_plane.software.SoftwareDriver`; ``driver: vpp``:
+  :class:`user_plane.vpp.driver.VppDriver`) until SIGINT or SIGTERM, then stops
+  cleanly (sessions dropped, driver stopped, N4 socket closed). Logs go to stderr at the configured ``log_level``.
   A configuration with problems is reported as ``check-config`` reports it
   (exit status 1) before anything starts.
 * ``edgecups upf check-config FILE`` loads a YAML configuration with
@@ -49,7 +50,7 @@ def _reference() -> str:
 
 app = typer.Typer(
     name="upf",
-    help="UPF (user-plane function) agent: run it with edgecups upf --config FILE (software dataplane, until "
+    help="UPF (user-plane function) agent: run it with edgecups upf --config FILE (software or VPP dataplane, until "
     "SIGINT/SIGTERM), or check a configuration file with edgecups upf check-config FILE.",
     add_completion=False,
     invoke_without_command=True,
@@ -77,7 +78,7 @@ def upf(
         ),
     ] = None,
 ) -> None:
-    """Run the UPF agent (PFCP UP function) with the software dataplane.
+    """Run the UPF agent (PFCP UP function) with the configured dataplane (software or vpp).
 
     Exit status 0 after SIGINT/SIGTERM; 1 when the configuration has problems
     (reported as check-config reports them); 2 on bad usage; 3 when the agent
@@ -95,7 +96,7 @@ def upf(
         level=loaded.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
-        asyncio.run(run_agent(loaded, _software_driver(loaded)))
+        asyncio.run(run_agent(loaded, _driver(loaded)))
     except (OSError, DriverError) as exc:
         typer.echo(f"{config}: the agent could not start: {exc}", err=True)
         raise typer.Exit(EXIT_START_FAILED) from None
@@ -116,8 +117,12 @@ def _load_or_exit(file: Path) -> UpfConfig:
     return config
 
 
-def _software_driver(config: UpfConfig) -> Driver:
-    # Imported here: the software dataplane (TUN devices, sockets) is only needed to run the agent.
+def _driver(config: UpfConfig) -> Driver:
+    # Imported here: a dataplane (TUN devices and sockets, or vpp_papi) is only needed to run the agent.
+    if config.driver == "vpp":
+        from user_plane.vpp.driver import VppDriver
+
+        return VppDriver.from_config(config)
     from user_plane.software import SoftwareDriver
 
     return SoftwareDriver.from_config(config.n3, config.n6)
@@ -193,7 +198,7 @@ def check_config(
 
     Every problem is reported, one per line, as FILE: key.path: message.
     Exit status 0 when the file is valid and this build can run it; 1 when it
-    has problems (driver vpp is valid but not available in this build); 2 on
+    has problems (driver vpp without its vpp section is valid but not runnable); 2 on
     bad usage or a file that cannot be read.
     """
     config: UpfConfig | None = None

@@ -80,7 +80,7 @@ def test_problems_one_per_line_exit_1(broken: Path) -> None:
     assert result.stdout == ""  # no summary of a configuration that did not load
     assert result.stderr.splitlines() == [
         f"{broken}: log_levle: unknown key (did you mean 'log_level'?); expected one of node_id, n4, n3, n6, "
-        "allowed_cps, features, driver, log_level, capacity, timers, mqtt, metrics",
+        "allowed_cps, features, driver, log_level, capacity, timers, mqtt, metrics, vpp",
         f"{broken}: n6.ims.ue_pool: '198.19.0.0/33' is not an IP network",
     ]
 
@@ -95,16 +95,17 @@ def test_problems_as_json(broken: Path) -> None:
     assert len(record["errors"]) == 2
 
 
-def test_vpp_driver_is_valid_but_not_available(vpp: Path) -> None:
+def test_vpp_driver_without_its_section_is_valid_but_not_runnable(vpp: Path) -> None:
     result = check(str(vpp))
     assert result.exit_code == 1
     assert result.stdout.splitlines()[0] == f"{vpp}: valid, but not runnable by this build"
     assert "Driver       vpp" in result.stdout.splitlines()
-    assert result.stderr == f"{vpp}: driver: 'vpp' is not available in this build (available: software)\n"
+    missing = "vpp: required with driver: vpp (VPP's API socket, its N3/N6 interfaces, a VRF per instance)"
+    assert result.stderr == f"{vpp}: {missing}\n"
     record = json.loads(check(str(vpp), "-o", "json").stdout)
     assert record["valid"] is False
     assert record["config"]["driver"] == "vpp"
-    assert record["errors"] == ["driver: 'vpp' is not available in this build (available: software)"]
+    assert record["errors"] == [missing]
 
 
 def test_yaml_syntax_error_exit_1(tmp_path: Path) -> None:
