@@ -23,6 +23,8 @@ Controls (all thread-safe; the server runs in background threads, so sync and as
   and changes nothing (ValueError for dumps and messages without retval).
 - ``restart()``: VPP restarts: every connection is closed, all state goes back to a fresh boot
   (pre-seeded interfaces included); the socket keeps listening. ``restarts`` counts them.
+- ``restart_on(message_name, nth=1)``: VPP dies while handling the nth next call of that request:
+  no reply, then as ``restart()``.
 - ``count_traffic(sw_if_index, *, rx_packets=0, rx_bytes=0, tx_packets=0, tx_bytes=0) -> Counters``:
   moves a gtpu tunnel's counters (rx = uplink after decap, tx = downlink after encap, so tx bytes
   include the outer IPv4/UDP/GTP-U header: 36 bytes per packet, more with the PDU session container).

@@ -60,6 +60,7 @@ class VppEmulator:
         self._registrations: dict[int, _Registration] = {}
         self._calls: list[tuple[str, dict[str, Any]]] = []
         self._failures: dict[str, list[list[int]]] = {}
+        self._crashes: dict[str, int] = {}
         self._errors: list[str] = []
         self._restarts = 0
         self._server = SocketServer(self.socket_path, self._dispatch, self._on_close)
@@ -91,10 +92,13 @@ class VppEmulator:
         interfaces included). The listening socket stays, so clients can reconnect at once.
         Pending fail() injections, ``calls`` and ``errors`` are test controls and are kept."""
         with self._lock:
-            self._model = Model(self._seed)
-            self._registrations.clear()
-            self._restarts += 1
+            self._reboot()
         self._server.close_all()
+
+    def _reboot(self) -> None:
+        self._model = Model(self._seed)
+        self._registrations.clear()
+        self._restarts += 1
 
     # -- test controls ----------------------------------------------------------------------------
 
@@ -141,6 +145,14 @@ class VppEmulator:
         with self._lock:
             self._failures.setdefault(message_name, []).append([nth, retval])
 
+    def restart_on(self, message_name: str, nth: int = 1) -> None:
+        """VPP dies while handling the ``nth`` next call of ``message_name``: no reply, then as
+        :meth:`restart` (the call's effect is lost with everything else)."""
+        if message_name not in self.schema.services or nth < 1:
+            raise ValueError(f"{message_name!r} is not a request, or nth < 1")
+        with self._lock:
+            self._crashes[message_name] = nth
+
     def count_traffic(
         self, sw_if_index: int, *, rx_packets: int = 0, rx_bytes: int = 0, tx_packets: int = 0, tx_bytes: int = 0
     ) -> Counters:
@@ -178,6 +190,7 @@ class VppEmulator:
             return True
         outgoing: list[tuple[Connection, bytes]] = []
         keep_open = True
+        crashed = False
         with self._lock:
             self._calls.append((name, fields))
             if name == "sockclnt_create":
@@ -186,16 +199,32 @@ class VppEmulator:
                 registration = self._registration(connection, fields)
                 if registration is None:
                     return True  # unknown client_index: VPP has nowhere to send a reply
-                if name == "sockclnt_delete":
+                if self._crash_due(name):
+                    self._reboot()
+                    crashed = True
+                elif name == "sockclnt_delete":
                     del self._registrations[registration.handle & 0x7FFFFFFF]
                     outgoing.append((connection, self._reply(name, fields, {"response": 1})))
                     keep_open = False
                 else:
                     outgoing.extend((connection, p) for p in self._handle(registration, name, fields))
                     outgoing.extend(self._events())
+        if crashed:
+            self._server.close_all()
+            return False
         for target, message in outgoing:
             target.send(message)
         return keep_open
+
+    def _crash_due(self, name: str) -> bool:
+        remaining = self._crashes.get(name)
+        if remaining is None:
+            return False
+        if remaining > 1:
+            self._crashes[name] = remaining - 1
+            return False
+        del self._crashes[name]
+        return True
 
     def _undecodable(self, connection: Connection, error: UndecodableMessage) -> bool:
         """A request whose fields do not decode gets -73 INVALID_ARGUMENT (where VPP would act on

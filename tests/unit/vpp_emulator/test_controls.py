@@ -111,3 +111,19 @@ def test_schema_directory_from_the_environment(monkeypatch: pytest.MonkeyPatch, 
     assert str(tmp_path) in api_dir_skip_reason()
     with pytest.raises(FileNotFoundError, match="no VPP API schema"):
         VppEmulator(tmp_path / "api.sock")
+
+
+def test_restart_on_a_call_loses_it_with_everything_else(
+    vpp_emulator: VppEmulator, client: Any, connect: ClientFactory
+) -> None:
+    client.api.ip_table_add_del(is_add=True, table={"table_id": 10})
+    vpp_emulator.restart_on("gtpu_add_del_tunnel_v2", nth=2)
+    assert client.api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=1)).retval == 0
+    with pytest.raises(IOError):
+        client.api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=2))
+    assert vpp_emulator.restarts == 1
+    assert (vpp_emulator.state.gtpu_tunnels, set(vpp_emulator.state.ip_tables)) == ({}, {(False, 0), (True, 0)})
+    again = connect("after-crash")
+    assert again.api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=2)).retval == 0
+    with pytest.raises(ValueError):
+        vpp_emulator.restart_on("sw_interface_details")
