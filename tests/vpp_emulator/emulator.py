@@ -273,10 +273,14 @@ class VppEmulator:
             return []  # not a request (a reply or an event sent to us): VPP ignores it
         if self.schema.is_legacy_dump(name):
             handler = HANDLERS.get(name)
-            details = handler(self._model, fields) if handler is not None else []
-            assert isinstance(details, list)
             context = fields.get("context", 0)
-            return [self.schema.pack(reply, {**d, "context": context}) for d in details]
+            try:
+                details = handler(self._model, fields) if handler is not None else []
+                assert isinstance(details, list)
+                return [self.schema.pack(reply, {**d, "context": context}) for d in details]
+            except Exception:
+                self._crashed(name, fields)
+                return []  # the client's control_ping still ends the dump
         retval = self._injected_failure(name)
         values: dict[str, Any] = {}
         if retval is None:
@@ -287,12 +291,19 @@ class VppEmulator:
                 retval = error.retval
                 values = {}
             except Exception:
-                self._errors.append(f"{name}({fields!r}):\n{traceback.format_exc()}")
-                log.exception("emulator handler for %s crashed", name)
+                self._crashed(name, fields)
                 retval, values = UNSPECIFIED, {}
-        if self.schema.has_field(reply, "retval"):
-            values["retval"] = retval
-        return [self._reply(name, fields, values)]
+        has_retval = self.schema.has_field(reply, "retval")
+        try:
+            return [self._reply(name, fields, {**values, "retval": retval} if has_retval else values)]
+        except Exception:
+            self._crashed(name, fields)
+            return [self._reply(name, fields, {"retval": UNSPECIFIED} if has_retval else {})]
+
+    def _crashed(self, name: str, fields: dict[str, Any]) -> None:
+        """An emulator bug: kept in ``errors`` (the harness fails the test) and logged."""
+        self._errors.append(f"{name}({fields!r}):\n{traceback.format_exc()}")
+        log.exception("emulator handler for %s crashed", name)
 
     def _call(self, registration: _Registration, name: str, fields: dict[str, Any]) -> dict[str, Any]:
         if name == "control_ping":

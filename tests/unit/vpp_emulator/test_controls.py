@@ -127,3 +127,32 @@ def test_restart_on_a_call_loses_it_with_everything_else(
     assert again.api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=2)).retval == 0
     with pytest.raises(ValueError):
         vpp_emulator.restart_on("sw_interface_details")
+
+
+def test_a_crashing_handler_answers_minus_1_and_is_kept_in_errors(
+    monkeypatch: pytest.MonkeyPatch, vpp_api_dir: Any
+) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
+
+    from tests.vpp_emulator.handlers import HANDLERS
+
+    def boom(model: Any, request: dict[str, Any]) -> Any:
+        raise RuntimeError("emulator bug")
+
+    monkeypatch.setitem(HANDLERS, "ip_table_add_del", boom)
+    monkeypatch.setitem(HANDLERS, "ip_table_dump", boom)
+    with tempfile.TemporaryDirectory(prefix="vppemu-") as directory:
+        with VppEmulator(Path(directory) / "api.sock", vpp_api_dir) as emulator:
+            client = VPPApiClient(apidir=str(vpp_api_dir), server_address=str(emulator.socket_path))
+            client.connect("t")
+            try:
+                assert client.api.ip_table_add_del(is_add=True, table={"table_id": 1}).retval == -1
+                assert client.api.ip_table_dump() == []
+                assert client.api.control_ping().retval == 0
+            finally:
+                client.disconnect()
+            assert len(emulator.errors) == 2
+            assert "emulator bug" in emulator.errors[0]
