@@ -95,7 +95,7 @@ class VppApi:
             self._teardown()
             try:
                 self._client.connect(name)
-            except (OSError, Exception) as exc:  # vpp_papi raises IOError subclasses and socket errors
+            except Exception as exc:  # vpp_papi raises IOError subclasses, socket errors, its own errors
                 self._teardown()
                 raise VppUnavailable(f"cannot connect to VPP at {self.socket_path}: {exc}") from exc
             table = list(self._client.transport.message_table)

@@ -51,7 +51,7 @@ from ..config import N6Config, UpfConfig
 from ..driver import Direction, DriverError, DriverEvent, SessionUsage, UsageReport
 from ..forward import Forwarder
 from ..session import SessionState
-from .calls import VppApi, VppCallError, VppUnavailable
+from .calls import SchemaMismatch, VppApi, VppCallError, VppUnavailable
 from .config import Memif, VppConfig
 from .executor import Executor, StepFailed
 from .messages import required
@@ -152,7 +152,7 @@ class VppDriver:
             await asyncio.to_thread(self.api.connect, self._requests)
             self._executor = Executor(self.api, self._indexes, self._on_reply)
             self._setup_node(sweep=False)
-        except (VppUnavailable, VppCallError, StepFailed) as exc:
+        except (VppUnavailable, VppCallError, StepFailed, SchemaMismatch) as exc:
             if self.api is not None:
                 self.api.close()
             raise DriverError(f"vpp: {exc}") from exc
@@ -475,7 +475,7 @@ class VppDriver:
             try:
                 await asyncio.to_thread(self.api.connect, self._requests)
                 self._restore()
-            except (VppUnavailable, VppCallError, StepFailed) as exc:
+            except (VppUnavailable, VppCallError, StepFailed, SchemaMismatch) as exc:
                 log.warning("vpp: reconnection attempt %d failed: %s", attempt, exc)
                 continue
             except Exception:
@@ -492,13 +492,8 @@ class VppDriver:
         self._node, self._owner, self._base, self._folded_at = [], {}, {}, {}
         plans, self._plans = self._plans, {}
         self._usage.clear()
-        self._setup_node(sweep=True)
-        executor = self._executor
-        assert executor is not None and self.api is not None
-        tables = [(t, v6) for t in sorted(set(self._ctx.tables.values())) for v6 in (False, True)]
-        for table_id, is_ip6 in tables:
-            self.api.call("ip_table_replace_begin", table={"table_id": table_id, "is_ip6": is_ip6})
-        self._ready = True  # _apply needs it; restored below if VPP goes again
+        self._setup_node(sweep=True)  # the VRFs' replace_begin is in there
+        self._ready = True  # _apply needs it; reset below if VPP goes again
         for seid, state in self.forwarder.installed().items():
             blocked = self._blocked.get(seid, frozenset())
             try:
@@ -512,8 +507,12 @@ class VppDriver:
                 continue
             self._commit(seid, plans.get(seid), plan, blocked)
         self._ready = False
-        for table_id, is_ip6 in tables:
-            self.api.call("ip_table_replace_end", table={"table_id": table_id, "is_ip6": is_ip6})
+        assert self.api is not None
+        for table in self._vrfs():
+            self.api.call("ip_table_replace_end", table=table)
+
+    def _vrfs(self) -> list[dict[str, Any]]:
+        return [{"table_id": t, "is_ip6": v6} for t in sorted(set(self._ctx.tables.values())) for v6 in (False, True)]
 
     def _setup_node(self, *, sweep: bool) -> None:
         executor = self._executor
@@ -528,8 +527,11 @@ class VppDriver:
             self._sweep()
         journal = executor.run(table_steps(self.config))
         try:
+            if sweep:  # mark every route of the VRFs: what is not added again goes at replace_end
+                for table in self._vrfs():
+                    self.api.call("ip_table_replace_begin", table=table)
             journal += executor.run(node_steps(self.config, self._n6))
-        except StepFailed:
+        except (StepFailed, VppCallError, VppUnavailable):
             executor.undo(journal)
             raise
         self._node = journal

@@ -1,0 +1,395 @@
+"""The vpp driver against the VPP API emulator (tests/vpp_emulator): real vpp_papi, real socket
+transport, VPP 26.06's schema; the emulator's state is compared with what each session demands.
+
+Expectations are written out per test (tunnel, route, policer, ACL records as VPP holds them),
+not derived from the driver's own planner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pfcp
+from tests.unit.user_plane.test_agent import config as agent_config
+from tests.unit.user_plane.vpp.helpers import SEID, downlink_far, established, modified, qer
+from tests.vpp_emulator import State, VppEmulator
+from user_plane.config import UpfConfig
+from user_plane.driver import DriverError, DriverEvent, SessionUsage
+from user_plane.vpp.driver import VppDriver
+
+pytest_plugins = ["tests.harness.vpp"]  # vpp_emulator, vpp_api_dir
+
+N3 = IPv4Address("198.18.1.1")
+GNB = IPv4Address("198.18.1.2")
+UE = IPv4Network("198.19.0.1/32")
+TABLE = 100
+T = pfcp.UsageReportTriggerFlags
+
+
+def config(emulator: VppEmulator, api_dir: Path, **vpp: Any) -> UpfConfig:
+    section: dict[str, Any] = {
+        "api_socket": str(emulator.socket_path),
+        "api_dir": str(api_dir),
+        "poll_interval": 0.05,
+        "liveness_interval": 0.05,
+        "reconnect_max": 0.2,
+        "timeout": 2,
+        "n3": {"interface": "n3-eth", "address": "198.18.1.1/24"},
+        "n6": {"internet": {"interface": "n6-eth", "address": "198.18.2.1/24", "table_id": TABLE}},
+    }
+    section.update(vpp)
+    n6 = {"internet": {"interface": "n6-test", "ue_pool": "198.19.0.0/16", "gateway": "198.18.2.2"}}
+    return agent_config(driver="vpp", n6=n6, vpp=section)
+
+
+@asynccontextmanager
+async def started(
+    emulator: VppEmulator, api_dir: Path, **vpp: Any
+) -> AsyncIterator[tuple[VppDriver, list[DriverEvent]]]:
+    driver = VppDriver.from_config(config(emulator, api_dir, **vpp))
+    events: list[DriverEvent] = []
+    driver.set_event_handler(events.append)
+    await driver.start()
+    try:
+        yield driver, events
+    finally:
+        await driver.stop()
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+# -- the emulator's state, as comparable records ------------------------------------------------
+
+
+def session_records(state: State) -> set[tuple[Any, ...]]:
+    """Every per-session object VPP holds: tunnels (with their interface's VRF), UE routes,
+    policers and their bindings, ACLs (but the node's deny-all) and their bindings."""
+    tunnels = {i: (str(t.dst), t.teid) for i, t in state.gtpu_tunnels.items()}
+    acls = {i: a.tag for i, a in state.acls.items()}
+    records: set[tuple[Any, ...]] = set()
+    for index, t in state.gtpu_tunnels.items():
+        itf = state.interfaces[index]
+        fields = (str(t.src), str(t.dst), t.teid, t.tteid, t.encap_vrf_id, t.decap_next_index, t.qfi)
+        records.add(("tunnel", *fields, "vrf", itf.ip4_table, itf.ip4_enabled))
+    for (table, prefix), paths in state.routes.items():
+        if prefix.prefixlen == 0 or table != TABLE or prefix.version != 4 or prefix.prefixlen != 32:
+            continue  # the node's default route, connected and local entries
+        [path] = paths
+        records.add(("route", table, str(prefix), "drop" if path.type == 2 else tunnels[path.sw_if_index]))
+    for policer in state.policers.values():
+        records.add(("policer", policer.name, policer.infos.cir, policer.infos.cb))
+    names = {i: p.name for i, p in state.policers.items()}
+    for (index, direction), policer_index in state.policer_bindings.items():
+        records.add(("policer-on", tunnels[index], direction, names[policer_index]))
+    for acl in state.acls.values():
+        if acl.tag != "edgecups:deny-all":
+            rules = tuple((r.is_permit, str(r.src_prefix), str(r.dst_prefix), r.proto) for r in acl.rules)
+            records.add(("acl", acl.tag, rules))
+    for index, binding in state.acl_interfaces.items():
+        if binding.input or binding.output:
+            records.add(
+                (
+                    "acl-on",
+                    tunnels[index],
+                    tuple(acls[i] for i in binding.input),
+                    tuple(acls[i] for i in binding.output),
+                )
+            )
+    return records
+
+
+def tunnel(dst: IPv4Address = GNB, teid: int = 0x1001, tteid: int = 0x5000, qfi: int = 0) -> tuple[Any, ...]:
+    return ("tunnel", str(N3), str(dst), teid, tteid, 0, 2, qfi, "vrf", TABLE, True)
+
+
+def route(via: tuple[str, int] | str = (str(GNB), 0x1001)) -> tuple[Any, ...]:
+    return ("route", TABLE, str(UE), via)
+
+
+BASIC = {tunnel(), route()}
+
+
+def tunnel_index(state: State, teid: int = 0x1001) -> int:
+    [index] = [i for i, t in state.gtpu_tunnels.items() if t.teid == teid]
+    return index
+
+
+# -- node setup -----------------------------------------------------------------------------------
+
+
+def test_start_sets_the_node_up_and_stop_takes_it_back(vpp_emulator: VppEmulator, vpp_api_dir: Path) -> None:
+    boot = vpp_emulator.state
+
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir, gtpu_forward="198.18.1.10"):
+            state = vpp_emulator.state
+            assert {(False, TABLE), (True, TABLE)} <= set(state.ip_tables)
+            n3, n6 = state.interface_by_name("n3-eth"), state.interface_by_name("n6-eth")
+            assert n3 is not None and n6 is not None
+            assert (n3.admin_up, n3.ip4_table, [str(a) for a in n3.addresses]) == (True, 0, ["198.18.1.1/24"])
+            assert (n6.admin_up, n6.ip4_table, n6.ip6_table) == (True, TABLE, TABLE)
+            [default] = state.routes[(TABLE, IPv4Network("0.0.0.0/0"))]
+            assert (default.sw_if_index, str(default.next_hop)) == (n6.sw_if_index, "198.18.2.2")
+            [forward] = state.gtpu_forwards.values()
+            assert (str(forward.dst), forward.forwarding_type) == ("198.18.1.10", 4)
+            [deny] = state.acls.values()
+            assert deny.tag == "edgecups:deny-all" and {r.is_permit for r in deny.rules} == {0}
+            assert session_records(state) == set()
+
+    run(main)
+    after = vpp_emulator.state
+    assert (after.ip_tables, after.routes, after.acls, after.gtpu_forwards) == (
+        boot.ip_tables,
+        boot.routes,
+        boot.acls,
+        boot.gtpu_forwards,
+    )
+    assert after.interface_by_name("n6-eth") == boot.interface_by_name("n6-eth")
+
+
+def test_a_missing_interface_stops_the_start_and_leaves_vpp_as_it_was(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    boot = vpp_emulator.state
+
+    async def main() -> None:
+        driver = VppDriver.from_config(
+            config(vpp_emulator, vpp_api_dir, n3={"interface": "eth9", "address": "198.18.1.1/24"})
+        )
+        with pytest.raises(DriverError, match="'eth9' not in VPP"):
+            await driver.start()
+
+    run(main)
+    assert vpp_emulator.state == boot
+
+
+def test_a_schema_with_a_changed_crc_makes_the_driver_refuse_to_start(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path, tmp_path: Path
+) -> None:
+    schema = tmp_path / "api"
+    shutil.copytree(vpp_api_dir, schema)
+    gtpu = schema / "gtpu.api.json"
+    data = json.loads(gtpu.read_text())
+    for message in data["messages"]:
+        if message[0] == "gtpu_add_del_tunnel_v2":
+            message[-1]["crc"] = "0xdeadbeef"
+    gtpu.write_text(json.dumps(data))
+    boot = vpp_emulator.state
+
+    async def main() -> None:
+        driver = VppDriver.from_config(config(vpp_emulator, schema))
+        with pytest.raises(DriverError) as caught:
+            await driver.start()
+        text = str(caught.value)
+        assert "gtpu_add_del_tunnel_v2: the API schema (api_dir) has CRC 0xdeadbeef" in text
+        assert "gtpu_add_del_tunnel_v2: VPP has CRC 0xa0c30713, the API schema (api_dir) 0xdeadbeef" in text
+        assert driver.installed() == {}
+
+    run(main)
+    assert vpp_emulator.state == boot  # refused before any call
+
+
+# -- sessions ---------------------------------------------------------------------------------------
+
+
+def test_establishment_modification_and_deletion_leave_exactly_the_sessions_objects(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir) as (driver, _):
+            state = established(create_qer=(qer(ul=10_000, dl=50_000),))
+            driver.install(state)
+            policers = {
+                ("policer", f"edgecups:{SEID:x}:1:ul", 10_000, 62_500),
+                ("policer", f"edgecups:{SEID:x}:1:dl", 50_000, 312_500),
+                ("policer-on", (str(GNB), 0x1001), "input", f"edgecups:{SEID:x}:1:ul"),
+                ("policer-on", (str(GNB), 0x1001), "output", f"edgecups:{SEID:x}:1:dl"),
+            }
+            assert session_records(vpp_emulator.state) == BASIC | policers
+            assert driver.installed() == {SEID: state}
+
+            # QoS change: the policer is updated in place, nothing else is touched
+            vpp_emulator.reset_calls()
+            index_before = set(vpp_emulator.state.policers)
+            faster = pfcp.UpdateQER(qer_id=pfcp.QERID(1), mbr=pfcp.MBR(ul=20_000, dl=50_000))
+            state = modified(state, update_qer=(faster,))
+            driver.install(state)
+            assert [name for name, _ in vpp_emulator.calls if name != "control_ping"] == [
+                "gtpu_get_transfer_counts",  # usage under the old rules first
+                "policer_update",
+            ]
+            assert set(vpp_emulator.state.policers) == index_before
+            ul_policer = ("policer", f"edgecups:{SEID:x}:1:ul", 20_000, 125_000)
+            assert ul_policer in session_records(vpp_emulator.state)
+
+            # handover: a new gNB is a new tunnel; the policers follow it, the old tunnel goes
+            target = IPv4Address("198.18.1.9")
+            state = modified(state, update_far=(downlink_far(gnb=target, teid=0x6000),))
+            driver.install(state)
+            moved = {
+                tunnel(target, tteid=0x6000),
+                route((str(target), 0x1001)),
+                ul_policer,
+                ("policer", f"edgecups:{SEID:x}:1:dl", 50_000, 312_500),
+                ("policer-on", (str(target), 0x1001), "input", f"edgecups:{SEID:x}:1:ul"),
+                ("policer-on", (str(target), 0x1001), "output", f"edgecups:{SEID:x}:1:dl"),
+            }
+            assert session_records(vpp_emulator.state) == moved
+
+            driver.remove(SEID)
+            assert session_records(vpp_emulator.state) == set()
+            assert driver.installed() == {}
+
+    run(main)
+
+
+def test_sdf_filters_and_closed_gates_are_acls_and_drop_routes(vpp_emulator: VppEmulator, vpp_api_dir: Path) -> None:
+    from tests.unit.user_plane.test_agent import downlink_pdr, uplink_pdr
+
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir) as (driver, _):
+            pdrs = (
+                uplink_pdr(1, precedence=200),
+                downlink_pdr(2),
+                uplink_pdr(3, precedence=100, sdf="permit out 6 from 198.18.2.2 to assigned"),
+            )
+            driver.install(established(pdrs=pdrs))
+            tag = f"edgecups:{SEID:x}:ul:1001"
+            rules = ((1, "198.19.0.1/32", "198.18.2.2/32", 6), (1, "0.0.0.0/0", "0.0.0.0/0", 0))
+            assert session_records(vpp_emulator.state) == BASIC | {
+                ("acl", tag, rules),
+                ("acl-on", (str(GNB), 0x1001), (tag,), ()),
+            }
+            closed = pfcp.GateStatus(ul=pfcp.Gate.CLOSED, dl=pfcp.Gate.CLOSED)
+            shut = established(create_qer=(pfcp.CreateQER(qer_id=pfcp.QERID(1), gate_status=closed),))
+            driver.install(shut)
+            assert session_records(vpp_emulator.state) == {
+                tunnel(),
+                route("drop"),
+                ("acl-on", (str(GNB), 0x1001), ("edgecups:deny-all",), ()),
+            }
+
+    run(main)
+
+
+def test_usage_is_read_from_the_tunnel_counters_and_the_final_counts_come_with_the_deletion(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir, poll_interval=30) as (driver, events):
+            driver.install(established())  # URR 1: volume threshold 1 000 000 octets
+            index = tunnel_index(vpp_emulator.state)
+            vpp_emulator.count_traffic(index, rx_packets=10, rx_bytes=5000, tx_packets=4, tx_bytes=4 * (1000 + 36))
+            [report] = driver.query(SEID, [1])
+            assert (report.ul_bytes, report.ul_packets, report.dl_bytes, report.dl_packets) == (5000, 10, 4000, 4)
+            assert report.trigger == T.IMMER
+            # after the tunnel is gone, its delete reply carries the last counts
+            vpp_emulator.count_traffic(index, rx_packets=1, rx_bytes=100, tx_packets=1, tx_bytes=536)
+            [final] = driver.remove(SEID)
+            assert (final.ul_bytes, final.dl_bytes, final.trigger) == (100, 500, T.TERMR)
+            assert session_records(vpp_emulator.state) == set() and events == []
+
+    run(main)
+
+
+def test_a_volume_threshold_reached_in_vpp_is_reported_and_an_exhausted_quota_drops(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    quota = pfcp.CreateURR(
+        urr_id=pfcp.URRID(1),
+        measurement_method=pfcp.MeasurementMethod(pfcp.MeasurementMethodFlags.VOLUM),
+        reporting_triggers=pfcp.ReportingTriggers(
+            pfcp.ReportingTriggersFlags.VOLTH | pfcp.ReportingTriggersFlags.VOLQU
+        ),
+        volume_threshold=pfcp.VolumeThreshold(total=1000),
+        volume_quota=pfcp.VolumeQuota(total=3000),
+    )
+
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir) as (driver, events):
+            driver.install(established(create_urr=(quota,)))
+            index = tunnel_index(vpp_emulator.state)
+            vpp_emulator.count_traffic(index, rx_packets=2, rx_bytes=1200)
+            while not events:
+                await asyncio.sleep(0.02)  # the periodic poll (poll_interval 0.05 s)
+            [usage] = events
+            assert isinstance(usage, SessionUsage) and usage.up_seid == SEID
+            [report] = usage.reports
+            assert (report.trigger, report.ul_bytes, report.ul_packets) == (T.VOLTH, 1200, 2)
+            assert session_records(vpp_emulator.state) == BASIC  # still forwarding
+            vpp_emulator.count_traffic(index, rx_packets=4, rx_bytes=2000)
+            while len(events) < 2:
+                await asyncio.sleep(0.02)
+            assert isinstance(events[1], SessionUsage) and events[1].reports[0].trigger & T.VOLQU
+            # quota exhausted (§5.2.2.2): VPP now drops both directions
+            assert session_records(vpp_emulator.state) == {
+                tunnel(),
+                route("drop"),
+                ("acl-on", (str(GNB), 0x1001), ("edgecups:deny-all",), ()),
+            }
+
+    run(main)
+
+
+@pytest.mark.parametrize("failing", ["policer_input_v2", "ip_route_add_del", "sw_interface_ip4_enable_disable"])
+def test_a_call_failing_mid_way_undoes_the_request_and_names_the_rule(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path, failing: str
+) -> None:
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir) as (driver, _):
+            before = vpp_emulator.state
+            vpp_emulator.fail(failing, -7)
+            with pytest.raises(DriverError) as caught:
+                driver.install(established(create_qer=(qer(ul=10_000, dl=50_000),)))
+            expected = {
+                "policer_input_v2": pfcp.FailedRuleID(pfcp.RuleIDType.QER, 1),
+                "ip_route_add_del": pfcp.FailedRuleID(pfcp.RuleIDType.PDR, 2),
+                "sw_interface_ip4_enable_disable": pfcp.FailedRuleID(pfcp.RuleIDType.PDR, 1),
+            }[failing]
+            assert caught.value.failed_rule == expected and "retval -7" in str(caught.value)
+            assert vpp_emulator.state == before and driver.installed() == {}
+
+            # the same mid-way failure in a handover keeps the old session in force
+            state = established()
+            driver.install(state)
+            before = vpp_emulator.state
+            vpp_emulator.fail("ip_route_add_del", -7)
+            with pytest.raises(DriverError):
+                driver.install(modified(state, update_far=(downlink_far(gnb=IPv4Address("198.18.1.9")),)))
+            assert session_records(vpp_emulator.state) == BASIC == session_records(before)
+            assert driver.installed() == {SEID: state}
+
+    run(main)
+
+
+def test_a_vpp_restart_is_noticed_and_everything_is_installed_again(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir) as (driver, _):
+            state = established(create_qer=(qer(ul=10_000, dl=50_000),))
+            driver.install(state)
+            wanted = session_records(vpp_emulator.state)
+            node = vpp_emulator.state.routes[(TABLE, IPv4Network("0.0.0.0/0"))]
+            vpp_emulator.restart()
+            while driver.reconnects == 0:
+                await asyncio.sleep(0.02)
+            assert vpp_emulator.restarts == 1
+            assert session_records(vpp_emulator.state) == wanted
+            assert vpp_emulator.state.routes[(TABLE, IPv4Network("0.0.0.0/0"))] == node
+            assert driver.installed() == {SEID: state} and driver.ready
+            driver.remove(SEID)  # and the re-installed session is the driver's as before
+            assert session_records(vpp_emulator.state) == set()
+
+    run(main)
