@@ -26,7 +26,7 @@ from tests.vpp_emulator.snapshot import (
     MemifInterface,
     Policer,
     State,
-    _frozen,
+    frozen,
 )
 
 # VPP's API error codes (src/vnet/api_errno.h).
@@ -97,19 +97,19 @@ class Model:
 
     def snapshot(self) -> State:
         return State(
-            interfaces=_frozen(self.interfaces),  # type: ignore[arg-type]
-            ip_tables=_frozen(self.ip_tables),  # type: ignore[arg-type]
-            routes=_frozen(self.routes),  # type: ignore[arg-type]
-            gtpu_tunnels=_frozen(self.gtpu_tunnels),  # type: ignore[arg-type]
-            gtpu_forwards=_frozen(self.gtpu_forwards),  # type: ignore[arg-type]
-            policers=_frozen(self.policers),  # type: ignore[arg-type]
-            policer_bindings=_frozen(self.policer_bindings),  # type: ignore[arg-type]
-            acls=_frozen(self.acls),  # type: ignore[arg-type]
-            acl_interfaces=_frozen(self.acl_interfaces),  # type: ignore[arg-type]
-            abf_policies=_frozen(self.abf_policies),  # type: ignore[arg-type]
-            abf_attachments=_frozen(self.abf_attachments),  # type: ignore[arg-type]
-            memif_sockets=_frozen(self.memif_sockets),  # type: ignore[arg-type]
-            memif_interfaces=_frozen(self.memif_interfaces),  # type: ignore[arg-type]
+            interfaces=frozen(self.interfaces),
+            ip_tables=frozen(self.ip_tables),
+            routes=frozen(self.routes),
+            gtpu_tunnels=frozen(self.gtpu_tunnels),
+            gtpu_forwards=frozen(self.gtpu_forwards),
+            policers=frozen(self.policers),
+            policer_bindings=frozen(self.policer_bindings),
+            acls=frozen(self.acls),
+            acl_interfaces=frozen(self.acl_interfaces),
+            abf_policies=frozen(self.abf_policies),
+            abf_attachments=frozen(self.abf_attachments),
+            memif_sockets=frozen(self.memif_sockets),
+            memif_interfaces=frozen(self.memif_interfaces),
         )
 
     # -- interfaces -------------------------------------------------------------------------------
@@ -165,7 +165,8 @@ class Model:
 
     def decode_path(self, path: Mapping[str, Any]) -> FibPath:
         """fib_api_path_decode: weight 0 means 1; a path via an interface needs it to exist (-54);
-        a path without one resolves in ``table_id``, which must exist (-3)."""
+        a path without one resolves in ``table_id``, which must exist (-3). Fields a path type does
+        not use are normalised (sw_if_index ~0, table_id 0), so states compare by meaning."""
         proto = int(path.get("proto", 0))
         if proto not in (0, 1):
             raise ApiError(-1, f"unsupported next-hop proto {proto}")
@@ -183,8 +184,12 @@ class Model:
                 self.require_table(bool(proto), table_id)
             elif sw_if_index not in self.interfaces:
                 raise ApiError(NO_MATCHING_INTERFACE, f"path via unknown interface {sw_if_index}")
-        elif kind not in (1, 8, 9):  # LOCAL, DVR, INTERFACE_RX carry an interface; others none
-            sw_if_index = NO_INDEX
+            else:
+                table_id = 0  # only a path without interface resolves in a table
+        elif kind in (1, 8, 9):  # LOCAL, DVR, INTERFACE_RX carry an interface
+            table_id = 0
+        else:  # DROP, ICMP_*, UDP_ENCAP, ...: neither interface nor table
+            sw_if_index, table_id = NO_INDEX, 0
         weight = int(path.get("weight", 0)) or 1
         return FibPath(sw_if_index, kind, proto, next_hop, table_id, weight, int(path.get("preference", 0)))
 
@@ -203,7 +208,3 @@ class Model:
             "proto": path.proto,
             "nh": {"address": address},
         }
-
-
-def flag(fields: Mapping[str, Any], name: str) -> bool:
-    return bool(fields.get(name))

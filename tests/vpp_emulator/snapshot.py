@@ -10,10 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from types import MappingProxyType
+from typing import TypeVar
 
 IpAddress = IPv4Address | IPv6Address
 IpNetwork = IPv4Network | IPv6Network
 IpInterface = IPv4Interface | IPv6Interface
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: sw_if_index meaning "none" (~0), as in VPP.
 NO_INDEX = 0xFFFFFFFF
@@ -160,7 +164,8 @@ class MemifInterface:
     tx_queues: int
 
 
-def _frozen(mapping: Mapping[object, object]) -> Mapping[object, object]:
+def frozen(mapping: Mapping[K, V]) -> Mapping[K, V]:
+    """A read-only copy: the snapshot does not move when the model does."""
     return MappingProxyType(dict(mapping))
 
 

@@ -137,3 +137,17 @@ def test_replace_begin_end_sweeps_routes_not_re_added(vpp_emulator: VppEmulator,
     assert api.ip_table_replace_begin(table={"table_id": 12}).retval == -3
     assert api.ip_table_flush(table={"table_id": 10}).retval == 0
     assert list(vpp_emulator.state.routes) == [(0, IPv4Network("10.99.0.0/16"))]
+
+
+def test_a_path_without_interface_looks_up_in_a_table_that_must_exist(vpp_emulator: VppEmulator, client: Any) -> None:
+    api = client.api
+    route = {"table_id": 0, "prefix": "10.70.0.0/16", "n_paths": 1, "paths": [route_path(table_id=20)]}
+    assert api.ip_route_add_del(is_add=True, route=route).retval == -3
+    api.ip_table_add_del(is_add=True, table={"table_id": 20})
+    assert api.ip_route_add_del(is_add=True, route=route).retval == 0
+    # the table of a path via an interface means nothing and is not kept
+    via_n6 = {**route, "prefix": "10.71.0.0/16", "paths": [route_path(N6, table_id=20)]}
+    assert api.ip_route_add_del(is_add=True, route=via_n6).retval == 0
+    routes = vpp_emulator.state.routes
+    assert routes[(0, IPv4Network("10.70.0.0/16"))] == (FibPath(NO_INDEX, 0, 0, None, table_id=20),)
+    assert routes[(0, IPv4Network("10.71.0.0/16"))] == (FibPath(N6, 0, 0, None, table_id=0),)
