@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
 
 from tests.vpp_emulator.model import (
@@ -74,10 +74,9 @@ def sw_interface_add_del_address(model: Model, req: dict[str, Any]) -> Reply:
     if req.get("del_all"):
         model.update_interface(iface, addresses=())
         return {}
-    prefix = req.get("prefix")
-    if prefix is None:
-        raise ApiError(INVALID_ARGUMENT, "no prefix")
-    address = prefix if not isinstance(prefix, str) else IPv4Interface(prefix)
+    address = req.get("prefix")
+    if not isinstance(address, IPv4Interface | IPv6Interface):
+        raise ApiError(INVALID_ARGUMENT, f"not an address with prefix: {address!r}")
     if req.get("is_add", False):
         if address in iface.addresses:
             return {}
