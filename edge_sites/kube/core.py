@@ -18,14 +18,17 @@ Theory of operation:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any, Final
 
 from .objects import (
+    CONFIG_HASH,
     NAD_API,
     NETWORKS_ANNOTATION,
     SITE_LABEL,
     Obj,
+    config_hash,
     dns_label,
     labels,
     meta,
@@ -170,7 +173,9 @@ def _migration_job(options: RenderOptions, config_volume: Obj, mount: Obj) -> Ob
     }
 
 
-def _cp_deployment(options: RenderOptions, cp_site: str, settings: SiteSettings, config_volume: Obj) -> Obj:
+def _cp_deployment(
+    options: RenderOptions, cp_site: str, settings: SiteSettings, config_volume: Obj, config_map: Obj
+) -> Obj:
     config_mount = {"name": "config", "mountPath": CP_CONFIG_PATH, "subPath": "cp.yaml", "readOnly": True}
     db_volumes, db_mounts = _db_volumes(options)
     probe_cmd = [
@@ -211,6 +216,7 @@ def _cp_deployment(options: RenderOptions, cp_site: str, settings: SiteSettings,
             {"name": "tls", "mountPath": "/etc/edgecups/tls", "readOnly": True},
             {"name": "tokens", "mountPath": "/etc/edgecups/tokens", "readOnly": True},
             {"name": "mqtt", "mountPath": "/etc/edgecups/mqtt", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
             *db_mounts,
         ],
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
@@ -229,7 +235,10 @@ def _cp_deployment(options: RenderOptions, cp_site: str, settings: SiteSettings,
             "template": {
                 "metadata": {
                     "labels": labels(_CP),
-                    "annotations": {NETWORKS_ANNOTATION: json.dumps([n4])},
+                    "annotations": {
+                        NETWORKS_ANNOTATION: json.dumps([n4]),
+                        CONFIG_HASH: config_hash(config_map["data"]),
+                    },
                 },
                 "spec": {
                     "nodeSelector": {SITE_LABEL: cp_site},
@@ -242,6 +251,7 @@ def _cp_deployment(options: RenderOptions, cp_site: str, settings: SiteSettings,
                         secret_volume("tls", "edgecups-cp-tls", ["tls.crt", "tls.key", "ca.crt"]),
                         secret_volume("tokens", "edgecups-cp-tokens", ["tokens.yaml"]),
                         _mqtt_client_volume("edgecups-mqtt-cp"),
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                         *db_volumes,
                     ],
                 },
@@ -370,8 +380,23 @@ def _database(options: RenderOptions, cp_site: str) -> list[Obj]:
     ]
 
 
-def core_objects(options: RenderOptions, cp_site: str, mosquitto_conf: str, acl: str, dashboard: str) -> list[Obj]:
-    """The base's objects, in apply order (namespace and configuration before what uses them)."""
+def _n4_routes(options: RenderOptions, cp_site: str, upf_n4: list[str]) -> list[tuple[str, str | None]] | None:
+    settings = options.site(cp_site)
+    if settings.n4_gateway is None:
+        return None
+    own = ipaddress.ip_interface(n4_cidr(options.cp_pfcp_address, settings)).network
+    far = sorted({a for a in upf_n4 if ipaddress.ip_address(a) not in own}, key=ipaddress.ip_address)
+    return [(f"{a}/{32 if ipaddress.ip_address(a).version == 4 else 128}", settings.n4_gateway) for a in far] or None
+
+
+def core_objects(
+    options: RenderOptions, cp_site: str, upf_n4: list[str], mosquitto_conf: str, acl: str, dashboard: str
+) -> list[Obj]:
+    """The base's objects, in apply order (namespace and configuration before what uses them).
+
+    ``upf_n4``: every UPF's N4 address; those off the control plane's N4 prefix are routed through
+    the control plane site's ``n4_gateway``, when it has one.
+    """
     from .broker import broker_objects, monitoring_objects
 
     ns = options.namespace
@@ -399,10 +424,18 @@ def core_objects(options: RenderOptions, cp_site: str, mosquitto_conf: str, acl:
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels("namespace")}},
         config_map,
-        network_attachment("edgecups-cp-n4", ns, _CP, settings.cni, settings.n4_master, static_ip=True),
+        network_attachment(
+            "edgecups-cp-n4",
+            ns,
+            _CP,
+            settings.cni,
+            settings.n4_master,
+            static_ip=True,
+            routes=_n4_routes(options, cp_site, upf_n4),
+        ),
         *_database(options, cp_site),
         _migration_job(options, config_volume, job_mount),
-        _cp_deployment(options, cp_site, settings, config_volume),
+        _cp_deployment(options, cp_site, settings, config_volume, config_map),
         *_services(options),
         pdb,
         *_policies(options),

@@ -11,11 +11,13 @@ from typing import Any, Final
 __all__ = [
     "APP_LABELS",
     "COMPONENT",
+    "CONFIG_HASH",
     "NAD_API",
     "NETWORKS_ANNOTATION",
     "SITE_LABEL",
     "Obj",
     "RenderError",
+    "config_hash",
     "dns_label",
     "labels",
     "meta",
@@ -43,6 +45,7 @@ APP_LABELS: Final[Mapping[str, str]] = {"app.kubernetes.io/part-of": "edgecups",
 #: Multus: the pod annotation listing the extra networks (k8s.v1.cni.cncf.io network selection elements).
 NETWORKS_ANNOTATION: Final = "k8s.v1.cni.cncf.io/networks"
 NAD_API: Final = "k8s.cni.cncf.io/v1"
+CONFIG_HASH: Final = "edgecups.io/config-sha256"
 _RESOURCE_ANNOTATION: Final = "k8s.v1.cni.cncf.io/resourceName"
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 
@@ -73,10 +76,16 @@ def selector(component: str, extra: Mapping[str, str] | None = None) -> dict[str
 
 
 def meta(name: str, namespace: str | None, component: str, extra: Mapping[str, str] | None = None) -> Obj:
-    out: Obj = {"name": name, "labels": labels(component, extra)}
+    out: Obj = {"name": name}
     if namespace is not None:
         out["namespace"] = namespace
+    out["labels"] = labels(component, extra)
     return out
+
+
+def config_hash(data: Mapping[str, str]) -> str:
+    """SHA-256 of a ConfigMap's data, for the pod annotation that rolls pods when it changes."""
+    return hashlib.sha256(json.dumps(dict(data), sort_keys=True).encode()).hexdigest()
 
 
 def secret_volume(name: str, secret: str, items: Sequence[str] | None = None, optional: bool = False) -> Obj:
@@ -89,7 +98,15 @@ def secret_volume(name: str, secret: str, items: Sequence[str] | None = None, op
 
 
 def network_attachment(
-    name: str, namespace: str, component: str, cni: str, master: str, *, static_ip: bool, site: str | None = None
+    name: str,
+    namespace: str,
+    component: str,
+    cni: str,
+    master: str,
+    *,
+    static_ip: bool,
+    site: str | None = None,
+    routes: Sequence[tuple[str, str | None]] | None = None,
 ) -> Obj:
     """A Multus NetworkAttachmentDefinition for one network of one site.
 
@@ -103,7 +120,10 @@ def network_attachment(
         plugin["mode"] = "bridge" if cni == "macvlan" else "l2"
     elif cni == "host-device":
         plugin["device"] = master
-    plugin["ipam"] = {"type": "static"} if static_ip else {}
+    ipam: Obj = {"type": "static"} if static_ip else {}
+    if static_ip and routes:
+        ipam["routes"] = [{"dst": dst, "gw": gw} if gw else {"dst": dst} for dst, gw in routes]
+    plugin["ipam"] = ipam
     if static_ip:
         plugin["capabilities"] = {"ips": True}
     config = {"cniVersion": "0.4.0", "name": name, "plugins": [plugin]}
@@ -115,7 +135,7 @@ def network_attachment(
         "apiVersion": NAD_API,
         "kind": "NetworkAttachmentDefinition",
         "metadata": metadata,
-        "spec": {"config": json.dumps(config, sort_keys=True)},
+        "spec": {"config": json.dumps(config, indent=2)},
     }
 
 

@@ -91,7 +91,7 @@ def render(paths: Sequence[Path], options: RenderOptions, *, deploy_dir: Path | 
     if errors:
         raise RenderError(errors)
     assert cp_site is not None
-    base = core_objects(options, cp_site, conf, acl, dashboard)
+    base = core_objects(options, cp_site, [u.spec["n4_address"] for u in upfs], conf, acl, dashboard)
     overlays = {
         site: site_objects(site, [u for u in upfs if u.spec["site"] == site], dnn_instances, pools, options)
         for site in sites
@@ -254,7 +254,11 @@ def write(rendered: Rendered, out: Path) -> list[Path]:
         files[f"sites/{dns_label(site)}/upf.yaml"] = to_yaml(objects)
         files[f"sites/{dns_label(site)}/kustomization.yaml"] = _kustomization(["upf.yaml"])
     files["kustomization.yaml"] = _kustomization(["base", *(f"sites/{dns_label(s)}" for s in rendered.sites)])
-    files["all.yaml"] = to_yaml(rendered.objects())
+    # In the kustomizations' order: what `kustomize build out/` lists.
+    files["all.yaml"] = to_yaml(
+        [o for objects in groups.values() for o in objects]
+        + [o for objects in rendered.sites.values() for o in objects]
+    )
     files["SECRETS.md"] = rendered.secrets
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

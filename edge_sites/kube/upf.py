@@ -26,7 +26,18 @@ from typing import Any, Final
 
 from ..manifests import Manifest
 from .core import METRICS_PORT, MQTT_PORT, mqtt_host, n4_cidr, network_selection
-from .objects import NETWORKS_ANNOTATION, SITE_LABEL, Obj, dns_label, labels, meta, network_attachment, selector
+from .objects import (
+    CONFIG_HASH,
+    NETWORKS_ANNOTATION,
+    SITE_LABEL,
+    Obj,
+    config_hash,
+    dns_label,
+    labels,
+    meta,
+    network_attachment,
+    selector,
+)
 from .settings import RenderOptions, SiteSettings
 
 __all__ = ["AGENT_CONFIG_PATH", "UPF_COMPONENT", "agent_config", "n6_interface", "site_objects", "upf_name"]
@@ -35,6 +46,7 @@ UPF_COMPONENT: Final = "upf"
 AGENT_CONFIG_PATH: Final = "/etc/edgecups/upf.yaml"
 VPP_API_SOCKET: Final = "/run/vpp/api.sock"
 MEMIF_DIR: Final = "/run/edgecups/memif"
+VPP_API_DIR: Final = "/usr/share/vpp/api"
 _UID: Final = 10001  # the images' edgecups user (deploy/docker); also VPP's socket group
 _UPF_LABEL: Final = "edgecups.io/upf"
 
@@ -100,6 +112,8 @@ def agent_config(
         "driver": "vpp",
         "vpp": {
             "api_socket": VPP_API_SOCKET,
+            # VPP's own schema files, copied from the VPP image at pod start: they match the running VPP.
+            "api_dir": VPP_API_DIR,
             "n3": {
                 "interface": "host-n3",
                 "address": [_prefix(a, settings.n3_prefix_length) for a in upf.spec["n3_addresses"]],
@@ -148,12 +162,16 @@ def startup_conf(settings: SiteSettings, devices: Sequence[str]) -> tuple[str, s
     return conf, cli
 
 
+def _host_length(address: str) -> int:
+    return 32 if ipaddress.ip_address(address).version == 4 else 128
+
+
 def _nad_name(site: str, network: str) -> str:
     return f"edgecups-{dns_label(site)}-{network}"
 
 
 def _upf_deployment(
-    upf: Manifest, options: RenderOptions, settings: SiteSettings, n6: dict[str, str], config_map: str
+    upf: Manifest, options: RenderOptions, settings: SiteSettings, n6: dict[str, str], config_map: Obj
 ) -> Obj:
     site = upf.spec["site"]
     name = upf_name(upf.name)
@@ -220,9 +238,23 @@ def _upf_deployment(
         "volumeMounts": [
             {"name": "vpp-run", "mountPath": "/run/vpp"},
             {"name": "memif", "mountPath": MEMIF_DIR},
+            {"name": "vpp-api", "mountPath": VPP_API_DIR, "readOnly": True},
             {"name": "config", "mountPath": AGENT_CONFIG_PATH, "subPath": "upf.yaml", "readOnly": True},
             {"name": "mqtt", "mountPath": "/etc/edgecups/mqtt", "readOnly": True},
         ],
+    }
+    schemas = {
+        "name": "vpp-api-schema",
+        "image": options.vpp_image,
+        "command": ["cp", "-R", f"{VPP_API_DIR}/.", "/vpp-api/"],
+        "volumeMounts": [{"name": "vpp-api", "mountPath": "/vpp-api"}],
+        "securityContext": {
+            "runAsUser": _UID,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     mqtt_volume = {
         "name": "mqtt",
@@ -258,18 +290,24 @@ def _upf_deployment(
             "template": {
                 "metadata": {
                     "labels": labels(UPF_COMPONENT, pod_labels),
-                    "annotations": {NETWORKS_ANNOTATION: json.dumps(networks)},
+                    "annotations": {
+                        NETWORKS_ANNOTATION: json.dumps(networks),
+                        # A changed configuration rolls the pod (a ConfigMap change alone would not).
+                        CONFIG_HASH: config_hash(config_map["data"]),
+                    },
                 },
                 "spec": {
                     "nodeSelector": {SITE_LABEL: site},
                     "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}},
                     "securityContext": {"fsGroup": _UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "initContainers": [schemas],
                     "containers": [vpp, agent],
                     "volumes": [
                         {"name": "vpp-run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                         {"name": "memif", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                        {"name": "vpp-api", "emptyDir": {"sizeLimit": "64Mi"}},
                         {"name": "hugepages", "emptyDir": {"medium": f"HugePages-{settings.hugepage_size}"}},
-                        {"name": "config", "configMap": {"name": config_map}},
+                        {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}},
                         mqtt_volume,
                     ],
                 },
@@ -293,9 +331,13 @@ def site_objects(
 
     ns = options.namespace
     settings = options.site(site)
+    # Towards the control plane's N4 address through the site's N4 gateway, when it is not on-link.
+    cp = ipaddress.ip_address(options.cp_pfcp_address)
+    on_link = any(cp in ipaddress.ip_interface(n4_cidr(u.spec["n4_address"], settings)).network for u in upfs)
+    routes = [(f"{cp}/{_host_length(str(cp))}", settings.n4_gateway)] if not on_link else []
     out: list[Obj] = [
         network_attachment(_nad_name(site, "n4"), ns, UPF_COMPONENT, settings.cni, settings.n4_master,
-                           static_ip=True, site=site),
+                           static_ip=True, site=site, routes=routes if settings.n4_gateway and routes else None),
         network_attachment(_nad_name(site, "n3"), ns, UPF_COMPONENT, settings.cni, settings.n3_master,
                            static_ip=False, site=site),
     ]  # fmt: skip
@@ -315,20 +357,18 @@ def site_objects(
                 )  # fmt: skip
         conf, cli = startup_conf(settings, ["n3", *devices.values()])
         name = upf_name(upf.name)
-        out.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": meta(name, ns, UPF_COMPONENT, {SITE_LABEL: site}),
-                "data": {
-                    "upf.yaml": f"# edgecups upf --config: UPF {upf.name} of site {site} (edgecups deploy render)\n"
-                    + yaml.safe_dump(config, sort_keys=False),
-                    "startup.conf": conf,
-                    "setup.cli": cli,
-                },
-            }
-        )
-        out.append(_upf_deployment(upf, options, settings, devices, name))
+        config_map: Obj = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(name, ns, UPF_COMPONENT, {SITE_LABEL: site}),
+            "data": {
+                "upf.yaml": f"# edgecups upf --config: UPF {upf.name} of site {site} (edgecups deploy render)\n"
+                + yaml.safe_dump(config, sort_keys=False),
+                "startup.conf": conf,
+                "setup.cli": cli,
+            },
+        }
+        out += [config_map, _upf_deployment(upf, options, settings, devices, config_map)]
     out.append(
         {
             "apiVersion": "policy/v1",

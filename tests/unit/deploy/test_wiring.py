@@ -3,6 +3,7 @@ and the migration before the control plane serves."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,36 @@ def test_disruption_budgets_and_network_policies_select_the_pods() -> None:
         assert matched or job_pods, f"{budget['kind']} {budget['metadata']['name']} selects no pod"
     cloud = named(example().sites["cloud"], "PodDisruptionBudget", "edgecups-upf-cloud")
     assert cloud["spec"]["maxUnavailable"] == 1  # one of the two cloud UPFs at a time
+
+
+def test_n4_routes_lead_the_upfs_and_the_control_plane_to_each_other() -> None:
+    def routes(objects: list[dict[str, Any]], name: str) -> list[dict[str, str]]:
+        config = json.loads(named(objects, "NetworkAttachmentDefinition", name)["spec"]["config"])
+        found = config["plugins"][0]["ipam"].get("routes", [])
+        assert isinstance(found, list)
+        return found
+
+    # The edge UPFs' N4 is off the control plane's /24: each way goes through its site's gateway.
+    for number in (1, 2, 3):
+        assert routes(example().sites[f"edge-{number}"], f"edgecups-edge-{number}-n4") == [
+            {"dst": f"{CP_PFCP}/32", "gw": f"198.18.{number}.1"}
+        ]
+    assert routes(example().base, "edgecups-cp-n4") == [
+        {"dst": f"198.18.{number}.10/32", "gw": "198.18.0.254"} for number in (1, 2, 3)
+    ]
+    # The cloud UPFs share the control plane's N4 network: no route needed.
+    assert routes(example().sites["cloud"], "edgecups-cloud-n4") == []
+
+
+def test_a_changed_configuration_changes_the_pod_template() -> None:
+    # The ConfigMap's hash in the pod template: kubectl apply rolls the pod when its configuration changes.
+    for objects in [example().base, *example().sites.values()]:
+        for deployment in of_kind(objects, "Deployment"):
+            annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+            if "edgecups.io/config-sha256" not in annotations:
+                assert deployment["metadata"]["name"] == "edgecups-mqtt"
+                continue
+            volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+            data = named(objects, "ConfigMap", volume["configMap"]["name"])["data"]
+            digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+            assert annotations["edgecups.io/config-sha256"] == digest
