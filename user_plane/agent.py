@@ -64,6 +64,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING, Any
 
 import pfcp
+from edge_sites import gc_policy
 from pfcp.aio import PfcpNode, RequestTimeout
 from pfcp.endpoint import EndpointConfig
 from pfcp.events import (
@@ -77,7 +78,7 @@ from pfcp.events import (
 )
 from pfcp.messages import Message
 
-from . import alloc, gc_policy
+from . import alloc
 from .config import UpfConfig
 from .driver import Driver, DriverError, DriverEvent, SessionUsage, UsageReport
 from .reports import rejection_ies, session_report
@@ -121,7 +122,7 @@ class UpfAgent:
         self, config: UpfConfig, driver: Driver, *, clock: Callable[[], float] = time.time, manage_gc: bool = True
     ) -> None:
         self.config = config
-        #: Run :mod:`user_plane.gc_policy` while started (a server holding many sessions).
+        #: Run :mod:`edge_sites.gc_policy` while started (a server holding many sessions).
         self.manage_gc = manage_gc
         self._gc_held = False
         self.driver = driver

@@ -34,7 +34,7 @@ Theory of operation:
   when to re-read the deadline.
 * Memory: one :class:`~user_plane.compile.Session` per PFCP session, kept small and
   free of reference cycles (a removed session is freed by reference counting alone,
-  which the agent's GC policy relies on, see :mod:`user_plane.gc_policy`).
+  which the agent's GC policy relies on, see :mod:`edge_sites.gc_policy`).
 
 Added to the agreed API: ``take_removed_reports(up_seid)``, ``buffered(up_seid)``,
 ``timers_changed``, :data:`DEFAULT_BUFFER_PACKETS`, ``meters(up_seid)`` (the live meters,

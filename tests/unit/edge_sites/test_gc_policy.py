@@ -1,4 +1,4 @@
-"""The agent's cyclic-GC policy (user_plane.gc_policy): freeze what survives, rescan rarely."""
+"""The servers' cyclic-GC policy (edge_sites.gc_policy): freeze what survives, rescan rarely."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from user_plane import gc_policy
+from edge_sites import gc_policy
 
 
 class Node:
@@ -77,3 +77,19 @@ def test_what_survives_a_young_collection_is_frozen_at_once() -> None:
         assert all(o is not survivor for o in gc.get_objects())
     finally:
         gc_policy.release()
+
+
+def test_a_young_threshold_applies_while_the_policy_runs_and_the_largest_wins() -> None:
+    default = gc.get_threshold()
+    gc_policy.acquire(young_threshold=5_000)
+    try:
+        assert gc.get_threshold() == (5_000, *default[1:])
+        gc_policy.acquire(young_threshold=20_000)  # a second user asking for more
+        gc_policy.acquire(young_threshold=1_000)  # ... and one asking for less: the largest stays
+        assert gc.get_threshold()[0] == 20_000
+        gc_policy.release()
+        gc_policy.release()
+        assert gc.get_threshold()[0] == 20_000  # one user left
+    finally:
+        gc_policy.release()
+    assert gc.get_threshold() == default
