@@ -7,6 +7,7 @@ arguments before touching the FIB or the interface pools.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -53,6 +54,23 @@ LINK_UP = 2
 DEFAULT_MEMIF_SOCKET = "/run/vpp/memif.sock"
 
 
+class IndexPool:
+    """Pool indexes as VPP hands them out: a freed index is reused (the lowest first), else the next."""
+
+    def __init__(self, start: int = 0) -> None:
+        self._next = start
+        self._free: list[int] = []
+
+    def get(self) -> int:
+        if self._free:
+            return heapq.heappop(self._free)
+        self._next += 1
+        return self._next - 1
+
+    def put(self, index: int) -> None:
+        heapq.heappush(self._free, index)
+
+
 class ApiError(Exception):
     """A request VPP refuses: the reply carries ``retval`` and nothing changes."""
 
@@ -72,6 +90,8 @@ class Model:
 
     def __init__(self, interfaces: Iterable[str] = ()) -> None:
         self.interfaces: dict[int, Interface] = {0: Interface(0, "local0", "local")}
+        self.interface_names: dict[str, int] = {"local0": 0}
+        self.sw_if_indexes = IndexPool(start=1)
         self.ip_tables: dict[tuple[bool, int], str] = {(False, 0): "ipv4-VRF:0", (True, 0): "ipv6-VRF:0"}
         self.routes: dict[tuple[int, IpNetwork], tuple[FibPath, ...]] = {}
         self.route_stats_index: dict[tuple[int, IpNetwork], int] = {}
@@ -79,10 +99,18 @@ class Model:
         #: routes marked by ip_table_replace_begin and not re-added since (the sweep of replace_end)
         self.stale_routes: set[tuple[int, IpNetwork]] = set()
         self.gtpu_tunnels: dict[int, GtpuTunnel] = {}
+        #: decap key (gNB address, local TEID) -> sw_if_index (gtpu4_tunnel_by_key)
+        self.gtpu_by_key: dict[tuple[IpAddress, int], int] = {}
+        #: gtpu_tunnel<instance>: the instance of each tunnel interface (forwards included)
+        self.gtpu_instances = IndexPool()
+        self.gtpu_instance_of: dict[int, int] = {}
         self.gtpu_forwards: dict[int, GtpuForward] = {}
         self.policers: dict[int, Policer] = {}
+        self.policer_by_name: dict[str, int] = {}
+        self.policer_indexes = IndexPool()
         self.policer_bindings: dict[tuple[int, str], int] = {}
         self.acls: dict[int, Acl] = {}
+        self.acl_indexes = IndexPool()
         self.acl_interfaces: dict[int, AclInterface] = {}
         self.abf_policies: dict[int, AbfPolicy] = {}
         self.abf_attachments: dict[tuple[int, int, bool], int] = {}
@@ -121,12 +149,12 @@ class Model:
         return iface
 
     def add_interface(self, name: str, kind: str, admin_up: bool = False) -> Interface:
-        if any(i.name == name for i in self.interfaces.values()):
+        if name in self.interface_names:
             raise ValueError(f"interface {name!r} exists")
-        # VPP reuses freed pool slots, lowest first.
-        index = next(i for i in range(len(self.interfaces) + 1) if i not in self.interfaces)
+        index = self.sw_if_indexes.get()
         iface = Interface(index, name, kind, admin_up=admin_up)
         self.interfaces[index] = iface
+        self.interface_names[name] = index
         if admin_up:
             self.pending_events.append((index, self.flags(iface), False))
         return iface
@@ -139,7 +167,9 @@ class Model:
     def delete_interface(self, sw_if_index: int) -> None:
         """Remove an interface and what hangs on it (bindings, ACL lists, ABF attachments), as VPP's
         interface-delete callbacks do; routes through it stay, as VPP leaves them unresolved."""
-        del self.interfaces[sw_if_index]
+        iface = self.interfaces.pop(sw_if_index)
+        del self.interface_names[iface.name]
+        self.sw_if_indexes.put(sw_if_index)
         for key in [k for k in self.policer_bindings if k[0] == sw_if_index]:
             del self.policer_bindings[key]
         self.acl_interfaces.pop(sw_if_index, None)

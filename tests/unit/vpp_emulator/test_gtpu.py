@@ -96,3 +96,15 @@ def test_forward_unknown_types_to_the_agent(vpp_emulator: VppEmulator, client: A
     assert api.gtpu_add_del_forward(is_add=False, dst_address="10.0.3.100", forwarding_type=4).retval == 0
     assert api.gtpu_add_del_forward(is_add=False, dst_address="10.0.3.100", forwarding_type=4).retval == -6
     assert vpp_emulator.state.gtpu_forwards == {}
+
+
+def test_freed_interface_indexes_and_names_are_reused(vpp_emulator: VppEmulator, client: Any) -> None:
+    api = client.api
+    first = api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=1)).sw_if_index
+    second = api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=2)).sw_if_index
+    api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=1, is_add=False))
+    third = api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=3)).sw_if_index
+    assert third == first != second
+    state = vpp_emulator.state
+    assert (state.interfaces[third].name, state.gtpu_tunnels[third].teid) == ("gtpu_tunnel0", 3)
+    assert state.interface_by_name("gtpu_tunnel1") == state.interfaces[second]

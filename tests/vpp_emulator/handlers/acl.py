@@ -62,7 +62,7 @@ def acl_add_replace(model: Model, req: dict[str, Any]) -> Reply:
     if any(r.is_permit > 2 for r in rules):
         raise ApiError(INVALID_VALUE, "acl action out of range")
     if index == NO_INDEX:
-        index = next(i for i in range(len(model.acls) + 1) if i not in model.acls)
+        index = model.acl_indexes.get()
     model.acls[index] = Acl(index, str(req.get("tag") or ""), rules)
     return {"acl_index": index}
 
@@ -83,6 +83,7 @@ def acl_del(model: Model, req: dict[str, Any]) -> Reply:
         raise ApiError(NO_SUCH_ENTRY, f"no ACL {index}")
     _in_use(model, index)
     del model.acls[index]
+    model.acl_indexes.put(index)
     return {}
 
 

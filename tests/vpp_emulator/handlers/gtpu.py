@@ -21,7 +21,7 @@ from tests.vpp_emulator.model import (
     Model,
     Reply,
 )
-from tests.vpp_emulator.snapshot import NO_INDEX, Counters, GtpuForward, GtpuTunnel, IpAddress
+from tests.vpp_emulator.snapshot import NO_INDEX, Counters, GtpuForward, GtpuTunnel, Interface, IpAddress
 
 TUNNEL_EXIST = -75
 INVALID_DECAP_NEXT = -76
@@ -50,12 +50,21 @@ def _encap_table(model: Model, dst: IpAddress, encap_vrf_id: int) -> None:
 
 
 def _find(model: Model, dst: IpAddress, teid: int) -> GtpuTunnel | None:
-    return next((t for t in model.gtpu_tunnels.values() if t.dst == dst and t.teid == teid), None)
+    index = model.gtpu_by_key.get((dst, teid))
+    return None if index is None else model.gtpu_tunnels[index]
 
 
-def _new_interface_name(model: Model) -> str:
-    used = {i.name for i in model.interfaces.values()}
-    return next(f"gtpu_tunnel{n}" for n in range(len(used) + 1) if f"gtpu_tunnel{n}" not in used)
+def _add_interface(model: Model) -> Interface:
+    """A ``gtpu_tunnel<instance>`` interface, admin up as vnet_gtpu_add_mod_del_tunnel sets it."""
+    instance = model.gtpu_instances.get()
+    iface = model.add_interface(f"gtpu_tunnel{instance}", "gtpu", admin_up=True)
+    model.gtpu_instance_of[iface.sw_if_index] = instance
+    return iface
+
+
+def _delete_interface(model: Model, sw_if_index: int) -> None:
+    model.gtpu_instances.put(model.gtpu_instance_of.pop(sw_if_index))
+    model.delete_interface(sw_if_index)
 
 
 def gtpu_add_del_tunnel_v2(model: Model, req: dict[str, Any]) -> Reply:
@@ -73,7 +82,8 @@ def gtpu_add_del_tunnel_v2(model: Model, req: dict[str, Any]) -> Reply:
         if existing is None:
             raise ApiError(NO_SUCH_ENTRY, f"no tunnel (dst {dst}, teid {teid:#x})")
         del model.gtpu_tunnels[existing.sw_if_index]
-        model.delete_interface(existing.sw_if_index)
+        del model.gtpu_by_key[(dst, teid)]
+        _delete_interface(model, existing.sw_if_index)
         return {"sw_if_index": existing.sw_if_index, "counters": _counters(existing.counters)}
     if existing is not None:
         raise ApiError(TUNNEL_EXIST, f"tunnel (dst {dst}, teid {teid:#x}) exists")
@@ -82,7 +92,8 @@ def gtpu_add_del_tunnel_v2(model: Model, req: dict[str, Any]) -> Reply:
         decap_next = DECAP_NEXT_L2
     if decap_next >= N_DECAP_NEXT:
         raise ApiError(INVALID_DECAP_NEXT, f"decap_next_index {decap_next}")
-    iface = model.add_interface(_new_interface_name(model), "gtpu", admin_up=True)
+    iface = _add_interface(model)
+    model.gtpu_by_key[(dst, teid)] = iface.sw_if_index
     model.gtpu_tunnels[iface.sw_if_index] = GtpuTunnel(
         sw_if_index=iface.sw_if_index,
         src=src,
@@ -182,12 +193,12 @@ def gtpu_add_del_forward(model: Model, req: dict[str, Any]) -> Reply:
         if existing is None:
             raise ApiError(NO_SUCH_ENTRY, f"no forwarding of type {kind}")
         del model.gtpu_forwards[existing.sw_if_index]
-        model.delete_interface(existing.sw_if_index)
+        _delete_interface(model, existing.sw_if_index)
         return {"sw_if_index": existing.sw_if_index}
     if existing is not None:
         raise ApiError(TUNNEL_EXIST, f"forwarding of type {kind} exists")
     decap_next = int(req.get("decap_next_index", 0))
-    iface = model.add_interface(_new_interface_name(model), "gtpu", admin_up=True)
+    iface = _add_interface(model)
     model.gtpu_forwards[iface.sw_if_index] = GtpuForward(iface.sw_if_index, dst, kind, encap_vrf_id, decap_next)
     return {"sw_if_index": iface.sw_if_index}
 

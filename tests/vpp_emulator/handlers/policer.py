@@ -56,16 +56,20 @@ def _policer(model: Model, index: int) -> Policer:
 
 def policer_add(model: Model, req: dict[str, Any]) -> Reply:
     name = str(req.get("name") or "")
-    if any(p.name == name for p in model.policers.values()):
+    if name in model.policer_by_name:
         raise ApiError(VALUE_EXIST, f"policer {name!r} exists")
     infos = _infos(req.get("infos"))
-    index = next(i for i in range(len(model.policers) + 1) if i not in model.policers)
+    index = model.policer_indexes.get()
     model.policers[index] = Policer(index, name, infos)
+    model.policer_by_name[name] = index
     return {"policer_index": index}
 
 
 def policer_del(model: Model, req: dict[str, Any]) -> Reply:
-    del model.policers[_policer(model, int(req.get("policer_index", NO_INDEX))).index]
+    policer = _policer(model, int(req.get("policer_index", NO_INDEX)))
+    del model.policers[policer.index]
+    del model.policer_by_name[policer.name]
+    model.policer_indexes.put(policer.index)
     return {}
 
 
