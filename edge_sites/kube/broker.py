@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .core import METRICS_PORT, MQTT_PORT
-from .objects import SITE_LABEL, Obj, RenderError, labels, meta, selector
+from .objects import METRICS_PORT, MQTT_PORT, SITE_LABEL, Obj, RenderError, labels, meta, selector
 from .settings import RenderOptions
 
 __all__ = ["BROKER_USERS", "broker_objects", "container_mosquitto_conf", "monitoring_objects"]

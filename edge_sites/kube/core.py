@@ -22,10 +22,16 @@ import ipaddress
 import json
 from typing import Any, Final
 
+import yaml
+
+from .broker import broker_objects, monitoring_objects
 from .objects import (
+    API_PORT,
     CONFIG_HASH,
-    NAD_API,
+    METRICS_PORT,
+    MQTT_PORT,
     NETWORKS_ANNOTATION,
+    PFCP_PORT,
     SITE_LABEL,
     Obj,
     config_hash,
@@ -36,14 +42,11 @@ from .objects import (
     secret_volume,
     selector,
 )
+from .policies import network_policies
 from .settings import RenderOptions, SiteSettings
 
 __all__ = [
-    "API_PORT",
     "CP_CONFIG_PATH",
-    "METRICS_PORT",
-    "MQTT_PORT",
-    "NAD_API",
     "core_objects",
     "cp_config",
     "migration_job_name",
@@ -51,10 +54,6 @@ __all__ = [
     "network_selection",
 ]
 
-API_PORT: Final = 50051
-PFCP_PORT: Final = 8805
-METRICS_PORT: Final = 9090
-MQTT_PORT: Final = 8883
 CP_CONFIG_PATH: Final = "/etc/edgecups/cp.yaml"
 DB_CLUSTER: Final = "edgecups-db"
 _CP: Final = "control-plane"
@@ -309,57 +308,6 @@ def _services(options: RenderOptions) -> list[Obj]:
     return [grpc, pfcp, endpoints]
 
 
-def _policies(options: RenderOptions) -> list[Obj]:
-    ns = options.namespace
-    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": options.monitoring_namespace}}}
-    dns = {
-        "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-    }
-    to_mqtt = {"to": [{"podSelector": {"matchLabels": selector("broker")}}], "ports": [{"port": MQTT_PORT}]}
-    to_db: Obj = {"ports": [{"port": 5432, "protocol": "TCP"}]}
-    if options.database_url is None:
-        to_db["to"] = [{"podSelector": {"matchLabels": {"cnpg.io/cluster": DB_CLUSTER}}}]
-    # PFCP (N4) and the UPFs' N3/N6 run on Multus attachments, which NetworkPolicies do not govern:
-    # these cover the pod network only (API, metrics, MQTT, database, DNS).
-    cp: Obj = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta("edgecups-cp", ns, _CP),
-        "spec": {
-            "podSelector": {"matchLabels": selector(_CP)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {"ports": [{"port": API_PORT, "protocol": "TCP"}]},  # TLS and tokens guard the API itself
-                {"from": [monitoring], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]},
-            ],
-            "egress": [dns, to_mqtt, to_db],
-        },
-    }
-    migration: Obj = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta("edgecups-migration", ns, "migration"),
-        "spec": {
-            "podSelector": {"matchLabels": selector("migration")},
-            "policyTypes": ["Ingress", "Egress"],
-            "egress": [dns, to_db],
-        },
-    }
-    upf: Obj = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta("edgecups-upf", ns, "upf"),
-        "spec": {
-            "podSelector": {"matchLabels": selector("upf")},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [monitoring], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}],
-            "egress": [dns, to_mqtt],
-        },
-    }
-    return [cp, migration, upf]
-
-
 def _database(options: RenderOptions, cp_site: str) -> list[Obj]:
     if options.database_url is not None:
         return []
@@ -397,12 +345,8 @@ def core_objects(
     ``upf_n4``: every UPF's N4 address; those off the control plane's N4 prefix are routed through
     the control plane site's ``n4_gateway``, when it has one.
     """
-    from .broker import broker_objects, monitoring_objects
-
     ns = options.namespace
     settings = options.site(cp_site)
-    import yaml
-
     config_text = "# edgecups cp --config: rendered by `edgecups deploy render`\n" + yaml.safe_dump(
         cp_config(options), sort_keys=False
     )
@@ -438,7 +382,7 @@ def core_objects(
         _cp_deployment(options, cp_site, settings, config_volume, config_map),
         *_services(options),
         pdb,
-        *_policies(options),
+        *network_policies(options, DB_CLUSTER),
         *broker_objects(options, cp_site, mosquitto_conf, acl),
         *monitoring_objects(options, dashboard),
     ]

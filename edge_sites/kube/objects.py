@@ -9,11 +9,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 __all__ = [
+    "API_PORT",
     "APP_LABELS",
     "COMPONENT",
     "CONFIG_HASH",
+    "METRICS_PORT",
+    "MQTT_PORT",
     "NAD_API",
     "NETWORKS_ANNOTATION",
+    "PFCP_PORT",
     "SITE_LABEL",
     "Obj",
     "RenderError",
@@ -46,6 +50,11 @@ APP_LABELS: Final[Mapping[str, str]] = {"app.kubernetes.io/part-of": "edgecups",
 NETWORKS_ANNOTATION: Final = "k8s.v1.cni.cncf.io/networks"
 NAD_API: Final = "k8s.cni.cncf.io/v1"
 CONFIG_HASH: Final = "edgecups.io/config-sha256"
+#: Ports: the northbound API (gRPC), PFCP (TS 29.244 §4.2.1: UDP 8805), /metrics, MQTT over TLS.
+API_PORT: Final = 50051
+PFCP_PORT: Final = 8805
+METRICS_PORT: Final = 9090
+MQTT_PORT: Final = 8883
 _RESOURCE_ANNOTATION: Final = "k8s.v1.cni.cncf.io/resourceName"
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 

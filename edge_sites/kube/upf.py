@@ -25,9 +25,11 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ..manifests import Manifest
-from .core import METRICS_PORT, MQTT_PORT, mqtt_host, n4_cidr, network_selection
+from .core import mqtt_host, n4_cidr, network_selection
 from .objects import (
     CONFIG_HASH,
+    METRICS_PORT,
+    MQTT_PORT,
     NETWORKS_ANNOTATION,
     SITE_LABEL,
     Obj,

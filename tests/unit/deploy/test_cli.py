@@ -119,3 +119,39 @@ def test_the_control_plane_site_must_be_named_when_not_the_only_cloud_site(tmp_p
                            "-o", str(tmp_path / "out"), "--cp-site", "cloudy")  # fmt: skip
     assert code == 1
     assert stderr.splitlines() == ["error: --cp-site: no Site 'cloudy' in the manifests (did you mean 'cloud'?)"]
+
+
+def test_a_new_edge_site_is_its_manifests_and_its_upfs_n6_address(tmp_path: Path) -> None:
+    sites = tmp_path / "sites"
+    shutil.copytree(EXAMPLES, sites)
+    (sites / "edge-4.yaml").write_text(
+        """apiVersion: edgecups/v1
+kind: Site
+metadata: {name: edge-4}
+spec: {kind: edge, region: eu-west-2, tais: ["001-01-000004"]}
+---
+apiVersion: edgecups/v1
+kind: UPF
+metadata: {name: 198.18.4.10}
+spec: {site: edge-4, n4_address: 198.18.4.10, n3_addresses: [198.19.4.10], network_instances: [mec], capacity: 2000}
+---
+apiVersion: edgecups/v1
+kind: Pool
+metadata: {name: mec-edge-4}
+spec: {dnn: mec, site: edge-4, cidr: 10.104.0.0/20}
+"""
+    )
+    settings = yaml.safe_load(EXAMPLE_SETTINGS.read_text())
+    settings["upfs"]["198.18.4.10"] = {"n6_addresses": {"mec": "198.18.104.10/24"}}
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump(settings))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["deploy", "render", "-f", str(sites), "-o", str(out), "--cp-pfcp-address",
+                                      CP_PFCP, "--settings", str(tmp_path / "settings.yaml")])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    overlay = _documents(out / "sites" / "edge-4" / "upf.yaml")
+    deployment = next(d for d in overlay if d["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"edgecups.io/site": "edge-4"}  # type: ignore[index]
+    config = yaml.safe_load(next(d for d in overlay if d["kind"] == "ConfigMap")["data"]["upf.yaml"])  # type: ignore[index]
+    assert config["n6"]["mec"]["ue_pool"] == ["10.104.0.0/20"] and config["allowed_cps"] == [CP_PFCP]
+    assert "sites/edge-4" in yaml.safe_load((out / "kustomization.yaml").read_text())["resources"]
+    assert "`edgecups-mqtt-edge-4`" in (out / "SECRETS.md").read_text()

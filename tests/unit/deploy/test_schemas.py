@@ -5,6 +5,7 @@ schemas shipped in deploy/kubernetes/crds."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -12,7 +13,9 @@ import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
-from .rendering import CRD_KINDS, KUBERNETES_VERSION, crd_validator, example, named, of_kind
+from edge_sites.kube import render
+
+from .rendering import CRD_KINDS, EXAMPLES, KUBERNETES_VERSION, crd_validator, example, example_options, named, of_kind
 
 
 def test_the_example_inventory_renders_base_and_an_overlay_per_site() -> None:
@@ -91,3 +94,29 @@ def test_network_attachment_configs_are_cni_json_named_like_their_object() -> No
         assert plugin["ipam"].get("type") == ("static" if static else None)
         assert set(plugin["ipam"]) <= ({"type", "routes"} if static else set())
         assert plugin.get("capabilities") == ({"ips": True} if static else None)
+
+
+@pytest.mark.parametrize("cni", ["host-device", "ipvlan", "sriov"])
+def test_other_cni_plugins_give_valid_attachments(cni: str) -> None:
+    masters = {"n4_master": "ens4", "n3_master": "ens5", "n6_master": "ens6"}
+    if cni == "sriov":
+        masters = {k: f"intel.com/sriov_{k[:2]}" for k in masters}
+    options = example_options()
+    site = dataclasses.replace(
+        options.site("edge-1"), cni=cni, n4_master=masters["n4_master"], n3_master=masters["n3_master"],
+        n6_master=masters["n6_master"],
+    )  # fmt: skip
+    options = dataclasses.replace(options, sites={**options.sites, "edge-1": site})
+    nads = of_kind(render([EXAMPLES], options).sites["edge-1"], "NetworkAttachmentDefinition")
+    assert len(nads) == 3
+    for nad in nads:
+        crd_validator("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition").validate(nad)
+        plugin = json.loads(nad["spec"]["config"])["plugins"][0]
+        assert plugin["type"] == cni
+        network = nad["metadata"]["name"].rsplit("-", 2)[-1] if "-n6-" in nad["metadata"]["name"] else None
+        master = masters["n6_master"] if network else masters[f"{nad['metadata']['name'][-2:]}_master"]
+        if cni == "sriov":
+            # The SR-IOV device plugin's pool: Multus adds the resource request to the pod.
+            assert nad["metadata"]["annotations"] == {"k8s.v1.cni.cncf.io/resourceName": master}
+        else:
+            assert plugin["device" if cni == "host-device" else "master"] == master
