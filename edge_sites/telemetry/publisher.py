@@ -217,7 +217,7 @@ class Publisher:
     def _client(self) -> aiomqtt.Client:
         config = self.config
         will = self.will
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             config.host,
             config.port,
             username=config.username,
@@ -229,6 +229,10 @@ class Publisher:
             timeout=self.ack_timeout,
             tls_context=None if config.tls is None else config.tls.context(),
         )
+        # Up to ``window`` publishes are in flight by design (one batch); aiomqtt warns
+        # "pending publish calls" from 10 on, so it would warn on every busy batch.
+        client.pending_calls_threshold = self.window
+        return client
 
     async def _session(self) -> None:
         client = self._client()

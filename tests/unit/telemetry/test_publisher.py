@@ -212,3 +212,27 @@ def test_a_broker_that_refuses_the_credentials_is_retried_and_reported(broker: M
 
 def test_free_port_is_free() -> None:
     assert 0 < free_port() < 65536
+
+
+def test_a_full_window_in_flight_is_not_warned_about(
+    broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector = viewer(broker)
+    sent = [b"%d" % n for n in range(200)]
+
+    async def scenario() -> None:
+        publisher = Publisher(site_config(broker, tmp_path), client_id="t", backoff=FAST)
+        publisher.start()
+        assert await publisher.wait_connected(10)
+        for payload in sent:  # at once: batches of a whole window each
+            publisher.publish(USAGE, payload)
+        await until(lambda: publisher.buffered == 0, "the burst sent")
+        await publisher.stop()
+
+    try:
+        with caplog.at_level("WARNING"):
+            asyncio.run(scenario())
+        collector.wait_for(lambda m: m if set(payloads(m, USAGE)) >= set(sent) else None, "the burst")
+    finally:
+        collector.close()
+    assert not [r for r in caplog.records if "pending publish calls" in r.getMessage()]
