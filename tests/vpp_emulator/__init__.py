@@ -10,7 +10,7 @@ Start one::
         ...
         assert vpp.state.gtpu_tunnels[...]
 
-``VppEmulator(socket_path, api_dir=None, *, interfaces=())``: ``api_dir`` defaults to
+``VppEmulator(socket_path, api_dir=None, *, interfaces=(), record_calls=True)``: ``api_dir`` defaults to
 :func:`api_dir_for_tests` (``$EDGECUPS_VPP_API_DIR``, else ``../shared/vpp-api/v26.06``; raises
 FileNotFoundError when neither exists, :func:`api_dir_skip_reason` says why). ``interfaces`` are
 pre-seeded "ethernet" interfaces, sw_if_index 1, 2, ... (local0 is 0), admin down, table 0.
@@ -29,7 +29,8 @@ Controls (all thread-safe; the server runs in background threads, so sync and as
   moves a gtpu tunnel's counters (rx = uplink after decap, tx = downlink after encap, so tx bytes
   include the outer IPv4/UDP/GTP-U header: 36 bytes per packet, more with the PDU session container).
 - ``calls -> list[(message name, fields dict)]``: every request received, in order (sockclnt_create,
-  control_ping, get_api_json included); ``reset_calls()``.
+  control_ping, get_api_json included; empty with ``record_calls=False``, for long benchmarks);
+  ``call_counts -> Counter[name]`` (always kept); ``reset_calls()`` empties both.
 - ``errors -> list[str]``: handler crashes (emulator bugs; the client got retval -1). ``clients``:
   connected, registered clients.
 

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import traceback
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +48,7 @@ class VppEmulator:
         api_dir: Path | None = None,
         *,
         interfaces: Iterable[str] = (),
+        record_calls: bool = True,
     ) -> None:
         if api_dir is None:
             api_dir = api_dir_for_tests()
@@ -59,6 +61,8 @@ class VppEmulator:
         self._model = Model(self._seed)
         self._registrations: dict[int, _Registration] = {}
         self._calls: list[tuple[str, dict[str, Any]]] = []
+        self._record_calls = record_calls
+        self._call_counts: Counter[str] = Counter()
         self._failures: dict[str, list[list[int]]] = {}
         self._crashes: dict[str, int] = {}
         self._errors: list[str] = []
@@ -113,9 +117,22 @@ class VppEmulator:
         with self._lock:
             return list(self._calls)
 
+    @property
+    def call_counts(self) -> Counter[str]:
+        """Requests received per message name (kept even with ``record_calls=False``)."""
+        with self._lock:
+            return Counter(self._call_counts)
+
     def reset_calls(self) -> None:
+        """Empty ``calls`` and ``call_counts``."""
         with self._lock:
             self._calls.clear()
+            self._call_counts.clear()
+
+    def _record(self, name: str, fields: dict[str, Any]) -> None:
+        self._call_counts[name] += 1
+        if self._record_calls:
+            self._calls.append((name, fields))
 
     @property
     def errors(self) -> list[str]:
@@ -192,7 +209,7 @@ class VppEmulator:
         keep_open = True
         crashed = False
         with self._lock:
-            self._calls.append((name, fields))
+            self._record(name, fields)
             if name == "sockclnt_create":
                 outgoing.append((connection, self._sockclnt_create(connection, fields)))
             else:
@@ -233,7 +250,7 @@ class VppEmulator:
         reply = self.schema.reply_of(error.name)
         fields: dict[str, Any] = {**error.header, "undecodable": str(error)}
         with self._lock:
-            self._calls.append((error.name, fields))
+            self._record(error.name, fields)
             if reply is None or not error.header or self._registration(connection, fields) is None:
                 return True
             values = {"retval": INVALID_ARGUMENT} if self.schema.has_field(reply, "retval") else {}

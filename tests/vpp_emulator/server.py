@@ -168,6 +168,9 @@ class SocketServer:
                         return
         except (OSError, ValueError) as error:
             log.debug("client %d: %s", connection.number, error)
+        except Exception:
+            # A bug in dispatch: this client's connection ends, the server and other clients go on.
+            log.exception("client %d: dispatch failed", connection.number)
         finally:
             connection.close()
             with self._lock:

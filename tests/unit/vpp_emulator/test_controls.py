@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
 
 from tests.unit.vpp_emulator.conftest import ClientFactory, tunnel_args
 from tests.vpp_emulator import VppEmulator
@@ -135,8 +136,6 @@ def test_a_crashing_handler_answers_minus_1_and_is_kept_in_errors(
     import tempfile
     from pathlib import Path
 
-    from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
-
     from tests.vpp_emulator.handlers import HANDLERS
 
     def boom(model: Any, request: dict[str, Any]) -> Any:
@@ -156,3 +155,21 @@ def test_a_crashing_handler_answers_minus_1_and_is_kept_in_errors(
                 client.disconnect()
             assert len(emulator.errors) == 2
             assert "emulator bug" in emulator.errors[0]
+
+
+def test_call_counts_without_recording_calls(vpp_api_dir: Any) -> None:
+    from tests.harness.vpp import running_emulator
+
+    with running_emulator(api_dir=vpp_api_dir, record_calls=False) as emulator:
+        client = VPPApiClient(apidir=str(vpp_api_dir), server_address=str(emulator.socket_path))
+        client.connect("bench")
+        try:
+            for teid in (1, 2, 3):
+                client.api.gtpu_add_del_tunnel_v2(**tunnel_args(teid=teid))
+        finally:
+            client.disconnect()
+        assert emulator.calls == []
+        counts = emulator.call_counts
+        assert (counts["gtpu_add_del_tunnel_v2"], counts["sockclnt_create"], counts["sockclnt_delete"]) == (3, 1, 1)
+        emulator.reset_calls()
+        assert emulator.call_counts == {}

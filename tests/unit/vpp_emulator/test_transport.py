@@ -233,3 +233,23 @@ def test_tunnel_interfaces_announce_creation_and_deletion(vpp_emulator: VppEmula
     assert [(e.sw_if_index, int(e.flags), e.deleted) for e in seen] == [(index, 3, False), (index, 0, True)]
     assert client.api.want_interface_events(enable_disable=0, pid=1).retval == 0
     assert client.api.want_interface_events(enable_disable=0, pid=1).retval == -31
+
+
+def test_a_schema_with_another_crc_hides_the_message_from_the_client(vpp_api_dir: Any, tmp_path: Any) -> None:
+    from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
+
+    from tests.harness.vpp import running_emulator, schema_with_changed_crc
+
+    changed = schema_with_changed_crc(vpp_api_dir, tmp_path / "api", "gtpu_add_del_tunnel_v2")
+    with running_emulator(api_dir=changed) as emulator:
+        assert emulator.schema.name_crc("gtpu_add_del_tunnel_v2") == "gtpu_add_del_tunnel_v2_deadbeef"
+        client = VPPApiClient(apidir=str(vpp_api_dir), server_address=str(emulator.socket_path))
+        client.connect("t")
+        try:
+            assert not hasattr(client.api, "gtpu_add_del_tunnel_v2")
+            assert client.validate_message_table({"gtpu_add_del_tunnel_v2_a0c30713": 0}) == [
+                "gtpu_add_del_tunnel_v2_a0c30713"
+            ]
+            assert hasattr(client.api, "gtpu_tunnel_v2_dump")
+        finally:
+            client.disconnect()
