@@ -59,8 +59,18 @@ Controls (all thread-safe; the server runs in background threads, so sync and as
   {sw_if_index: MemifInterface(sw_if_index, id, socket_id, role, mode, ring_size, buffer_size,
   rx_queues, tx_queues)}``.
 
+Path fields a path type does not use are normalised (sw_if_index ~0 for DROP, table_id 0 for a path
+via an interface; weight 0 is 1), so expected states can be written by meaning.
+
 Error codes are VPP's (src/vnet/api_errno.h): each handler's docstring says which it returns.
-Unknown message ids and too-short messages get no reply (as VPP); requests not emulated get -9.
+Unknown message ids and too-short messages get no reply (as VPP); requests not emulated get -9;
+a request whose fields do not decode gets -73.
+
+Not modelled: the routes VPP sources itself (connected/local prefixes of interface addresses,
+FIB_SOURCE_INTERFACE) are not in ``routes``; ``ip4_enabled``/``ip6_enabled`` change only by the
+enable_disable calls (VPP also enables IP with the first address); the stats segment; cursor streams
+(``stream_msg`` services) answer -9. vpp_papi 2.4.2's asyncio client cannot take events (its reader
+dies on a message without ``context``): use the sync client for want_interface_events.
 """
 
 from tests.vpp_emulator.emulator import VppEmulator
