@@ -140,8 +140,8 @@ class VppDriver:
 
     @property
     def calls(self) -> int:
-        """VPP calls the driver made (node setup, sessions, undo)."""
-        return 0 if self._executor is None else self._executor.calls
+        """VPP API calls made on the current connection (node setup, sessions, undo, counters, pings)."""
+        return 0 if self.api is None else self.api.calls
 
     async def start(self) -> None:
         try:
