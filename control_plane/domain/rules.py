@@ -22,10 +22,11 @@ lower, so its SDF filters win over the catch-all default PDRs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
+from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
 __all__ = [
@@ -224,6 +225,15 @@ _S = TypeVar("_S", bound=Spec | FTeidSpec)
 _CLASSES: dict[RuleKind, type[Spec]] = {"pdr": PdrSpec, "far": FarSpec, "qer": QerSpec, "urr": UrrSpec}
 
 
+#: The ID attribute of each kind (rule_id without the type tests, where the kind is known).
+_ID_OF: dict[str, Callable[[Any], int]] = {
+    "pdr": attrgetter("pdr_id"),
+    "far": attrgetter("far_id"),
+    "qer": attrgetter("qer_id"),
+    "urr": attrgetter("urr_id"),
+}
+
+
 def rule_id(spec: Spec) -> int:
     """The ID of a PDR, FAR, QER or URR spec."""
     return (
@@ -291,13 +301,17 @@ class SessionRules:
     urrs: tuple[UrrSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        ids_of: dict[str, set[int]] = {}
         for kind in KINDS:
-            specs: tuple[Spec, ...] = tuple(sorted(getattr(self, kind + "s"), key=rule_id))
-            ids = [rule_id(s) for s in specs]
-            _check(len(set(ids)) == len(ids), f"repeated {kind.upper()} ID in {ids}")
-            _check(all(isinstance(s, _CLASSES[kind]) for s in specs), f"{kind}s must be {_CLASSES[kind].__name__}")
+            given = getattr(self, kind + "s")
+            _check(all(isinstance(s, _CLASSES[kind]) for s in given), f"{kind}s must be {_CLASSES[kind].__name__}")
+            key = _ID_OF[kind]
+            specs: tuple[Spec, ...] = tuple(sorted(given, key=key))
+            ids = [key(s) for s in specs]
+            ids_of[kind] = set(ids)
+            _check(len(ids_of[kind]) == len(ids), f"repeated {kind.upper()} ID in {ids}")
             object.__setattr__(self, kind + "s", specs)
-        fars, qers, urrs = (self.by_id(k) for k in ("far", "qer", "urr"))
+        fars, qers, urrs = ids_of["far"], ids_of["qer"], ids_of["urr"]
         for pdr in self.pdrs:
             _check(pdr.far_id in fars, f"PDR {pdr.pdr_id} names FAR {pdr.far_id}, which is not there")
             for q in pdr.qer_ids:

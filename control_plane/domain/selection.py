@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["NoUpfAvailable", "UpfCandidate", "rank_upfs", "select_upf"]
 
@@ -114,8 +115,8 @@ def _rank(
     pool = list(candidates)
     what = f"DNN {dnn!r} for slice {snssai}"
 
-    serving_dnn = [c for c in pool if want_dnn in {d.strip().lower() for d in c.dnns}]
-    serving = [c for c in serving_dnn if not c.snssais or want_slice in {_snssai_key(s) for s in c.snssais}]
+    serving_dnn = [c for c in pool if want_dnn in _lowered(c.dnns)]
+    serving = [c for c in serving_dnn if not c.snssais or want_slice in _slice_keys(c.snssais)]
     if not serving:
         if not pool:
             return [], f"no UPF serves {what}: no UPF is configured"
@@ -126,7 +127,7 @@ def _rank(
     def tier(c: UpfCandidate) -> int | None:
         if c.site_kind == "cloud":
             return 1
-        return 0 if want_tai in {t.strip().lower() for t in c.site_tais} else None
+        return 0 if want_tai in _lowered(c.site_tais) else None
 
     located = [c for c in serving if tier(c) is not None]
     elsewhere = sorted({repr(c.site) for c in serving if tier(c) is None})
@@ -166,9 +167,20 @@ def _unavailable(c: UpfCandidate, dnn: str, excluded: frozenset[str]) -> str | N
         return "down"
     if c.load >= c.capacity:
         return f"full ({c.load}/{c.capacity})"
-    if dnn not in {d.strip().lower() for d in c.site_pools}:
+    if dnn not in _lowered(c.site_pools):
         return f"no IP pool for the DNN at site {c.site!r}"
     return None
+
+
+# Every request compares against every UPF's few names: normalized once per distinct set.
+@lru_cache(maxsize=1024)
+def _lowered(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(n.strip().lower() for n in names)
+
+
+@lru_cache(maxsize=1024)
+def _slice_keys(snssais: frozenset[str]) -> frozenset[tuple[int, str] | str]:
+    return frozenset(_snssai_key(s) for s in snssais)
 
 
 def _snssai_key(snssai: str) -> tuple[int, str] | str:
