@@ -153,7 +153,10 @@ def to_yaml(objects: Sequence[Obj]) -> str:
     import yaml
 
     class _Dumper(yaml.SafeDumper):
-        pass
+        # Objects share Python values (a probe command, a mount): written out in full, never as YAML
+        # anchors and aliases, which not every Kubernetes tool reads.
+        def ignore_aliases(self, data: object) -> bool:
+            return True
 
     def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
         style = "|" if "\n" in value else None  # config files embedded in ConfigMaps stay readable

@@ -155,3 +155,11 @@ spec: {dnn: mec, site: edge-4, cidr: 10.104.0.0/20}
     assert config["n6"]["mec"]["ue_pool"] == ["10.104.0.0/20"] and config["allowed_cps"] == [CP_PFCP]
     assert "sites/edge-4" in yaml.safe_load((out / "kustomization.yaml").read_text())["resources"]
     assert "`edgecups-mqtt-edge-4`" in (out / "SECRETS.md").read_text()
+
+
+def test_the_written_yaml_has_no_anchors_or_aliases(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _run("-f", str(EXAMPLES), "-o", str(out))[0] == 0
+    for path in out.rglob("*.yaml"):
+        for event in yaml.parse(path.read_text()):
+            assert not isinstance(event, yaml.AliasEvent) and getattr(event, "anchor", None) is None, path
