@@ -74,14 +74,14 @@ def render_command(
                              "deploy/README.md lists the keys.")] = None,
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of every object.")] = "edgecups",
     cp_site: Annotated[str | None, typer.Option("--cp-site", metavar="SITE",
-                       help="Site whose nodes run the control plane, broker and database [default: the only "
-                            "cloud site].")] = None,
+                       help="Site whose nodes run the control plane, broker and database (default: the only "
+                            "cloud site).")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Tag of the edgecups/cp and edgecups/upf images "
-                                            "[default: this version].")] = None,
+                                            "(default: this version).")] = None,
     cp_image: Annotated[str | None, typer.Option("--cp-image", metavar="IMAGE",
-                        help="Control plane image [default: edgecups/cp:TAG].")] = None,
+                        help="Control plane image (default: edgecups/cp:TAG).")] = None,
     upf_image: Annotated[str | None, typer.Option("--upf-image", metavar="IMAGE",
-                         help="UPF agent image [default: edgecups/upf:TAG].")] = None,
+                         help="UPF agent image (default: edgecups/upf:TAG).")] = None,
     vpp_image: Annotated[str, typer.Option("--vpp-image", metavar="IMAGE",
                          help="VPP image (deploy/docker/vpp.Dockerfile).")] = "edgecups/vpp:26.06",
     database_url: Annotated[str | None, typer.Option("--database-url", metavar="URL",
@@ -138,7 +138,7 @@ def probe_cp(
                   help="CA certificate the API's certificate chains to (TLS).")] = None,
     server_name: Annotated[str | None, typer.Option("--server-name", metavar="NAME",
                            envvar="EDGECUPS_PROBE_SERVER_NAME",
-                           help="Name the API's certificate is for (TLS) [default: localhost].")] = None,
+                           help="Name the API's certificate is for (TLS) (default: the address dialled).")] = None,
     cert: Annotated[Path | None, typer.Option("--cert", metavar="FILE", help="Client certificate (mTLS).")] = None,
     key: Annotated[Path | None, typer.Option("--key", metavar="FILE", help="Client key (mutual TLS).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.")] = 3.0,
