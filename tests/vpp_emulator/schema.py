@@ -25,6 +25,8 @@ from vpp_papi.vpp_serializer import (  # type: ignore[import-untyped]
     VPPTypeAlias,
 )
 
+from tests.vpp_emulator.codec import decode
+
 #: Environment variable naming the schema directory (a VPP release's ``*.api.json`` files).
 API_DIR_ENV = "EDGECUPS_VPP_API_DIR"
 #: The repository root (this file is tests/vpp_emulator/schema.py).
@@ -131,7 +133,8 @@ class ApiSchema:
         return bytes(msg.pack(data))
 
     def unpack(self, payload: bytes) -> tuple[str, dict[str, Any]]:
-        """(message name, fields as plain dicts/lists); raises KeyError/ValueError on bad input."""
+        """(message name, fields as plain dicts/lists, see codec.py); KeyError for an unknown id,
+        ValueError for a short message, UndecodableMessage for fields that do not decode."""
         if len(payload) < 2:
             raise ValueError("payload shorter than a message id")
         msg_id = int.from_bytes(payload[:2], "big")
@@ -142,15 +145,14 @@ class ApiSchema:
         if len(payload) < msg.size:
             raise ValueError(f"{name}: {len(payload)} bytes, needs at least {msg.size}")
         try:
-            decoded, _ = msg.unpack(payload)
+            fields, _ = decode(msg, payload)
         except Exception as error:  # struct.error, ValueError from ipaddress, IndexError...
             header = {}
             if msg.fields[1:3] == ["client_index", "context"]:
                 client_index, context = struct.unpack_from(">II", payload, 2)
                 header = {"client_index": client_index, "context": context}
             raise UndecodableMessage(name, header, error) from error
-        fields = to_plain(decoded)
-        fields.pop("_0", None)  # _vl_msg_id (namedtuple renames the leading underscore)
+        fields.pop("_vl_msg_id", None)
         return name, fields
 
 
@@ -166,15 +168,6 @@ class UndecodableMessage(ValueError):
 
 _CACHE: dict[Path, ApiSchema] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-def to_plain(value: Any) -> Any:
-    """Namedtuples (vpp_papi's decoded structs) to dicts, recursively."""
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        return {key: to_plain(item) for key, item in value._asdict().items()}
-    if isinstance(value, list):
-        return [to_plain(item) for item in value]
-    return value
 
 
 def complete(packer: Any, data: dict[str, Any]) -> dict[str, Any]:
