@@ -393,3 +393,30 @@ def test_a_vpp_restart_is_noticed_and_everything_is_installed_again(
             assert session_records(vpp_emulator.state) == set()
 
     run(main)
+
+
+def test_a_lost_connection_to_a_vpp_that_kept_its_state_changes_nothing(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir) as (driver, _):
+            state = established(create_qer=(qer(ul=10_000, dl=50_000),))
+            driver.install(state)
+            before = vpp_emulator.state
+            vpp_emulator.stop()  # the API socket goes away; VPP (the model) keeps everything
+            while driver.ready:
+                await asyncio.sleep(0.02)
+            with pytest.raises(DriverError, match="not connected"):
+                driver.install(modified(state, update_far=(downlink_far(teid=0x5001),)))
+            vpp_emulator.reset_calls()
+            vpp_emulator.start()
+            while not driver.ready:
+                await asyncio.sleep(0.02)
+            assert vpp_emulator.state == before  # nothing torn down, nothing added twice
+            changes = [n for n, _ in vpp_emulator.calls if n not in ("sockclnt_create", "control_ping", "acl_dump")]
+            assert changes in ([], ["gtpu_get_transfer_counts"])
+            assert driver.installed() == {SEID: state} and driver.reconnects == 1
+            driver.install(modified(state, update_far=(downlink_far(teid=0x5001),)))  # the indexes still hold
+            assert tunnel(tteid=0x5001) in session_records(vpp_emulator.state)
+
+    run(main)

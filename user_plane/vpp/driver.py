@@ -57,7 +57,7 @@ from .executor import Executor, StepFailed
 from .messages import required
 from .node import interface_key, node_steps, table_steps
 from .objects import Call, Key, Obj, Step, diff
-from .plan import TAG_PREFIX, NodeContext, SessionPlan, TunnelUsage, plan_session
+from .plan import DENY_ALL, TAG_PREFIX, NodeContext, SessionPlan, TunnelUsage, plan_session
 
 __all__ = ["VppDriver"]
 
@@ -474,7 +474,9 @@ class VppDriver:
             assert self.api is not None
             try:
                 await asyncio.to_thread(self.api.connect, self._requests)
-                self._restore()
+                kept = self._kept_state()
+                if not kept:
+                    self._restore()
             except (VppUnavailable, VppCallError, StepFailed, SchemaMismatch) as exc:
                 log.warning("vpp: reconnection attempt %d failed: %s", attempt, exc)
                 continue
@@ -483,8 +485,24 @@ class VppDriver:
                 continue
             self.reconnects += 1
             self._ready = True
-            log.info("vpp: back after %d attempts; %d sessions re-installed", attempt, len(self._plans))
+            if kept:
+                log.warning("vpp: connection back after %d attempts; VPP kept its state: nothing re-installed", attempt)
+            else:
+                log.info("vpp: back after %d attempts; %d sessions re-installed", attempt, len(self._plans))
             return
+
+    def _kept_state(self) -> bool:
+        """Whether the VPP we reconnected to is the one we programmed (only the connection was
+        lost): the node's deny-all ACL is still at its index with its tag. A restarted VPP has
+        no ACL at all. Then every index we hold is still valid and nothing needs re-doing."""
+        index = self._indexes.get(DENY_ALL)
+        if index is None or self.api is None or not self._node:
+            return False
+        try:
+            found = self.api.call("acl_dump", acl_index=index)
+        except (VppCallError, VppUnavailable):
+            return False
+        return len(found) == 1 and str(found[0].tag) == DENY_ALL[1]
 
     def _restore(self) -> None:
         """Node setup and every session again, leftovers of ours swept."""
@@ -537,17 +555,17 @@ class VppDriver:
         self._node = journal
 
     def _sweep(self) -> None:
-        """Remove what a previous connection of ours left in a VPP that kept its state."""
+        """Remove what a previous connection of ours left in a VPP that kept (some of) its state
+        though its deny-all ACL is gone (see _kept_state): tunnels from our N3 addresses, ACLs
+        with our tag. Policers cannot be found again (policer_details carries no index); a
+        leftover one makes the re-install of its session fail (the session is then ``missing``)."""
         assert self.api is not None
         ours = {str(a) for a in self._n3}
         for tunnel in self.api.call("gtpu_tunnel_v2_dump", sw_if_index=0xFFFFFFFF):
-            if str(tunnel.src_address) in ours:
+            if str(tunnel.src_address) in ours and not tunnel.is_forwarding:
                 args = {k: getattr(tunnel, k) for k in ("src_address", "dst_address", "mcast_sw_if_index")}
                 args.update({k: getattr(tunnel, k) for k in ("encap_vrf_id", "decap_next_index", "teid", "tteid")})
                 self.api.call("gtpu_add_del_tunnel_v2", is_add=False, **args)
         for acl in self.api.call("acl_dump", acl_index=0xFFFFFFFF):
             if str(acl.tag).startswith(TAG_PREFIX):
                 self.api.call("acl_del", acl_index=acl.acl_index)
-        for policer in self.api.call("policer_dump_v2", policer_index=0xFFFFFFFF):
-            if str(policer.name).startswith(TAG_PREFIX):
-                self.api.call("policer_del", policer_index=policer.policer_index)

@@ -37,7 +37,6 @@ MESSAGES: Final[Mapping[str, tuple[str, str, str]]] = {
     "policer_del": ("0x7ff7912e", "policer_del_reply", "0xe8d4e804"),
     "policer_input_v2": ("0x8388eb84", "policer_input_v2_reply", "0xe8d4e804"),
     "policer_output_v2": ("0x8388eb84", "policer_output_v2_reply", "0xe8d4e804"),
-    "policer_dump_v2": ("0x7ff7912e", "policer_details", "0x72d0e248"),
     "acl_add_replace": ("0xee5c2f18", "acl_add_replace_reply", "0xac407b0c"),
     "acl_del": ("0xef34fea4", "acl_del_reply", "0xe8d4e804"),
     "acl_interface_set_acl_list": ("0x473982bd", "acl_interface_set_acl_list_reply", "0xe8d4e804"),
