@@ -9,12 +9,19 @@ restarts), each also checking what VPP holds. Traffic is the emulator's tunnel c
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 import pfcp
 from tests.integration.test_vpp_driver import GNB, config, route, session_records, tunnel, tunnel_index
@@ -332,3 +339,58 @@ def test_while_vpp_is_away_requests_get_77(vpp_emulator: VppEmulator, vpp_api_di
         assert session_records(emulator.state) == {tunnel(teid=teid), route((str(GNB), teid))}
 
     run_associated(vpp_emulator, vpp_api_dir, scenario)
+
+
+# -- edgecups upf with driver: vpp ------------------------------------------------------------------
+
+
+def test_edgecups_upf_runs_the_vpp_driver_and_stops_cleanly(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path, tmp_path: Path
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a free UDP port for N4
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    mapping = config(vpp_emulator, vpp_api_dir).to_mapping()
+    mapping["n4"]["port"] = port
+    mapping["log_level"] = "info"
+    path = tmp_path / "upf.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    boot = vpp_emulator.state
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "control_plane.cli.main", "upf", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EDGECUPS_PURE": "1"},
+    )
+
+    async def cp_side() -> pfcp.SessionEstablishmentResponse:
+        async with cp_at((HOST, port)) as cp:
+            for _ in range(200):  # until the agent listens
+                try:
+                    await cp.node.associate(cp.up)
+                    break
+                except Exception:
+                    await asyncio.sleep(0.05)
+            return await cp.establish(0x77)
+
+    try:
+        response = asyncio.run(asyncio.wait_for(cp_side(), DEADLINE * 2))
+        running = vpp_emulator.state
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=DEADLINE)
+    assert agent.returncode == 0, stderr
+    assert cause_of(response) == Cause.REQUEST_ACCEPTED
+    [created] = response.created_pdr
+    assert created.local_f_teid is not None
+    teid = created.local_f_teid.teid
+    assert session_records(running) == {tunnel(teid=teid), route((str(GNB), teid))}
+    assert f"port {port} (driver vpp, features FTUP)" in stderr
+    after = vpp_emulator.state  # the agent dropped its session and took the node setup back
+    assert (after.gtpu_tunnels, after.routes, after.acls, after.ip_tables) == (
+        boot.gtpu_tunnels,
+        boot.routes,
+        boot.acls,
+        boot.ip_tables,
+    )
