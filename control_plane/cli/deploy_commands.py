@@ -231,3 +231,7 @@ def probe_upf(
         except OSError as exc:
             _fail([f"{address}:{port}: {os.strerror(exc.errno) if exc.errno else exc}"])
     _fail([f"{address}:{port}: no Heartbeat Response within {timeout:g} s"])
+
+
+if __name__ == "__main__":  # `python -m control_plane.cli.deploy_commands probe ...`: the probes without the whole CLI
+    app()

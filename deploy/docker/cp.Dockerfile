@@ -28,6 +28,6 @@ USER 10001:10001
 EXPOSE 50051/tcp 8805/udp 9090/tcp
 # grpc.health.v1 over the API's TLS: set EDGECUPS_PROBE_CA (and EDGECUPS_PROBE_SERVER_NAME) for a TLS API.
 HEALTHCHECK --interval=20s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["edgecups", "deploy", "probe", "cp", "--config", "/etc/edgecups/cp.yaml"]
+  CMD ["python", "-m", "control_plane.cli.deploy_commands", "probe", "cp", "--config", "/etc/edgecups/cp.yaml"]
 ENTRYPOINT ["edgecups", "cp"]
 CMD ["--config", "/etc/edgecups/cp.yaml"]

@@ -29,6 +29,6 @@ USER 10001:10001
 EXPOSE 8805/udp 9090/tcp
 # A PFCP Heartbeat Request to the agent's own N4 address (TS 29.244 §6.2.2).
 HEALTHCHECK --interval=20s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["edgecups", "deploy", "probe", "upf", "--config", "/etc/edgecups/upf.yaml"]
+  CMD ["python", "-m", "control_plane.cli.deploy_commands", "probe", "upf", "--config", "/etc/edgecups/upf.yaml"]
 ENTRYPOINT ["edgecups", "upf"]
 CMD ["--config", "/etc/edgecups/upf.yaml"]

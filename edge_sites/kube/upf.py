@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ..manifests import Manifest
-from .core import mqtt_host, n4_cidr, network_selection
+from .core import PROBE, mqtt_host, n4_cidr, network_selection
 from .objects import (
     CONFIG_HASH,
     METRICS_PORT,
@@ -210,7 +210,7 @@ def _upf_deployment(
             {"name": "config", "mountPath": "/etc/vpp/setup.cli", "subPath": "setup.cli", "readOnly": True},
         ],
     }
-    probe = ["edgecups", "deploy", "probe", "upf", "--config", AGENT_CONFIG_PATH]
+    probe = [*PROBE, "upf", "--config", AGENT_CONFIG_PATH]
     agent = {
         "name": "agent",
         "image": options.upf_image,
@@ -221,11 +221,11 @@ def _upf_deployment(
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
         # A PFCP Heartbeat Request to the agent's own N4 address, answered or not (TS 29.244 §6.2.2).
-        "readinessProbe": {"exec": {"command": probe}, "periodSeconds": 10, "timeoutSeconds": 5},
+        "readinessProbe": {"exec": {"command": probe}, "periodSeconds": 15, "timeoutSeconds": 5},
         "livenessProbe": {
             "exec": {"command": probe},
             "initialDelaySeconds": 20,
-            "periodSeconds": 20,
+            "periodSeconds": 30,
             "timeoutSeconds": 5,
         },
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},

@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from control_plane.cli import deploy_commands
 from control_plane.cli.main import app
 
 from .rendering import REPO, containers, example, named, upf_deployments
@@ -59,9 +60,18 @@ def test_the_entrypoint_is_the_edgecups_command(dockerfile: str, command: str) -
 def test_the_healthcheck_is_a_probe_the_cli_has(dockerfile: str, command: str) -> None:
     check = dict(_final_stage(dockerfile))["HEALTHCHECK"]
     probe = json.loads(check.split("CMD", 1)[1])
-    assert probe == ["edgecups", "deploy", "probe", command, "--config", f"/etc/edgecups/{command}.yaml"]
-    result = CliRunner().invoke(app, [*probe[1:4], "--help"])
+    # `edgecups deploy probe` run as its module, without importing every other command.
+    assert probe == ["python", "-m", "control_plane.cli.deploy_commands", "probe", command,
+                     "--config", f"/etc/edgecups/{command}.yaml"]  # fmt: skip
+    result = CliRunner().invoke(deploy_commands.app, [*probe[3:5], "--help"])
     assert result.exit_code == 0 and "--config" in result.stdout
+    # The pods' probes are the same commands.
+    pods = [named(example().base, "Deployment", "edgecups-cp")] if command == "cp" else []
+    pods += [d for objects in example().sites.values() for d in upf_deployments(objects)] if command == "upf" else []
+    for pod in pods:
+        container = containers(pod)["cp" if command == "cp" else "agent"]
+        for kind in ("readinessProbe", "livenessProbe"):
+            assert container[kind]["exec"]["command"][: len(probe)] == probe
 
 
 @pytest.mark.parametrize("dockerfile", ["cp.Dockerfile", "upf.Dockerfile", "vpp.Dockerfile"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -20,6 +22,8 @@ from control_plane.cli.main import app
 from pfcp.aio import PfcpNode
 from pfcp.endpoint import EndpointConfig
 from tests.harness.tls import make_pki
+
+from .rendering import REPO
 
 
 @contextmanager
@@ -72,6 +76,16 @@ def test_the_upf_probe_is_answered_by_a_pfcp_node(tmp_path: Path) -> None:
                                       "--timeout", "1"])  # fmt: skip
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: 127.0.0.1:{port}: ")
+
+
+def test_the_probe_runs_as_the_pods_run_it(tmp_path: Path) -> None:
+    # The pods and the images run the module, not the `edgecups` script: the same command, fewer imports.
+    with _pfcp_node() as port:
+        config = _agent_config(tmp_path, port)
+        command = [sys.executable, "-m", "control_plane.cli.deploy_commands", "probe", "upf", "--config", str(config)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"127.0.0.1:{port}: Heartbeat Response (recovery 1700000000)\n"
 
 
 def test_the_upf_probe_reports_a_bad_configuration(tmp_path: Path) -> None:
