@@ -383,7 +383,7 @@ def test_edgecups_upf_runs_the_vpp_driver_and_stops_cleanly(
     assert agent.returncode == 0, stderr
     assert cause_of(response) == Cause.REQUEST_ACCEPTED
     [created] = response.created_pdr
-    assert created.local_f_teid is not None
+    assert created.local_f_teid is not None and created.local_f_teid.teid is not None
     teid = created.local_f_teid.teid
     assert session_records(running) == {tunnel(teid=teid), route((str(GNB), teid))}
     assert f"port {port} (driver vpp, features FTUP)" in stderr
