@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 import shutil
 import tempfile
@@ -261,6 +262,9 @@ def write(rendered: Rendered, out: Path) -> list[Path]:
     )
     files["SECRETS.md"] = rendered.secrets
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would become out/'s mode
     try:
         for name, text in files.items():
             path = staging / name

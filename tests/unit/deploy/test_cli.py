@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,12 @@ _RENDER = ["deploy", "render", "--cp-pfcp-address", CP_PFCP, "--settings", str(E
 def _run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, [*_RENDER, *args])
     return result.exit_code, result.stdout, result.stderr
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _documents(path: Path) -> list[dict[str, object]]:
@@ -55,6 +62,7 @@ def test_render_writes_the_kustomize_tree_and_the_expanded_list(tmp_path: Path) 
     assert code == 0, stderr
     assert not (out / "sites" / "edge-1" / "stale.yaml").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left behind
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()  # a directory as mkdir would make it
 
 
 def test_a_bad_manifest_fails_with_its_place_and_writes_nothing(tmp_path: Path) -> None:
