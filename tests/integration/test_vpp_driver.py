@@ -35,7 +35,8 @@ TABLE = 100
 T = pfcp.UsageReportTriggerFlags
 
 
-def config(emulator: VppEmulator, api_dir: Path, **vpp: Any) -> UpfConfig:
+def config(emulator: VppEmulator, api_dir: Path, *, ims: bool = False, **vpp: Any) -> UpfConfig:
+    """Network Instance internet (VRF 100) on n6-eth; with ``ims``, also ims (VRF 200) on n6-ims."""
     section: dict[str, Any] = {
         "api_socket": str(emulator.socket_path),
         "api_dir": str(api_dir),
@@ -47,7 +48,10 @@ def config(emulator: VppEmulator, api_dir: Path, **vpp: Any) -> UpfConfig:
         "n6": {"internet": {"interface": "n6-eth", "address": "198.18.2.1/24", "table_id": TABLE}},
     }
     section.update(vpp)
-    n6 = {"internet": {"interface": "n6-test", "ue_pool": "198.19.0.0/16", "gateway": "198.18.2.2"}}
+    n6: dict[str, Any] = {"internet": {"interface": "n6-test", "ue_pool": "198.19.0.0/16", "gateway": "198.18.2.2"}}
+    if ims:
+        n6["ims"] = {"interface": "n6-ims", "ue_pool": "198.20.0.0/16"}
+        section["n6"] = {**section["n6"], "ims": {"interface": "n6-ims", "address": "198.18.3.1/24", "table_id": 200}}
     return agent_config(driver="vpp", n6=n6, vpp=section)
 
 
@@ -420,3 +424,51 @@ def test_a_lost_connection_to_a_vpp_that_kept_its_state_changes_nothing(
             assert tunnel(tteid=0x5001) in session_records(vpp_emulator.state)
 
     run(main)
+
+
+def test_uplink_filters_towards_another_instance_are_abf_policies(vpp_api_dir: Path) -> None:
+    from dataclasses import replace
+
+    from tests.harness.vpp import running_emulator
+    from tests.unit.user_plane.test_agent import downlink_pdr, far, uplink_pdr
+
+    ims = pfcp.CreateFAR(
+        far_id=pfcp.FARID(3),
+        apply_action=pfcp.ApplyAction(pfcp.ApplyActionFlags.FORW),
+        forwarding_parameters=pfcp.ForwardingParameters(
+            destination_interface=pfcp.DestinationInterface(pfcp.DestinationInterfaceValue.CORE),
+            network_instance=pfcp.NetworkInstance("ims"),
+        ),
+    )
+    to_ims = replace(
+        uplink_pdr(3, precedence=100, sdf="permit out 17 from 198.18.3.3 to assigned"), far_id=pfcp.FARID(3)
+    )
+    state = established(
+        pdrs=(uplink_pdr(1), downlink_pdr(2), to_ims), create_far=(far(1, core=True), far(2, core=False), ims)
+    )
+
+    with running_emulator(interfaces=("n3-eth", "n6-eth", "n6-ims"), api_dir=vpp_api_dir) as emulator:
+
+        async def main() -> None:
+            async with started(emulator, vpp_api_dir, ims=True) as (driver, _):
+                emulator.fail("abf_itf_attach_add_del", -7)
+                before = emulator.state
+                with pytest.raises(DriverError) as caught:
+                    driver.install(state)
+                assert caught.value.failed_rule == pfcp.FailedRuleID(pfcp.RuleIDType.PDR, 3)
+                assert emulator.state == before  # the policy, its ACL, the tunnel: all undone
+
+                driver.install(state)
+                vpp = emulator.state
+                [(policy_id, policy)] = vpp.abf_policies.items()
+                assert vpp.acls[policy.acl_index].tag == f"edgecups:{SEID:x}:abf:1001:3"
+                [path] = policy.paths
+                assert (path.sw_if_index, path.table_id) == (0xFFFFFFFF, 200)  # looked up in the ims VRF
+                tunnel_if = tunnel_index(vpp)
+                assert vpp.abf_attachments == {(policy_id, tunnel_if, False): 0}  # first by precedence
+                assert vpp.interfaces[tunnel_if].ip4_table == TABLE  # the rest goes to the internet
+                driver.remove(SEID)
+                vpp = emulator.state
+                assert (vpp.abf_policies, vpp.abf_attachments, session_records(vpp)) == ({}, {}, set())
+
+        run(main)

@@ -59,6 +59,7 @@ class Executor:
         self.on_reply = on_reply
         #: VPP calls made (steps and undo calls).
         self.calls = 0
+        self._allocated: set[Key] = set()  # keys whose index the client chose (ABF policy IDs)
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, Ref):
@@ -69,8 +70,24 @@ class Executor:
             return [self.resolve(v) for v in value]
         return value
 
+    def _allocate(self, key: Key) -> None:
+        self._allocated = {k for k in self._allocated if k in self.indexes}  # indexes may have been cleared
+        used = {self.indexes[k] for k in self._allocated}
+        value = 1
+        while value in used:
+            value += 1
+        self.indexes[key] = value
+        self._allocated.add(key)
+
     def call(self, call: Call) -> Any:
-        reply = self.api.call(call.msg, **self.resolve(call.args))
+        if call.allocates is not None:
+            self._allocate(call.allocates)
+        try:
+            reply = self.api.call(call.msg, **self.resolve(call.args))
+        except BaseException:
+            if call.allocates is not None:
+                self.indexes.pop(call.allocates, None)
+            raise
         self.calls += 1
         if call.produces is not None:
             self.indexes[call.produces] = int(getattr(reply, REPLY_INDEX[call.msg]))

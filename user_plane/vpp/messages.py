@@ -43,6 +43,8 @@ MESSAGES: Final[Mapping[str, tuple[str, str, str]]] = {
     "acl_dump": ("0xef34fea4", "acl_details", "0x95babae0"),
     "ip_table_replace_begin": ("0xb9d2e09e", "ip_table_replace_begin_reply", "0xe8d4e804"),
     "ip_table_replace_end": ("0xb9d2e09e", "ip_table_replace_end_reply", "0xe8d4e804"),
+    "abf_policy_add_del": ("0xc6131197", "abf_policy_add_del_reply", "0xe8d4e804"),
+    "abf_itf_attach_add_del": ("0x25c8621b", "abf_itf_attach_add_del_reply", "0xe8d4e804"),
     "memif_socket_filename_add_del_v2": ("0x34223bdf", "memif_socket_filename_add_del_v2_reply", "0x9f29bdb9"),
     "memif_create_v2": ("0x8c7de5f7", "memif_create_v2_reply", "0x5383d31f"),
     "memif_delete": ("0xf9e6675e", "memif_delete_reply", "0xe8d4e804"),

@@ -35,6 +35,8 @@ import pfcp
 
 __all__ = [
     "NO_INDEX",
+    "AbfAttach",
+    "AbfPolicy",
     "Acl",
     "AclBinding",
     "AclRule",
@@ -73,13 +75,15 @@ class Ref:
 @dataclass(frozen=True, slots=True)
 class Call:
     """One VPP API request. ``args`` may hold :class:`Ref` values (nested in dicts and lists).
-    ``produces``: the reply's index is remembered under this key; ``releases``: the key is
-    forgotten once the call succeeded (the object is gone)."""
+    ``produces``: the reply's index is remembered under this key; ``allocates``: the index is
+    chosen by the client (ABF policy IDs) before the call; ``releases``: the key is forgotten
+    once the call succeeded (the object is gone)."""
 
     msg: str
     args: Mapping[str, Any]
     produces: Key | None = None
     releases: Key | None = None
+    allocates: Key | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,6 +454,97 @@ class AclBinding(Obj):
     def update(self, old: Obj) -> list[Step] | None:
         assert isinstance(old, AclBinding)
         return [Step(self._call(self.inputs, self.outputs), (self._call(old.inputs, old.outputs),), self.rule)]
+
+
+# --------------------------------------------------------------------------------------- ABF
+
+
+def _lookup_path(table: int, ip6: bool) -> dict[str, Any]:
+    """A FIB path that looks the packet up again in ``table`` (no interface)."""
+    return {
+        "sw_if_index": NO_INDEX,
+        "table_id": table,
+        "weight": 1,
+        "type": _FIB_PATH_NORMAL,
+        "proto": 1 if ip6 else 0,
+        "nh": {"address": {"ip6": IPv6Address(0)} if ip6 else {"ip4": IPv4Address(0)}},
+        "label_stack": list(_NO_LABELS),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AbfPolicy(Obj):
+    """ACL-based forwarding: packets the ACL permits are looked up in another VRF (an uplink
+    PDR whose FAR forwards to another Network Instance than the tunnel's). The policy ID is
+    the client's choice (allocated by the executor)."""
+
+    rank: ClassVar[int] = 1
+    name: str
+    acl: Key
+    table: int
+    ip6: bool = False
+    rule: pfcp.FailedRuleID | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("abf-policy", self.name)
+
+    def refs(self) -> set[Key]:
+        return {self.acl}
+
+    def _call(self, is_add: bool) -> Call:
+        policy = {
+            "policy_id": Ref(self.key),
+            "acl_index": Ref(self.acl),
+            "n_paths": 1,
+            "paths": [_lookup_path(self.table, self.ip6)],
+        }
+        return Call(
+            "abf_policy_add_del",
+            {"is_add": is_add, "policy": policy},
+            allocates=self.key if is_add else None,
+            releases=None if is_add else self.key,
+        )
+
+    def create(self) -> list[Step]:
+        return [Step(self._call(True), (self._call(False),), self.rule)]
+
+    def delete(self) -> list[Step]:
+        return [Step(self._call(False), (self._call(True),), self.rule)]
+
+
+@dataclass(frozen=True, slots=True)
+class AbfAttach(Obj):
+    """An ABF policy on a tunnel interface (uplink, after decapsulation); lower priority first."""
+
+    rank: ClassVar[int] = 2
+    tunnel: Key
+    policy: Key
+    priority: int
+    ip6: bool = False
+    rule: pfcp.FailedRuleID | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("abf-on", self.tunnel, self.policy)
+
+    def refs(self) -> set[Key]:
+        return {self.tunnel, self.policy}
+
+    def _call(self, is_add: bool) -> Call:
+        attach = {
+            "policy_id": Ref(self.policy),
+            "sw_if_index": Ref(self.tunnel),
+            "priority": self.priority,
+            "is_ipv6": self.ip6,
+        }
+        return Call("abf_itf_attach_add_del", {"is_add": is_add, "attach": attach})
+
+    def create(self) -> list[Step]:
+        return [Step(self._call(True), (self._call(False),), self.rule)]
+
+    def delete(self) -> list[Step]:
+        return [Step(self._call(False), (self._call(True),), self.rule)]
 
 
 # ------------------------------------------------------------------------------------- diff

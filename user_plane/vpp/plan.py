@@ -30,10 +30,16 @@ How the rules map onto stock VPP (../shared/VPP.md §4.2):
   (uplink) or output (downlink); a rate change is ``policer_update``. VPP runs one policer
   per interface and direction: with several QERs the smallest MBR applies. GBR is not
   enforced (no scheduler in stock VPP).
+* **ABF.** Uplink PDRs of one F-TEID whose FARs forward to different Network Instances:
+  the tunnel sits in the VRF of the first forwarding PDR without SDF filter (else of the
+  last forwarding one); each PDR before it that goes to another instance gets an ACL (its
+  filters permit, those of the PDRs before it that go elsewhere deny) and an ABF policy per
+  IP version that looks the packet up in its instance's VRF, attached to the tunnel in
+  precedence order.
 * **Refused** (DriverError naming the rule: the agent answers 73 with the Failed Rule ID):
-  several gNB F-TEIDs in one session, or uplink PDRs of one F-TEID forwarding to different
-  Network Instances (both need ABF, not implemented); a Network Instance the node has no
-  VRF for; a downlink FAR to GTP-U in a session without an uplink F-TEID.
+  several gNB F-TEIDs in one session (downlink steering by SDF into different tunnels is
+  not implemented); a Network Instance the node has no VRF for; a downlink FAR to GTP-U in
+  a session without an uplink F-TEID.
 
 Usage: the tunnel's counters are the session's usage (:class:`TunnelUsage`): uplink
 (received, counted after decapsulation) goes to the URRs of the tunnel's uplink PDRs,
@@ -60,7 +66,7 @@ from ..qos import bucket_depth
 from ..rules import Far, Pdr
 from ..sdf import FlowEndpoint, SdfError, SpecialAddress, parse_flow_description
 from ..session import SessionState
-from .objects import Acl, AclBinding, AclRule, Key, Obj, Policer, PolicerBinding, Route, Tunnel
+from .objects import AbfAttach, AbfPolicy, Acl, AclBinding, AclRule, Key, Obj, Policer, PolicerBinding, Route, Tunnel
 
 __all__ = ["DENY_ALL", "NodeContext", "SessionPlan", "TunnelUsage", "deny_all_acl", "encap_overhead", "plan_session"]
 
@@ -194,6 +200,7 @@ class _Planner:
             primary = primary or tunnel
             self.objects[tunnel.key] = tunnel
             self.uplink_rules(tunnel, teid_pdrs)
+            self.abf(tunnel, teid_pdrs)
             ul_urrs = tuple(sorted({u for p in teid_pdrs if self.forwards(p, True) for u in p.urr_ids}))
             tunnels[tunnel.key] = TunnelUsage(self.seid, ul_urrs, (), encap_overhead(tunnel.dst, tunnel.qfi))
         if primary is not None:
@@ -223,7 +230,7 @@ class _Planner:
             elif (found[1], found[2]) != (address, ohc.teid):
                 raise _error(
                     _far_rule(far.far_id),
-                    f"a second gNB F-TEID ({address}, {ohc.teid:#x}) in one session needs ABF (not implemented)",
+                    f"a second gNB F-TEID ({address}, {ohc.teid:#x}) in one session is not implemented",
                 )
         return found
 
@@ -234,31 +241,63 @@ class _Planner:
                 return qer.qfi
         return None
 
+    def instance(self, pdr: Pdr) -> str | None:
+        far = self.far(pdr)
+        return (far.network_instance if far is not None else None) or pdr.network_instance
+
+    def base_instance(self, pdrs: list[Pdr]) -> str | None:
+        """The tunnel's Network Instance: that of the first forwarding uplink PDR without SDF
+        filter (it takes whatever the PDRs before it did not), else of the last forwarding one."""
+        forwarding = [p for p in pdrs if self.forwards(p, True)]
+        if not forwarding:
+            return pdrs[0].network_instance
+        catch_all = next((p for p in forwarding if not p.sdf_filters), forwarding[-1])
+        return self.instance(catch_all)
+
     def tunnel(self, teid: int, pdrs: list[Pdr], gnb: tuple[Far, IPv4Address | IPv6Address, int, int | None]) -> Tunnel:
         _, address, tteid, qfi = gnb
         src = self.ctx.n3_ipv4 if address.version == 4 else self.ctx.n3_ipv6
         assert src is not None  # gnb() picked a family the node has
-        instances = set()
-        for pdr in pdrs:
-            ul_far = self.far(pdr)
-            if ul_far is not None and int(ul_far.apply_action) & _FORW:
-                instances.add(ul_far.network_instance or pdr.network_instance)
         rule = _pdr_rule(pdrs[0].pdr_id)
-        if len(instances) > 1:
-            raise _error(rule, "uplink PDRs of one F-TEID forwarding to different Network Instances need ABF")
-        instance = instances.pop() if instances else pdrs[0].network_instance
         return Tunnel(
             src=src,
             dst=address,
             teid=teid,
             tteid=tteid,
             encap_vrf=self.ctx.n3_table,
-            table=self.table(instance, rule),
+            table=self.table(self.base_instance(pdrs), rule),
             qfi=qfi,
             ip4=bool(self.ue4) or not self.ue6,
             ip6=bool(self.ue6),
             rule=rule,
         )
+
+    def abf(self, tunnel: Tunnel, pdrs: list[Pdr]) -> None:
+        """ABF for the uplink PDRs (with SDF filters, by precedence) that forward to another
+        Network Instance than the tunnel's: their filters permit, those of every PDR before
+        them that goes elsewhere deny (a PDR of higher precedence wins, §5.2.1)."""
+        base = self.base_instance(pdrs)
+        for position, pdr in enumerate(pdrs):
+            instance = self.instance(pdr)
+            if not self.forwards(pdr, True) or instance == base:
+                continue
+            if not pdr.sdf_filters:
+                break  # the catch-all is the base instance's, by construction
+            rule = _pdr_rule(pdr.pdr_id)
+            table = self.table(instance, rule)
+            rules: list[AclRule] = []
+            for earlier in pdrs[:position]:
+                if self.instance(earlier) != instance or not self.forwards(earlier, True):
+                    rules += [r for ie in earlier.sdf_filters for r in self.filter_rules(earlier, ie, False, True)]
+            rules += [r for ie in pdr.sdf_filters for r in self.filter_rules(pdr, ie, True, True)]
+            name = f"{TAG_PREFIX}{self.seid:x}:abf:{tunnel.teid:x}:{pdr.pdr_id}"
+            acl = Acl(name, tuple(rules), rule)
+            self.objects[acl.key] = acl
+            for ip6 in [False] * bool(self.ue4) + [True] * bool(self.ue6):
+                policy = AbfPolicy(f"{name}:{6 if ip6 else 4}", acl.key, table, ip6, rule)
+                self.objects[policy.key] = policy
+                attach = AbfAttach(tunnel.key, policy.key, position, ip6, rule)
+                self.objects[attach.key] = attach
 
     # -- SDF filters, gates, policers ---------------------------------------------------------------
 

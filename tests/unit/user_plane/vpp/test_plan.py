@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
@@ -20,8 +21,21 @@ from tests.unit.user_plane.vpp.helpers import (
     qer,
 )
 from user_plane.driver import DriverError
-from user_plane.vpp.objects import NO_INDEX, AclBinding, Policer, PolicerBinding, Ref, Route, Step, Tunnel, diff
-from user_plane.vpp.plan import DENY_ALL, encap_overhead, plan_session
+from user_plane.vpp.objects import (
+    NO_INDEX,
+    AbfAttach,
+    AbfPolicy,
+    Acl,
+    AclBinding,
+    Policer,
+    PolicerBinding,
+    Ref,
+    Route,
+    Step,
+    Tunnel,
+    diff,
+)
+from user_plane.vpp.plan import DENY_ALL, NodeContext, encap_overhead, plan_session
 
 A = pfcp.ApplyActionFlags
 RT = pfcp.RuleIDType
@@ -238,7 +252,7 @@ def test_what_vpp_cannot_express_is_refused_with_the_rule() -> None:
         create_far=(far(1, core=True), far(2, core=False), far(3, core=False)),
     )
     two_gnbs = modified(two_gnbs, update_far=(downlink_far(3, teid=0x7000),))
-    with pytest.raises(DriverError, match="ABF") as caught:
+    with pytest.raises(DriverError, match="second gNB F-TEID") as caught:
         plan_session(two_gnbs, CTX)
     assert caught.value.failed_rule == pfcp.FailedRuleID(RT.FAR, 2)
     tos = established(pdrs=(uplink_pdr(1), downlink_pdr(2)))
@@ -257,3 +271,43 @@ def test_what_vpp_cannot_express_is_refused_with_the_rule() -> None:
     with pytest.raises(DriverError, match="no VRF") as caught:
         plan_session(established(), type(CTX)(N3, None, 0, {"ims": 200, "other": 300}))
     assert caught.value.failed_rule is not None
+
+
+def test_uplink_pdrs_towards_another_instance_get_abf_in_precedence_order() -> None:
+    ims = pfcp.CreateFAR(
+        far_id=pfcp.FARID(3),
+        apply_action=pfcp.ApplyAction(A.FORW),
+        forwarding_parameters=pfcp.ForwardingParameters(
+            destination_interface=pfcp.DestinationInterface(pfcp.DestinationInterfaceValue.CORE),
+            network_instance=pfcp.NetworkInstance("ims"),
+        ),
+    )
+    to_ims = uplink_pdr(3, precedence=100, sdf="permit out 17 from 198.18.3.3 5060 to assigned")
+    to_ims = replace(to_ims, far_id=pfcp.FARID(3))
+    internet_first = uplink_pdr(4, precedence=50, sdf="permit out 17 from 198.18.3.0/24 to assigned")
+    state = established(
+        pdrs=(uplink_pdr(1, precedence=200), downlink_pdr(2), to_ims, internet_first),
+        create_far=(far(1, core=True), far(2, core=False), ims),
+    )
+    ctx = NodeContext(N3, None, 0, {"internet": 100, "ims": 200})
+    plan = plan_session(state, ctx)
+    tunnel = plan.objects[TUNNEL_KEY]
+    assert isinstance(tunnel, Tunnel) and tunnel.table == 100  # PDR 1, the catch-all, goes to the internet
+    name = f"edgecups:{SEID:x}:abf:1001:3"
+    acl = plan.objects[("acl", name)]
+    assert isinstance(acl, Acl)
+    assert [(r.permit, str(r.dst), r.proto, r.sport) for r in acl.rules] == [
+        (False, "198.18.3.0/24", 17, (0, 65535)),  # PDR 4 comes first and stays in the internet
+        (True, "198.18.3.3/32", 17, (0, 65535)),
+    ]
+    assert plan.objects[("abf-policy", name + ":4")] == AbfPolicy(name + ":4", ("acl", name), 200, False, route_rule(3))
+    attach = plan.objects[("abf-on", TUNNEL_KEY, ("abf-policy", name + ":4"))]
+    assert attach == AbfAttach(TUNNEL_KEY, ("abf-policy", name + ":4"), 1, False, route_rule(3))
+    steps = diff({}, plan.objects)
+    order = calls(steps)
+    assert order.index("abf_policy_add_del") > order.index("acl_add_replace")
+    assert order.index("abf_itf_attach_add_del") > order.index("gtpu_add_del_tunnel_v2")
+    policy = next(s for s in steps if s.call.msg == "abf_policy_add_del").call
+    assert policy.allocates == ("abf-policy", name + ":4")  # the policy ID is the client's choice
+    path = policy.args["policy"]["paths"][0]
+    assert (path["sw_if_index"], path["table_id"]) == (NO_INDEX, 200)
