@@ -43,36 +43,30 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any, Final
+from typing import Final
 
 import pfcp
 
 from ..config import N6Config, UpfConfig
-from ..driver import Direction, DriverError, DriverEvent, SessionUsage, UsageReport
+from ..driver import DriverError, DriverEvent, SessionUsage, UsageReport
 from ..forward import Forwarder
 from ..session import SessionState
 from .calls import SchemaMismatch, VppApi, VppCallError, VppUnavailable
 from .config import Memif, VppConfig
+from .counters import UsageFeed
 from .executor import Executor, StepFailed
 from .messages import required
-from .node import interface_key, node_steps, table_steps
-from .objects import Call, Key, Obj, Step, diff
-from .plan import DENY_ALL, TAG_PREFIX, NodeContext, SessionPlan, TunnelUsage, plan_session
+from .objects import Key, Obj, Step, diff
+from .plan import NodeContext, SessionPlan, plan_session
+from .setup import kept_state, set_up, vrfs
 
 __all__ = ["VppDriver"]
 
 log = logging.getLogger(__name__)
 
-_UL, _DL = Direction.UPLINK, Direction.DOWNLINK
-_ZERO: Final = (0, 0, 0, 0)  # packets_rx, packets_tx, bytes_rx, bytes_tx
-_PAGE: Final = 1024  # tunnels per gtpu_get_transfer_counts
 _MIN_WAIT: Final = 0.01
 
 IPAddress = IPv4Address | IPv6Address
-
-
-def _counters(c: Any) -> tuple[int, int, int, int]:
-    return (int(c.packets_rx), int(c.packets_tx), int(c.bytes_rx), int(c.bytes_tx))
 
 
 class VppDriver:
@@ -108,10 +102,7 @@ class VppDriver:
         self._plans: dict[int, SessionPlan] = {}
         self._owner: dict[Key, int] = {}
         self._blocked: dict[int, frozenset[int]] = {}
-        self._usage: dict[Key, TunnelUsage] = {}  # tunnel -> the URRs its counters feed
-        self._base: dict[Key, tuple[int, int, int, int]] = {}  # counters already folded
-        self._folded_at: dict[Key, float] = {}
-        self._reports: dict[int, list[UsageReport]] = {}
+        self._feed = UsageFeed(lambda: self.forwarder, clock)
         self._handler: Callable[[DriverEvent], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reconnecting: asyncio.Task[None] | None = None
@@ -150,8 +141,8 @@ class VppDriver:
                     VppApi, self.config.api_socket, self.config.api_dir, timeout=self.config.timeout
                 )
             await asyncio.to_thread(self.api.connect, self._requests)
-            self._executor = Executor(self.api, self._indexes, self._on_reply)
-            self._setup_node(sweep=False)
+            self._executor = Executor(self.api, self._indexes, self._feed.on_reply)
+            self._node = set_up(self.api, self._executor, self.config, self._n6)
         except (VppUnavailable, VppCallError, StepFailed, SchemaMismatch) as exc:
             if self.api is not None:
                 self.api.close()
@@ -178,7 +169,7 @@ class VppDriver:
             self.api.close()
         self._ready = False
         self._node, self._plans, self._owner, self._blocked = [], {}, {}, {}
-        self._usage, self._base, self._folded_at, self._reports = {}, {}, {}, {}
+        self._feed.clear()
         self._indexes.clear()
         self.missing.clear()
         self.forwarder = Forwarder(self._ctx.n3_ipv4, self._ctx.n3_ipv6, tuple(self.config.n6))
@@ -274,12 +265,10 @@ class VppDriver:
         if old is not None:
             for key in old.objects:
                 self._owner.pop(key, None)
-            for key in old.tunnels:
-                if key not in plan.tunnels:
-                    self._usage.pop(key, None)
+            self._feed.forget([key for key in old.tunnels if key not in plan.tunnels])
         for key in plan.objects:
             self._owner[key] = seid
-        self._usage.update(plan.tunnels)
+        self._feed.usage.update(plan.tunnels)
         self._plans[seid] = plan
         self._blocked[seid] = blocked
 
@@ -300,10 +289,8 @@ class VppDriver:
         self._blocked.pop(seid, None)
         for key in () if plan is None else plan.objects:
             self._owner.pop(key, None)
-        for key in () if plan is None else plan.tunnels:
-            self._usage.pop(key, None)
-            self._base.pop(key, None)
-            self._folded_at.pop(key, None)
+        if plan is not None:
+            self._feed.forget(plan.tunnels)
 
     def _final(self, seid: int) -> list[UsageReport]:
         try:
@@ -337,97 +324,36 @@ class VppDriver:
 
     # -- usage ----------------------------------------------------------------------------------
 
-    def _on_reply(self, call: Call, reply: Any) -> None:
-        if call.msg != "gtpu_add_del_tunnel_v2":
-            return
-        key = call.produces or call.releases
-        assert key is not None
-        if call.args["is_add"]:
-            self._base[key] = _ZERO  # a new tunnel counts from zero
-            self._folded_at[key] = self._clock()
-        else:
-            self._fold(key, _counters(reply.counters), self._clock())  # the final counts
-            self._base.pop(key, None)
-            self._folded_at.pop(key, None)
-
-    def _fold(self, key: Key, counters: tuple[int, int, int, int], now: float) -> None:
-        base = self._base.get(key, _ZERO)
-        self._base[key] = counters
-        usage = self._usage.get(key)
-        d_prx, d_ptx, d_brx, d_btx = (max(0, c - b) for c, b in zip(counters, base, strict=True))
-        if usage is None or not (d_prx or d_ptx):
-            return
-        first = self._folded_at.get(key, now)
-        self._folded_at[key] = now
-        try:
-            meters = self.forwarder.meters(usage.up_seid)
-        except DriverError:
-            return
-        out = self._reports.setdefault(usage.up_seid, [])
-        for urrs, direction, packets, octets in (
-            (usage.ul_urrs, _UL, d_prx, d_brx),
-            (usage.dl_urrs, _DL, d_ptx, max(0, d_btx - d_ptx * usage.overhead)),
-        ):
-            if not packets:
-                continue
-            for urr_id in urrs:
-                meter = meters.get(urr_id)
-                if meter is not None and not meter.blocked:
-                    report = meter.count_bulk(direction, octets, packets, first, now, now)
-                    if report is not None:
-                        out.append(report)
-        self.forwarder.meters_changed(usage.up_seid)
-
     def _fold_session(self, seid: int, now: float) -> None:
         plan = self._plans.get(seid)
         if plan is None or self.api is None:
             return
-        for key in plan.tunnels:
-            index = self._indexes.get(key)
-            if index is None:
-                continue
-            try:
-                reply = self.api.call("gtpu_get_transfer_counts", sw_if_index_start=index, capacity=1)
-            except (VppCallError, VppUnavailable) as exc:
-                log.warning("vpp: counters of session %#x: %s", seid, exc)
-                return
-            for tunnel in reply.tunnels:
-                if int(tunnel.sw_if_index) == index:
-                    self._fold(key, _counters(tunnel.counters), now)
+        tunnels = {k: self._indexes[k] for k in plan.tunnels if k in self._indexes}
+        try:
+            self._feed.read(self.api, tunnels, now)
+        except VppUnavailable as exc:
+            log.warning("vpp: counters of session %#x: %s", seid, exc)
 
     def poll(self) -> None:
         """Read every tunnel's counters, feed the meters, run the URR timers, send the reports."""
         if not self._ready or self.api is None:
             return
         now = self._clock()
-        by_index = {self._indexes[k]: k for k in self._usage if k in self._indexes}
-        start = 0
-        while by_index:
-            try:
-                reply = self.api.call("gtpu_get_transfer_counts", sw_if_index_start=start, capacity=_PAGE)
-            except VppUnavailable as exc:
-                self._lost(str(exc))
-                return
-            except VppCallError as exc:
-                log.warning("vpp: usage poll: %s", exc)
-                break
-            for tunnel in reply.tunnels:
-                key = by_index.get(int(tunnel.sw_if_index))
-                if key is not None:
-                    self._fold(key, _counters(tunnel.counters), now)
-            if int(reply.count) < _PAGE or not reply.tunnels:
-                break
-            start = int(reply.tunnels[-1].sw_if_index) + 1
+        try:
+            self._feed.poll(self.api, self._indexes, now)
+        except VppUnavailable as exc:
+            self._lost(str(exc))
+            return
         self.forwarder.tick(now)
         self._dispatch()
 
     def _dispatch(self) -> None:
         events: list[DriverEvent] = list(self.forwarder.events)
         self.forwarder.events.clear()
-        for seid, reports in self._reports.items():
+        for seid, reports in self._feed.reports.items():
             if reports:
                 events.append(SessionUsage(seid, tuple(reports)))
-        self._reports.clear()
+        self._feed.reports.clear()
         touched = {e.up_seid for e in events}
         for seid in touched:
             self._reconcile(seid)
@@ -474,7 +400,7 @@ class VppDriver:
             assert self.api is not None
             try:
                 await asyncio.to_thread(self.api.connect, self._requests)
-                kept = self._kept_state()
+                kept = bool(self._node) and kept_state(self.api, self._indexes)
                 if not kept:
                     self._restore()
             except (VppUnavailable, VppCallError, StepFailed, SchemaMismatch) as exc:
@@ -491,26 +417,14 @@ class VppDriver:
                 log.info("vpp: back after %d attempts; %d sessions re-installed", attempt, len(self._plans))
             return
 
-    def _kept_state(self) -> bool:
-        """Whether the VPP we reconnected to is the one we programmed (only the connection was
-        lost): the node's deny-all ACL is still at its index with its tag. A restarted VPP has
-        no ACL at all. Then every index we hold is still valid and nothing needs re-doing."""
-        index = self._indexes.get(DENY_ALL)
-        if index is None or self.api is None or not self._node:
-            return False
-        try:
-            found = self.api.call("acl_dump", acl_index=index)
-        except (VppCallError, VppUnavailable):
-            return False
-        return len(found) == 1 and str(found[0].tag) == DENY_ALL[1]
-
     def _restore(self) -> None:
         """Node setup and every session again, leftovers of ours swept."""
         self._indexes.clear()
-        self._node, self._owner, self._base, self._folded_at = [], {}, {}, {}
+        self._node, self._owner = [], {}
         plans, self._plans = self._plans, {}
-        self._usage.clear()
-        self._setup_node(sweep=True)  # the VRFs' replace_begin is in there
+        self._feed.clear()
+        assert self._executor is not None and self.api is not None
+        self._node = set_up(self.api, self._executor, self.config, self._n6, sweep=self._n3)  # + replace_begin
         self._ready = True  # _apply needs it; reset below if VPP goes again
         for seid, state in self.forwarder.installed().items():
             blocked = self._blocked.get(seid, frozenset())
@@ -526,46 +440,5 @@ class VppDriver:
             self._commit(seid, plans.get(seid), plan, blocked)
         self._ready = False
         assert self.api is not None
-        for table in self._vrfs():
+        for table in vrfs(self.config):
             self.api.call("ip_table_replace_end", table=table)
-
-    def _vrfs(self) -> list[dict[str, Any]]:
-        return [{"table_id": t, "is_ip6": v6} for t in sorted(set(self._ctx.tables.values())) for v6 in (False, True)]
-
-    def _setup_node(self, *, sweep: bool) -> None:
-        executor = self._executor
-        assert executor is not None and self.api is not None
-        names = {str(d.interface_name): int(d.sw_if_index) for d in self.api.call("sw_interface_dump")}
-        for side in (self.config.n3, *self.config.n6.values()):
-            if isinstance(side.interface, str):
-                if side.interface not in names:
-                    raise VppCallError(f"interface {side.interface!r} not in VPP ({', '.join(sorted(names))})", -2)
-                self._indexes[interface_key(side.interface)] = names[side.interface]
-        if sweep:
-            self._sweep()
-        journal = executor.run(table_steps(self.config))
-        try:
-            if sweep:  # mark every route of the VRFs: what is not added again goes at replace_end
-                for table in self._vrfs():
-                    self.api.call("ip_table_replace_begin", table=table)
-            journal += executor.run(node_steps(self.config, self._n6))
-        except (StepFailed, VppCallError, VppUnavailable):
-            executor.undo(journal)
-            raise
-        self._node = journal
-
-    def _sweep(self) -> None:
-        """Remove what a previous connection of ours left in a VPP that kept (some of) its state
-        though its deny-all ACL is gone (see _kept_state): tunnels from our N3 addresses, ACLs
-        with our tag. Policers cannot be found again (policer_details carries no index); a
-        leftover one makes the re-install of its session fail (the session is then ``missing``)."""
-        assert self.api is not None
-        ours = {str(a) for a in self._n3}
-        for tunnel in self.api.call("gtpu_tunnel_v2_dump", sw_if_index=0xFFFFFFFF):
-            if str(tunnel.src_address) in ours and not tunnel.is_forwarding:
-                args = {k: getattr(tunnel, k) for k in ("src_address", "dst_address", "mcast_sw_if_index")}
-                args.update({k: getattr(tunnel, k) for k in ("encap_vrf_id", "decap_next_index", "teid", "tteid")})
-                self.api.call("gtpu_add_del_tunnel_v2", is_add=False, **args)
-        for acl in self.api.call("acl_dump", acl_index=0xFFFFFFFF):
-            if str(acl.tag).startswith(TAG_PREFIX):
-                self.api.call("acl_del", acl_index=acl.acl_index)

@@ -66,7 +66,9 @@ from ..qos import bucket_depth
 from ..rules import Far, Pdr
 from ..sdf import FlowEndpoint, SdfError, SpecialAddress, parse_flow_description
 from ..session import SessionState
-from .objects import AbfAttach, AbfPolicy, Acl, AclBinding, AclRule, Key, Obj, Policer, PolicerBinding, Route, Tunnel
+from .filters import Acl, AclBinding, AclRule, Policer, PolicerBinding
+from .forwarding import AbfAttach, AbfPolicy, Route, Tunnel
+from .objects import Key, Obj
 
 __all__ = ["DENY_ALL", "NodeContext", "SessionPlan", "TunnelUsage", "deny_all_acl", "encap_overhead", "plan_session"]
 

@@ -21,20 +21,9 @@ from tests.unit.user_plane.vpp.helpers import (
     qer,
 )
 from user_plane.driver import DriverError
-from user_plane.vpp.objects import (
-    NO_INDEX,
-    AbfAttach,
-    AbfPolicy,
-    Acl,
-    AclBinding,
-    Policer,
-    PolicerBinding,
-    Ref,
-    Route,
-    Step,
-    Tunnel,
-    diff,
-)
+from user_plane.vpp.filters import Acl, AclBinding, Policer, PolicerBinding
+from user_plane.vpp.forwarding import AbfAttach, AbfPolicy, Route, Tunnel
+from user_plane.vpp.objects import NO_INDEX, Ref, Step, diff
 from user_plane.vpp.plan import DENY_ALL, NodeContext, encap_overhead, plan_session
 
 A = pfcp.ApplyActionFlags
