@@ -12,6 +12,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -427,8 +428,6 @@ def test_a_lost_connection_to_a_vpp_that_kept_its_state_changes_nothing(
 
 
 def test_uplink_filters_towards_another_instance_are_abf_policies(vpp_api_dir: Path) -> None:
-    from dataclasses import replace
-
     from tests.harness.vpp import running_emulator
     from tests.unit.user_plane.test_agent import downlink_pdr, far, uplink_pdr
 
@@ -472,3 +471,34 @@ def test_uplink_filters_towards_another_instance_are_abf_policies(vpp_api_dir: P
                 assert (vpp.abf_policies, vpp.abf_attachments, session_records(vpp)) == ({}, {}, set())
 
         run(main)
+
+
+def test_vpp_dying_in_the_middle_of_a_request_fails_it_and_the_rest_comes_back(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    from tests.unit.user_plane.test_agent import downlink_pdr, uplink_pdr
+
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir) as (driver, _):
+            first = established()
+            driver.install(first)
+            wanted = session_records(vpp_emulator.state)
+            other = pfcp.UEIPAddress(ipv4=IPv4Address("198.19.0.9"))
+            up, down = uplink_pdr(1), downlink_pdr(2)
+            second = established(
+                pdrs=(
+                    replace(up, pdi=replace(up.pdi, local_f_teid=pfcp.FTEID(0x2222, ipv4=N3), ue_ip_address=(other,))),
+                    replace(down, pdi=replace(down.pdi, ue_ip_address=(replace(other, is_destination=True),))),
+                )
+            )
+            second = replace(second, up_seid=SEID + 1)
+            vpp_emulator.restart_on("ip_route_add_del")  # no reply: VPP is gone with everything
+            with pytest.raises(DriverError) as caught:
+                driver.install(second)
+            assert caught.value.failed_rule is None  # not a rule's fault: 77
+            while driver.reconnects == 0:
+                await asyncio.sleep(0.02)
+            assert session_records(vpp_emulator.state) == wanted  # the first session only, re-installed
+            assert driver.installed() == {SEID: first}
+
+    run(main)

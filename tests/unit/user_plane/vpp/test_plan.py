@@ -300,3 +300,28 @@ def test_uplink_pdrs_towards_another_instance_get_abf_in_precedence_order() -> N
     assert policy.allocates == ("abf-policy", name + ":4")  # the policy ID is the client's choice
     path = policy.args["policy"]["paths"][0]
     assert (path["sw_if_index"], path["table_id"]) == (NO_INDEX, 200)
+
+
+def test_an_ipv6_ue_gets_its_prefix_routed_and_the_tunnel_ipv6_enabled() -> None:
+    from ipaddress import IPv6Address, IPv6Network
+
+    v6 = pfcp.UEIPAddress(ipv6=IPv6Address("2001:db8:1:2::"))
+    v6_dl = pfcp.UEIPAddress(ipv6=IPv6Address("2001:db8:1:2::"), is_destination=True)
+    up, down = uplink_pdr(1), downlink_pdr(2)
+    pdrs = (
+        replace(up, pdi=replace(up.pdi, ue_ip_address=(v6,))),
+        replace(down, pdi=replace(down.pdi, ue_ip_address=(v6_dl,))),
+    )
+    plan = plan_session(established(pdrs=pdrs), CTX)
+    tunnel = plan.objects[TUNNEL_KEY]
+    assert isinstance(tunnel, Tunnel) and (tunnel.ip4, tunnel.ip6) == (False, True)
+    route = plan.objects[("route", 100, "2001:db8:1:2::/64")]
+    assert isinstance(route, Route) and route.prefix == IPv6Network("2001:db8:1:2::/64") and route.via == TUNNEL_KEY
+    steps = diff({}, plan.objects)
+    assert steps[0].call.args["decap_next_index"] == 3  # IP6
+    assert [(s.call.msg, s.call.args.get("is_ipv6")) for s in steps[1:3]] == [
+        ("sw_interface_set_table", True),
+        ("sw_interface_ip6_enable_disable", None),
+    ]
+    path = steps[3].call.args["route"]["paths"][0]
+    assert path["proto"] == 1 and path["nh"] == {"address": {"ip6": IPv6Address(0)}}
