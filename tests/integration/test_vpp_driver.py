@@ -502,3 +502,79 @@ def test_vpp_dying_in_the_middle_of_a_request_fails_it_and_the_rest_comes_back(
             assert driver.installed() == {SEID: first}
 
     run(main)
+
+
+def test_periodic_reports_carry_the_usage_vpp_counted_in_each_period(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    periodic = pfcp.CreateURR(
+        urr_id=pfcp.URRID(1),
+        measurement_method=pfcp.MeasurementMethod(pfcp.MeasurementMethodFlags.VOLUM),
+        reporting_triggers=pfcp.ReportingTriggers(pfcp.ReportingTriggersFlags.PERIO),
+        measurement_period=pfcp.MeasurementPeriod(60),
+    )
+    now = [1_800_000_000.0]
+
+    async def main() -> None:
+        cfg = config(vpp_emulator, vpp_api_dir, poll_interval=3600)  # this test polls itself
+        assert cfg.vpp is not None
+        driver = VppDriver(cfg.vpp, cfg.n3, cfg.n6, clock=lambda: now[0])
+        events: list[DriverEvent] = []
+        driver.set_event_handler(events.append)
+        await driver.start()
+        try:
+            driver.install(established(create_urr=(periodic,)))
+            index = tunnel_index(vpp_emulator.state)
+            vpp_emulator.count_traffic(index, rx_packets=3, rx_bytes=300, tx_packets=2, tx_bytes=2 * (500 + 36))
+            now[0] += 30
+            driver.poll()
+            assert events == []  # half a period
+            now[0] += 30
+            driver.poll()
+            [first] = events
+            assert isinstance(first, SessionUsage)
+            [report] = first.reports
+            assert (report.trigger, report.ul_bytes, report.dl_bytes, report.ul_packets) == (T.PERIO, 300, 1000, 3)
+            assert report.end_time - report.start_time == 60
+            vpp_emulator.count_traffic(index, rx_packets=1, rx_bytes=40)
+            now[0] += 60
+            driver.poll()
+            assert isinstance(events[1], SessionUsage)
+            assert (events[1].reports[0].ul_bytes, events[1].reports[0].dl_bytes) == (40, 0)
+        finally:
+            await driver.stop()
+
+    run(main)
+
+
+def test_memif_interfaces_are_created_configured_and_removed(vpp_emulator: VppEmulator, vpp_api_dir: Path) -> None:
+    socket = "/run/vpp/memif-n6-internet.sock"
+    memif = {"memif": {"id": 7, "socket": socket, "role": "slave", "mode": "ip"}, "address": "198.18.2.1/24"}
+    boot = vpp_emulator.state
+
+    async def main() -> None:
+        n6 = {"internet": {**memif, "table_id": TABLE}}
+        async with started(vpp_emulator, vpp_api_dir, n6=n6) as (driver, _):
+            state = vpp_emulator.state
+            [socket_id] = [i for i, f in state.memif_sockets.items() if f == socket]
+            [interface] = state.memif_interfaces.values()
+            assert (interface.id, interface.socket_id, interface.role, interface.mode) == (7, socket_id, 1, 1)
+            itf = state.interfaces[interface.sw_if_index]
+            assert (itf.kind, itf.admin_up, itf.ip4_table, [str(a) for a in itf.addresses]) == (
+                "memif",
+                True,
+                TABLE,
+                ["198.18.2.1/24"],
+            )
+            [default] = state.routes[(TABLE, IPv4Network("0.0.0.0/0"))]
+            assert default.sw_if_index == interface.sw_if_index  # the gateway is behind the memif
+            driver.install(established())
+            assert session_records(vpp_emulator.state) == BASIC
+
+    run(main)
+    after = vpp_emulator.state
+    assert (after.memif_sockets, after.memif_interfaces, after.interfaces) == (
+        boot.memif_sockets,
+        boot.memif_interfaces,
+        boot.interfaces,
+    )
