@@ -42,6 +42,7 @@ from .services.sessions import N4, SessionManager
 from .store import Store
 
 if TYPE_CHECKING:
+    from .api.frontend.pool import WorkerPool
     from .metrics import MetricsServer
     from .telemetry import CpTelemetry
 
@@ -68,6 +69,8 @@ class ControlPlane:
     telemetry: CpTelemetry | None = None
     #: /metrics (control_plane/metrics.py); None without ``metrics``.
     metrics: MetricsServer | None = None
+    #: The API's front-end processes (``api.workers``, control_plane/api/frontend); then ``api`` is None.
+    api_workers: WorkerPool | None = None
 
     @property
     def inventory(self) -> Inventory:
@@ -87,6 +90,8 @@ class ControlPlane:
         await self.events.close()  # ends Watch streams, so the API stops without waiting for them
         if self.api is not None:
             await stop_api_server(self.api, grace=1.0)
+        if self.api_workers is not None:
+            await self.api_workers.stop()
         await self.associations.stop()
         self.node.close()
         self.store.close()
@@ -181,19 +186,25 @@ async def start(config: CpConfig, *, api: bool = True, manage_gc: bool = True) -
             heartbeat_interval=config.timers.heartbeat_interval,
         )
         telemetry.start()
-    server = port = None
+    server = port = workers = None
     if api and config.api_security is None:
         log.warning("no api section in the configuration: the northbound API is off")
     if api and config.api_security is not None:
         try:
-            server = await start_api_server(
-                sessions,
-                config.api_address,
-                config.api_port,
-                provisioning=ProvisioningServicer(provisioning),
-                status=StatusServicer(store, inventory, associations, events),
-                security=config.api_security,
-            )
+            servicers = ProvisioningServicer(provisioning), StatusServicer(store, inventory, associations, events)
+            if config.api_workers:
+                from .api.frontend.pool import start_api_workers  # worker processes only when configured
+
+                workers = await start_api_workers(config, sessions, *servicers)
+            else:
+                server = await start_api_server(
+                    sessions,
+                    config.api_address,
+                    config.api_port,
+                    provisioning=servicers[0],
+                    status=servicers[1],
+                    security=config.api_security,
+                )
         except BaseException:
             if telemetry is not None:
                 await telemetry.stop()
@@ -201,9 +212,10 @@ async def start(config: CpConfig, *, api: bool = True, manage_gc: bool = True) -
             node.close()
             store.close()
             raise
-        port = bound_port(server)
-        log.info("API (gRPC) on %s port %d", config.api_address, port)
+        port = bound_port(server) if server is not None else workers.port if workers is not None else None
+        log.info("API (gRPC) on %s port %s, %d front-end workers", config.api_address, port, config.api_workers)
     cp = ControlPlane(config, store, node, sessions, associations, provisioning, events, server, port, telemetry)
+    cp.api_workers = workers
     if config.metrics is not None:
         from .metrics import serve_metrics
 

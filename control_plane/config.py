@@ -16,6 +16,7 @@ Example::
       tls: {cert: server.pem, key: server.key, client_ca: ca.pem}   # client_ca: mutual TLS
       tokens_file: tokens.yaml         # [{name, roles: [operator|session|viewer], token_sha256}]
       # plaintext: true                # instead of tls: loopback or unix:PATH only
+      # workers: 2                     # gRPC in N front-end processes (0..32; 0: in this process)
     timers: {t1: 3, n1: 3, heartbeat_interval: 10, reassociate_interval: 5}
     log_level: info
     metrics: {address: 0.0.0.0, port: 9090}   # absent: no /metrics (Prometheus; port 0: any free one)
@@ -105,6 +106,8 @@ class CpConfig:
     api_port: int = 50051
     #: TLS and tokens of the API; None: the config has no ``api`` section and no API is served.
     api_security: ApiSecurity | None = None
+    #: Front-end processes terminating the API's gRPC (control_plane/api/frontend); 0: the CP's own server.
+    api_workers: int = 0
     timers: Timers = field(default_factory=Timers)
     log_level: str = "info"
     #: The MQTT broker events go to and UPF status comes from (control_plane/telemetry.py); None: no MQTT.
@@ -172,6 +175,7 @@ def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
     n4_port = _port(sections["n4"].get("port", PFCP_PORT), "n4.port", errors)
     api_port = _port(sections["api"].get("port", 50051), "api.port", errors, allow_zero=True)
     api_address = str(sections["api"].get("address", "127.0.0.1"))
+    api_workers = _workers(sections["api"].get("workers", 0), api_address, errors)
     api_security = None
     if isinstance(root.get("api"), dict):
         try:
@@ -204,6 +208,7 @@ def parse_config(mapping: object, *, base: Path | None = None) -> CpConfig:
         api_address=api_address,
         api_port=api_port,
         api_security=api_security,
+        api_workers=api_workers,
         timers=timers,
         log_level=log_level,
         mqtt=mqtt,
@@ -230,6 +235,24 @@ def _port(value: object, path: str, errors: list[str], *, allow_zero: bool = Fal
         return value
     errors.append(f"{path}: {value!r} is not a port number")
     return 0
+
+
+#: The most API front-end workers (each a process with its own gRPC server and event loop).
+MAX_API_WORKERS: Final = 32
+
+
+def _workers(value: object, address: str, errors: list[str]) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_API_WORKERS:
+        errors.append(
+            f"api.workers: {value!r} must be a whole number of front-end processes, 0 to {MAX_API_WORKERS} "
+            "(0: the control plane serves gRPC itself)"
+        )
+        return 0
+    if value > 1 and address.startswith("unix:"):
+        # Workers share a TCP port through SO_REUSEPORT; a unix socket's path has one listener.
+        errors.append(f"api.workers: {value} workers cannot share the unix socket {address}: use 1, or a TCP address")
+        return 0
+    return value
 
 
 def _metrics(value: object, errors: list[str]) -> MetricsConfig | None:

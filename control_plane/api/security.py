@@ -8,6 +8,7 @@ The ``api:`` section of the control plane's configuration::
       tls: {cert: server.pem, key: server.key, client_ca: ca.pem}   # client_ca: clients need a cert
       plaintext: false          # true only on loopback (127.0.0.1, ::1, localhost, unix:PATH)
       tokens_file: tokens.yaml  # or inline: tokens: [{name: ops, roles: [operator], token_sha256: <hex>}]
+      workers: 2                # front-end processes terminating gRPC (control_plane.config checks it)
 
 Relative paths are from the configuration file's directory. Without ``tokens`` or
 ``tokens_file``, the file named by ``EDGECUPS_API_TOKENS_FILE`` is used. Over TLS every
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 #: The keys of the ``api:`` section (config.py accepts these and hands the section here).
-API_KEYS: Final = frozenset({"address", "port", "tls", "plaintext", "tokens_file", "tokens"})
+API_KEYS: Final = frozenset({"address", "port", "tls", "plaintext", "tokens_file", "tokens", "workers"})
 #: Names the token file when the configuration names none.
 TOKENS_FILE_ENV: Final = "EDGECUPS_API_TOKENS_FILE"
 _TLS_KEYS: Final = frozenset({"cert", "key", "client_ca"})

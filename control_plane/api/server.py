@@ -29,7 +29,7 @@ from control_plane.api.sessions import SessionServicer
 from control_plane.api.status_service import StatusServicer
 from control_plane.services.views import SessionApi
 
-__all__ = ["PlaintextRefused", "bound_port", "start_api_server", "stop_api_server"]
+__all__ = ["PlaintextRefused", "add_services", "bound_port", "start_api_server", "stop_api_server"]
 
 _ports: weakref.WeakKeyDictionary[grpc.aio.Server, int] = weakref.WeakKeyDictionary()
 _health: weakref.WeakKeyDictionary[grpc.aio.Server, HealthServicer] = weakref.WeakKeyDictionary()
@@ -39,13 +39,16 @@ class PlaintextRefused(ValueError):
     """The API was asked to listen in plaintext on an address other hosts can reach."""
 
 
-def _add_services(
+def add_services(
     server: grpc.aio.Server,
     api: SessionApi,
     provisioning: ProvisioningServicer | None,
     status: StatusServicer | None,
 ) -> list[str]:
-    """Register the edgecups.v1 servicers; the full names of the services added."""
+    """Register the edgecups.v1 servicers; the full names of the services added.
+
+    The API front-end's core (control_plane.api.frontend.core) registers them through this too.
+    """
     pb_grpc.add_SessionServiceServicer_to_server(SessionServicer(api), server)
     names = [pb.DESCRIPTOR.services_by_name["SessionService"].full_name]
     # Provisioning and status need a whole control plane (control_plane.app wires them);
@@ -87,7 +90,7 @@ async def start_api_server(
     interceptors = [AuthInterceptor(security.tokens)] if security.tokens else []
     # SO_REUSEPORT (gRPC's default) would let a second control plane bind the same port silently.
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
-    names = _add_services(server, api, provisioning, status)
+    names = add_services(server, api, provisioning, status)
     _health[server] = await add_standard_services(server, names)
     host = f"[{address}]" if ":" in address and not address.startswith("unix:") else address
     listen = address if address.startswith("unix:") else f"{host}:{port}"
