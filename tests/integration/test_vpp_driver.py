@@ -299,6 +299,9 @@ def test_usage_is_read_from_the_tunnel_counters_and_the_final_counts_come_with_t
             [report] = driver.query(SEID, [1])
             assert (report.ul_bytes, report.ul_packets, report.dl_bytes, report.dl_packets) == (5000, 10, 4000, 4)
             assert report.trigger == T.IMMER
+            totals = driver.all_counters()  # what the agent's metrics and telemetry read
+            assert (totals["n3.rx"], totals["ul_bytes"], totals["n3.tx"], totals["dl_bytes"]) == (10, 5000, 4, 4000)
+            assert (totals["n6.internet.tx"], totals["n6.internet.dl_bytes"]) == (10, 4000)
             # after the tunnel is gone, its delete reply carries the last counts
             vpp_emulator.count_traffic(index, rx_packets=1, rx_bytes=100, tx_packets=1, tx_bytes=536)
             [final] = driver.remove(SEID)

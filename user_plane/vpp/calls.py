@@ -81,7 +81,7 @@ class VppApi:
         self._client = VPPApiClient(apidir=[str(directory)], server_address=socket_path, read_timeout=timeout)
         self._lock = threading.Lock()
         self.connected = False
-        #: Calls made since connect, by message (the benchmark reads it).
+        #: API requests made, over every connection (the benchmark reads it).
         self.calls = 0
 
     @property
@@ -104,7 +104,6 @@ class VppApi:
                 self._teardown()
                 raise SchemaMismatch(problems)
             self.connected = True
-            self.calls = 0
 
     def call(self, msg: str, **args: Any) -> Any:
         """One request; its reply (a list for dumps). Raises VppCallError, VppUnavailable."""

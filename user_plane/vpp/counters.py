@@ -12,6 +12,7 @@ counts from zero; a deleted tunnel's final counts come in its delete reply.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
@@ -50,8 +51,14 @@ class UsageFeed:
         self._folded_at: dict[Key, float] = {}
         #: Reports volume thresholds and quotas raised while folding, by UP SEID.
         self.reports: dict[int, list[UsageReport]] = {}
+        #: What every tunnel counted since start, in the software driver's counter names (the
+        #: agent's metrics and telemetry read them): ``n3.rx``/``n3.tx`` G-PDUs, ``ul_bytes``/
+        #: ``dl_bytes`` inner octets, ``n6.<instance>.tx``/``.tx_bytes`` uplink and
+        #: ``n6.<instance>.dl_packets``/``.dl_bytes`` downlink per Network Instance.
+        self.totals: collections.Counter[str] = collections.Counter()
 
     def clear(self) -> None:
+        """Forget every tunnel (VPP restarted: their counts start again); the totals stay."""
         self.usage.clear()
         self._base.clear()
         self._folded_at.clear()
@@ -85,6 +92,16 @@ class UsageFeed:
         d_prx, d_ptx, d_brx, d_btx = (max(0, c - b) for c, b in zip(counts, base, strict=True))
         if usage is None or not (d_prx or d_ptx):
             return
+        dl_octets = max(0, d_btx - d_ptx * usage.overhead)
+        totals, ni = self.totals, usage.instance
+        totals["n3.rx"] += d_prx
+        totals["n3.tx"] += d_ptx
+        totals["ul_bytes"] += d_brx
+        totals["dl_bytes"] += dl_octets
+        totals[f"n6.{ni}.tx"] += d_prx
+        totals[f"n6.{ni}.tx_bytes"] += d_brx
+        totals[f"n6.{ni}.dl_packets"] += d_ptx
+        totals[f"n6.{ni}.dl_bytes"] += dl_octets
         first = self._folded_at.get(key, now)
         self._folded_at[key] = now
         forwarder = self._forwarder()
@@ -95,7 +112,7 @@ class UsageFeed:
         out = self.reports.setdefault(usage.up_seid, [])
         for urrs, direction, packets, octets in (
             (usage.ul_urrs, _UL, d_prx, d_brx),
-            (usage.dl_urrs, _DL, d_ptx, max(0, d_btx - d_ptx * usage.overhead)),
+            (usage.dl_urrs, _DL, d_ptx, dl_octets),
         ):
             if not packets:
                 continue

@@ -131,7 +131,7 @@ class VppDriver:
 
     @property
     def calls(self) -> int:
-        """VPP API calls made on the current connection (node setup, sessions, undo, counters, pings)."""
+        """VPP API requests made (node setup, sessions, undo, counters, pings), over every connection."""
         return 0 if self.api is None else self.api.calls
 
     async def start(self) -> None:
@@ -228,6 +228,16 @@ class VppDriver:
 
     def drop_buffered(self, up_seid: int) -> int:
         return 0  # BUFF drops in VPP: nothing is ever buffered
+
+    def all_counters(self) -> dict[str, int]:
+        """What VPP's tunnels counted (see :attr:`UsageFeed.totals`; uplink is counted at
+        decapsulation, before ACL and policer), and ``vpp.calls``, ``vpp.reconnects``,
+        ``vpp.sessions_missing``: read by the agent's metrics and telemetry."""
+        counters = dict(self._feed.totals)
+        counters.update(
+            {"vpp.calls": self.calls, "vpp.reconnects": self.reconnects, "vpp.sessions_missing": len(self.missing)}
+        )
+        return counters
 
     def installed(self) -> Mapping[int, SessionState]:
         if not self._ready:

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Final
 
@@ -112,12 +112,14 @@ class NodeContext:
 
 @dataclass(frozen=True, slots=True)
 class TunnelUsage:
-    """Which URRs a tunnel's counters feed, and the downlink overhead per packet."""
+    """Which URRs a tunnel's counters feed, the downlink overhead per packet, and the Network
+    Instance its traffic is counted for in the driver's totals (the tunnel's VRF)."""
 
     up_seid: int
     ul_urrs: tuple[int, ...]
     dl_urrs: tuple[int, ...]
     overhead: int
+    instance: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +206,14 @@ class _Planner:
             self.uplink_rules(tunnel, teid_pdrs)
             self.abf(tunnel, teid_pdrs)
             ul_urrs = tuple(sorted({u for p in teid_pdrs if self.forwards(p, True) for u in p.urr_ids}))
-            tunnels[tunnel.key] = TunnelUsage(self.seid, ul_urrs, (), encap_overhead(tunnel.dst, tunnel.qfi))
+            instance = next(ni for ni, table in self.ctx.tables.items() if table == tunnel.table)
+            overhead = encap_overhead(tunnel.dst, tunnel.qfi)
+            tunnels[tunnel.key] = TunnelUsage(self.seid, ul_urrs, (), overhead, instance)
         if primary is not None:
             self.downlink_rules(primary, downlink)
             usage = tunnels[primary.key]
             dl_urrs = tuple(sorted({u for p in routed for u in p.urr_ids}))
-            tunnels[primary.key] = TunnelUsage(self.seid, usage.ul_urrs, dl_urrs, usage.overhead)
+            tunnels[primary.key] = replace(usage, dl_urrs=dl_urrs)
         self.routes(downlink, primary if routed else None)
         return SessionPlan(self.objects, tunnels)
 
