@@ -397,7 +397,7 @@ def test_config_reports_every_problem_at_once(pki: Pki, tmp_path: Path) -> None:
         ],
     }
     assert problems(raw, tmp_path) == [
-        "api.listen: unknown key (allowed: address, plaintext, port, tls, tokens, tokens_file)",
+        "api.listen: unknown key (allowed: address, plaintext, port, tls, tokens, tokens_file, workers)",
         "api.tls.ca: unknown key (allowed: cert, client_ca, key)",
         f"api.tls.key: {pki.client_key} is not the private key of api.tls.cert ({pki.server_cert})",
         "api.tokens[1].token: unknown key (allowed: name, roles, token_sha256)",
