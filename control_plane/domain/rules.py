@@ -22,6 +22,7 @@ lower, so its SDF filters win over the catch-all default PDRs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -264,6 +265,12 @@ def spec_to_json(spec: Spec | FTeidSpec) -> dict[str, Any]:
     return out
 
 
+@lru_cache(maxsize=4096)
+def spec_json_text(spec: Spec) -> str:
+    """:func:`spec_to_json` as JSON text (cached: specs are immutable)."""
+    return json.dumps(spec_to_json(spec), separators=(",", ":"))
+
+
 def _parse(kind: RuleKind, body: object) -> Spec:
     return spec_from_json(_CLASSES[kind], body)
 
@@ -339,6 +346,11 @@ class SessionRules:
     def rows(self) -> list[tuple[RuleKind, int, dict[str, Any]]]:
         """(kind, rule_id, body) for the ``session_rules`` table."""
         return [(kind, rule_id(s), spec_to_json(s)) for kind in KINDS for s in getattr(self, kind + "s")]
+
+    def row_texts(self) -> list[tuple[RuleKind, int, str]]:
+        """:meth:`rows` with each body as its JSON text, what the table stores (serialized
+        once per distinct rule: most sessions of a policy share their QER, URR and uplink FAR)."""
+        return [(kind, rule_id(s), spec_json_text(s)) for kind in KINDS for s in getattr(self, kind + "s")]
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple[str, int, object]]) -> SessionRules:

@@ -238,7 +238,7 @@ class SessionManager:
             }
             values["updated_at"] = values["created_at"]
             rules = desired_rules(self.inventory, upf, policy, values)
-            session_id = await self.store.run_bulk(repo.insert_sessions, (values, rules.rows()))
+            session_id = await self.store.run_bulk(repo.insert_sessions, (values, rules.row_texts()))
         except BaseException:
             self.release_row(taken.as_row())
             raise
@@ -334,7 +334,7 @@ class SessionManager:
             version=row["version"],
             supi=row["supi"],
             values=changes,
-            rules=None if rules is None else rules.rows(),
+            rules=None if rules is None else rules.row_texts(),
             event=None if event is None else (event, dict(changes)),
         )
         new_version = await self.store.run_bulk(repo.update_sessions, update)

@@ -44,6 +44,14 @@ def test_insert_sessions_returns_ids_in_order_with_their_rules(engine: Engine) -
     assert all(body == {"n": by_id[session_id] - 100} for session_id, body in bodies)
 
 
+def test_rule_bodies_given_as_json_text_are_stored_as_json(engine: Engine) -> None:
+    with engine.begin() as conn:
+        (sid,) = repo.insert_sessions(conn, [(values(0), [("pdr", 1, '{"n":[1,2]}'), ("urr", 7, {"m": None})])])
+        assert repo.session_rules(conn, sid) == [("pdr", 1, {"n": [1, 2]}), ("urr", 7, {"m": None})]
+        with pytest.raises(ValueError, match="not one of"):
+            repo.insert_sessions(conn, [(values(1), [("bar", 1, "{}")])])
+
+
 def test_establishment_lookups_answer_each_key(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(insert(Subscriber), [{"supi": values(n)["supi"], "allowed_dnns": []} for n in (0, 1)])

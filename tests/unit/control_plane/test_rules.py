@@ -124,6 +124,8 @@ def test_rows_and_json_round_trip() -> None:
     assert rows[0][2]["local_fteid"] == {"teid": None, "address": None, "choose": True, "choose_id": 1, "family": 4}
     assert SessionRules.from_rows(rows) == rules
     assert SessionRules.from_json(json.loads(json.dumps(rules.to_json()))) == rules
+    # The stored form: the same rows with each body as its JSON text.
+    assert [(k, i, json.loads(text)) for k, i, text in rules.row_texts()] == rows
 
 
 def test_bad_json_is_a_clear_error() -> None:
