@@ -10,7 +10,9 @@
   times out), and the driver's :meth:`~user_plane.driver.Driver.install` is synchronous,
   called on the agent's event loop: with a local unix socket a call is a round trip of
   tens of microseconds, so blocking the loop for it costs less than handing every call to
-  a thread. The lock makes calls from the loop and from a benchmark's threads safe.
+  a thread. The lock makes calls from the loop and from a benchmark's threads safe. A VPP
+  that stops answering with its socket open blocks a call for ``vpp.timeout`` seconds at
+  most; then the connection counts as lost.
 * vpp_papi returns ``retval`` without raising: :meth:`VppApi.call` raises
   :class:`VppCallError` for any retval other than 0, and :class:`VppUnavailable` when
   VPP does not answer (socket closed, timeout) or is not connected.

@@ -100,6 +100,7 @@ class VppDriver:
         self._executor: Executor | None = None
         self._node: list[Step] = []  # journal of the node setup (undone at stop)
         self._plans: dict[int, SessionPlan] = {}
+        self._states: dict[int, SessionState] = {}  # what each session holds (the forwarder's too)
         self._owner: dict[Key, int] = {}
         self._blocked: dict[int, frozenset[int]] = {}
         self._feed = UsageFeed(lambda: self.forwarder, clock)
@@ -168,7 +169,7 @@ class VppDriver:
         if self.api is not None:
             self.api.close()
         self._ready = False
-        self._node, self._plans, self._owner, self._blocked = [], {}, {}, {}
+        self._node, self._plans, self._owner, self._blocked, self._states = [], {}, {}, {}, {}
         self._feed.clear()
         self._indexes.clear()
         self.missing.clear()
@@ -191,9 +192,10 @@ class VppDriver:
         journal = self._apply(old.objects if old is not None else {}, plan.objects)
         try:
             self.forwarder.install(state, now)  # meters; TEID/UE owned by another session
-        except DriverError:
+        except BaseException:
             executor.undo(journal)
             raise
+        self._states[seid] = state
         self._commit(seid, old, plan, blocked)
         self.missing.discard(seid)
         self._reconcile(seid)
@@ -242,8 +244,7 @@ class VppDriver:
     def installed(self) -> Mapping[int, SessionState]:
         if not self._ready:
             return {}
-        held = self.forwarder.installed()
-        return {seid: state for seid, state in held.items() if seid not in self.missing}
+        return {seid: state for seid, state in self._states.items() if seid not in self.missing}
 
     # -- applying plans -------------------------------------------------------------------------
 
@@ -303,6 +304,7 @@ class VppDriver:
             self._feed.forget(plan.tunnels)
 
     def _final(self, seid: int) -> list[UsageReport]:
+        self._states.pop(seid, None)
         try:
             return self.forwarder.remove(seid, self._clock())
         except DriverError:
@@ -318,7 +320,7 @@ class VppDriver:
     def _reconcile(self, seid: int) -> None:
         """Re-plan a session whose quota state changed (a URR blocked or unblocked)."""
         plan = self._plans.get(seid)
-        state = self.forwarder.installed().get(seid)
+        state = self._states.get(seid)
         if plan is None or state is None or not self._ready:
             return
         blocked = self._blocked_urrs(seid, state)
@@ -436,7 +438,7 @@ class VppDriver:
         assert self._executor is not None and self.api is not None
         self._node = set_up(self.api, self._executor, self.config, self._n6, sweep=self._n3)  # + replace_begin
         self._ready = True  # _apply needs it; reset below if VPP goes again
-        for seid, state in self.forwarder.installed().items():
+        for seid, state in self._states.items():
             blocked = self._blocked.get(seid, frozenset())
             try:
                 plan = plan_session(state, self._ctx, blocked)
