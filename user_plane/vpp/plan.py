@@ -262,7 +262,11 @@ class _Planner:
 
     def tunnel(self, teid: int, pdrs: list[Pdr], gnb: tuple[Far, IPv4Address | IPv6Address, int, int | None]) -> Tunnel:
         _, address, tteid, qfi = gnb
-        src = self.ctx.n3_ipv4 if address.version == 4 else self.ctx.n3_ipv6
+        # The tunnel's source is the local F-TEID's address (the VTEP the gNB sends to) of the
+        # gNB's IP version, else the node's N3 address of that version.
+        fteid = pdrs[0].local_f_teid
+        local = None if fteid is None else (fteid.ipv4 if address.version == 4 else fteid.ipv6)
+        src = local or (self.ctx.n3_ipv4 if address.version == 4 else self.ctx.n3_ipv6)
         assert src is not None  # gnb() picked a family the node has
         rule = _pdr_rule(pdrs[0].pdr_id)
         return Tunnel(
