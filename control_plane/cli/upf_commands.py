@@ -29,6 +29,7 @@ from rich.text import Text
 
 from user_plane.config import OPTIONS, ConfigError, UpfConfig, load_config, unavailable
 from user_plane.driver import Driver, DriverError
+from user_plane.vpp.config import Memif
 
 __all__ = ["app"]
 
@@ -243,6 +244,20 @@ def _print_summary(file: Path, config: UpfConfig, *, valid: bool) -> None:
         console.print(line, soft_wrap=True)
 
 
+def _vpp_rows(config: UpfConfig) -> list[tuple[str, str]]:
+    vpp = config.vpp
+    if vpp is None:
+        return []
+
+    def side(interface: object, table: int) -> str:
+        name = f"memif {interface.socket}#{interface.id}" if isinstance(interface, Memif) else str(interface)
+        return f"{name} (VRF {table})"
+
+    sides = [f"N3 {side(vpp.n3.interface, vpp.n3.table_id)}"]
+    sides += [f"{ni} {side(s.interface, s.table_id)}" for ni, s in vpp.n6.items()]
+    return [("VPP", f"API {vpp.api_socket}, schema {vpp.api_dir}; " + ", ".join(sides))]
+
+
 def _rows(config: UpfConfig) -> list[tuple[str, str]]:
     kind = "FQDN" if isinstance(config.node_id, str) else f"IPv{config.node_id.version}"
     rows = [
@@ -263,6 +278,7 @@ def _rows(config: UpfConfig) -> list[tuple[str, str]]:
         ("Allowed CPs", ", ".join(cps)),
         ("Features", ", ".join(features) or "none"),
         ("Driver", config.driver),
+        *_vpp_rows(config),
         ("Log level", config.log_level),
         ("Capacity", f"{config.capacity.max_sessions} sessions"),
         ("Timers", f"T1 {timers.t1:g} s, N1 {timers.n1}, heartbeat {heartbeat}"),

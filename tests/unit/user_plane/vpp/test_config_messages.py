@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, ip_interface
+from pathlib import Path
 from typing import Any
 
 from tests.unit.user_plane.test_agent import config
@@ -88,4 +89,21 @@ def test_the_message_check_names_every_missing_or_different_message() -> None:
     del changed["acl_dump"]
     assert "acl_dump: not in the API schema (api_dir); this driver needs it with CRC 0xef34fea4" in check_messages(
         needed, changed, table
+    )
+
+
+def test_check_config_summarises_the_vpp_example() -> None:
+    from typer.testing import CliRunner
+
+    from control_plane.cli.main import app
+
+    example = Path(__file__).resolve().parents[4] / "deploy" / "upf.vpp.example.yaml"
+    result = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "300"}).invoke(app, ["upf", "check-config", str(example)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{example}: valid"
+    [vpp] = [line for line in lines if line.startswith("VPP ")]
+    assert vpp.split(None, 1)[1] == (
+        "API /run/vpp/api.sock, schema /usr/share/vpp/api; N3 GigabitEthernet0/8/0 (VRF 0), "
+        "internet memif /run/vpp/memif-n6-internet.sock#1 (VRF 100), ims GigabitEthernet0/9/0 (VRF 200)"
     )
