@@ -581,3 +581,30 @@ def test_memif_interfaces_are_created_configured_and_removed(vpp_emulator: VppEm
         boot.memif_interfaces,
         boot.interfaces,
     )
+
+
+def test_an_uplink_far_moved_to_another_instance_moves_the_tunnel_to_its_vrf(vpp_api_dir: Path) -> None:
+    from tests.harness.vpp import running_emulator
+
+    move = pfcp.UpdateFAR(
+        far_id=pfcp.FARID(1),
+        update_forwarding_parameters=pfcp.UpdateForwardingParameters(network_instance=pfcp.NetworkInstance("ims")),
+    )
+    with running_emulator(interfaces=("n3-eth", "n6-eth", "n6-ims"), api_dir=vpp_api_dir) as emulator:
+
+        async def main() -> None:
+            async with started(emulator, vpp_api_dir, ims=True) as (driver, _):
+                state = established()
+                driver.install(state)
+                index = tunnel_index(emulator.state)
+                emulator.reset_calls()
+                driver.install(modified(state, update_far=(move,)))
+                assert [n for n, _ in emulator.calls if n != "gtpu_get_transfer_counts"] == ["sw_interface_set_table"]
+                vpp = emulator.state
+                assert tunnel_index(vpp) == index and vpp.interfaces[index].ip4_table == 200  # same tunnel
+                assert session_records(vpp) == {  # the UE route stays in the downlink PDR's instance
+                    ("tunnel", str(N3), str(GNB), 0x1001, 0x5000, 0, 2, 0, "vrf", 200, True),
+                    route(),
+                }
+
+        run(main)

@@ -6,7 +6,8 @@ How the rules map onto stock VPP (../shared/VPP.md §4.2):
   gNB F-TEID of the session's downlink FAR (Outer Header Creation). The tunnel decapsulates
   uplink G-PDUs (outer source = gNB, TEID = the local TEID) into its interface, which is
   bound to the VRF of the uplink FAR's Network Instance, and encapsulates downlink with the
-  gNB's TEID and the QFI of the downlink PDR's QER. A new gNB address (handover) is a new
+  gNB's TEID and the QFI of the downlink PDR's QER (one QFI per tunnel in stock VPP: that of
+  the first downlink PDR with the gNB F-TEID; other QoS flows' packets carry it too). A new gNB address (handover) is a new
   tunnel; a new TEID at the same gNB is ``gtpu_tunnel_update_tteid``. Without a gNB F-TEID
   yet (Outer Header Creation arrives with a later modification) there is no tunnel: VPP
   drops the session's uplink until then.
