@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -136,8 +137,9 @@ class WorkerPool:
             self.restarts += 1
             log.warning("API worker %d restarted (pid %d)", index, process.pid)
 
-    async def start(self) -> None:
+    async def start(self, address: str) -> None:
         """The core's socket, then each worker in turn until it serves, then their supervisors."""
+        _check_port_free(address, self.port)
         await self._core.start()
         for index in range(self.count):
             await self._spawn(index)
@@ -164,6 +166,25 @@ class WorkerPool:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def _check_port_free(address: str, port: int) -> None:
+    """OSError when something listens on ``address``:``port`` already.
+
+    The workers share their port through SO_REUSEPORT, which would as quietly let them share it with
+    another control plane's workers (same user): a probe bound without it finds any listener there.
+    """
+    if port == 0 or address.startswith("unix:"):
+        return
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(address.strip("[]"), port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # connections in TIME_WAIT do not count
+        try:
+            probe.bind(sockaddr)
+        except OSError as error:
+            raise OSError(
+                error.errno, f"cannot serve the API: {address} port {port} is in use ({error.strerror})"
+            ) from None
+
+
 async def start_workers(
     count: int,
     handlers: Mapping[str, Any],
@@ -183,7 +204,7 @@ async def start_workers(
     spec = WorkerSpec(core=str(directory / "core.sock"), address=address, security=security, log_level=log_level)
     pool = WorkerPool(count, handlers, spec, directory, port)
     try:
-        await pool.start()
+        await pool.start(address)
     except BaseException:
         await pool.stop()
         raise
