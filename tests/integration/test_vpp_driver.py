@@ -608,3 +608,77 @@ def test_an_uplink_far_moved_to_another_instance_moves_the_tunnel_to_its_vrf(vpp
                 }
 
         run(main)
+
+
+def test_a_vpp_that_kept_part_of_its_state_is_swept_and_set_up_again(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    from vpp_papi import VPPApiClient  # type: ignore[import-untyped]
+
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir, gtpu_forward="198.18.1.10") as (driver, _):
+            driver.install(established())
+            wanted = vpp_emulator.state
+            # someone else removes our deny-all ACL and adds a route of their own to our VRF
+            other = VPPApiClient(apidir=[str(vpp_api_dir)], server_address=str(vpp_emulator.socket_path))
+            other.connect("operator")
+            try:
+                [deny] = [i for i, a in vpp_emulator.state.acls.items() if a.tag == "edgecups:deny-all"]
+                assert other.api.acl_del(acl_index=deny).retval == 0
+                stale = {"table_id": TABLE, "prefix": IPv4Network("198.19.9.9/32"), "n_paths": 1}
+                stale["paths"] = [{"sw_if_index": 0xFFFFFFFF, "type": 2, "label_stack": [{}] * 16}]
+                assert other.api.ip_route_add_del(is_add=True, route=stale).retval == 0
+            finally:
+                other.disconnect()
+            vpp_emulator.stop()  # the connection goes; VPP keeps (part of) its state
+            while driver.ready:
+                await asyncio.sleep(0.02)
+            vpp_emulator.start()
+            while not driver.ready:
+                await asyncio.sleep(0.02)
+            after = vpp_emulator.state
+            assert (TABLE, IPv4Network("198.19.9.9/32")) not in after.routes  # swept at replace_end
+            assert session_records(after) == session_records(wanted) == BASIC
+            assert after.routes == wanted.routes
+            assert [a.tag for a in after.acls.values()] == ["edgecups:deny-all"]
+            assert len(after.gtpu_forwards) == 1
+            n3 = after.interface_by_name("n3-eth")
+            assert n3 is not None and [str(a) for a in n3.addresses] == ["198.18.1.1/24"]
+
+    run(main)
+
+
+def test_the_sweep_takes_our_memif_interfaces_back_before_making_them_again(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    from vpp_papi import VPPApiClient
+
+    memif = {"memif": {"id": 3, "socket": "/run/vpp/memif-n6.sock"}, "address": "198.18.2.1/24", "table_id": TABLE}
+
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir, n6={"internet": memif}) as (driver, _):
+            driver.install(established())
+            wanted = session_records(vpp_emulator.state)
+            other = VPPApiClient(apidir=[str(vpp_api_dir)], server_address=str(vpp_emulator.socket_path))
+            other.connect("operator")
+            try:
+                [deny] = [i for i, a in vpp_emulator.state.acls.items() if a.tag == "edgecups:deny-all"]
+                assert other.api.acl_del(acl_index=deny).retval == 0
+            finally:
+                other.disconnect()
+            vpp_emulator.stop()
+            while driver.ready:
+                await asyncio.sleep(0.02)
+            vpp_emulator.start()
+            while not driver.ready:
+                await asyncio.sleep(0.02)
+            after = vpp_emulator.state
+            [interface] = after.memif_interfaces.values()  # one memif, made again
+            assert interface.id == 3 and after.memif_sockets[interface.socket_id] == "/run/vpp/memif-n6.sock"
+                {"/run/vpp/memif-n6.sock", *after.memif_sockets.values()}
+            )
+            assert len([f for f in after.memif_sockets.values() if f == "/run/vpp/memif-n6.sock"]) == 1
+            assert after.interfaces[interface.sw_if_index].ip4_table == TABLE
+            assert session_records(after) == wanted
+
+    run(main)

@@ -48,10 +48,14 @@ MESSAGES: Final[Mapping[str, tuple[str, str, str]]] = {
     "memif_socket_filename_add_del_v2": ("0x34223bdf", "memif_socket_filename_add_del_v2_reply", "0x9f29bdb9"),
     "memif_create_v2": ("0x8c7de5f7", "memif_create_v2_reply", "0x5383d31f"),
     "memif_delete": ("0xf9e6675e", "memif_delete_reply", "0xe8d4e804"),
+    "memif_dump": ("0x51077d14", "memif_details", "0xda34feb9"),
+    "memif_socket_filename_dump": ("0x51077d14", "memif_socket_filename_details", "0x7ff326f7"),
 }
 
 #: Needed only when memif interfaces are configured.
-MEMIF_MESSAGES: Final = frozenset({"memif_socket_filename_add_del_v2", "memif_create_v2", "memif_delete"})
+MEMIF_MESSAGES: Final = frozenset(
+    {"memif_socket_filename_add_del_v2", "memif_create_v2", "memif_delete", "memif_dump", "memif_socket_filename_dump"}
+)
 #: Needed only with ``vpp.gtpu_forward``.
 OPTIONAL: Final = MEMIF_MESSAGES | {"gtpu_add_del_forward"}
 

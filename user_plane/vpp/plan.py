@@ -7,10 +7,10 @@ How the rules map onto stock VPP (../shared/VPP.md §4.2):
   uplink G-PDUs (outer source = gNB, TEID = the local TEID) into its interface, which is
   bound to the VRF of the uplink FAR's Network Instance, and encapsulates downlink with the
   gNB's TEID and the QFI of the downlink PDR's QER (one QFI per tunnel in stock VPP: that of
-  the first downlink PDR with the gNB F-TEID; other QoS flows' packets carry it too). A new gNB address (handover) is a new
-  tunnel; a new TEID at the same gNB is ``gtpu_tunnel_update_tteid``. Without a gNB F-TEID
-  yet (Outer Header Creation arrives with a later modification) there is no tunnel: VPP
-  drops the session's uplink until then.
+  the first downlink PDR with the gNB F-TEID; other QoS flows' packets carry it too). A new
+  gNB address (handover) is a new tunnel; a new TEID at the same gNB is
+  ``gtpu_tunnel_update_tteid``. Without a gNB F-TEID yet (Outer Header Creation arrives
+  with a later modification) there is no tunnel: VPP drops the session's uplink until then.
 * **UE routes.** Each UE address (IPv4 /32, IPv6 prefix, /64 by default, §8.2.62) is a
   route in the downlink PDR's Network Instance VRF: via the tunnel when a downlink PDR
   forwards, else a DROP path.

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import N6Config
 from .calls import VppApi, VppCallError, VppUnavailable
-from .config import VppConfig
+from .config import Memif, VppConfig
 from .executor import Executor, StepFailed
 from .node import interface_key, node_steps, table_steps
 from .objects import Key, Step
@@ -44,7 +44,7 @@ def set_up(
                 raise VppCallError(f"interface {side.interface!r} not in VPP ({', '.join(sorted(names))})", -2)
             executor.indexes[interface_key(side.interface)] = names[side.interface]
     if sweep is not None:
-        _sweep(api, sweep)
+        _sweep(api, config, sweep)
     journal = executor.run(table_steps(config))
     try:
         if sweep is not None:  # mark every route of the VRFs: what is not added again goes at replace_end
@@ -57,20 +57,50 @@ def set_up(
     return journal
 
 
-def _sweep(api: VppApi, n3: Collection[IPv4Address | IPv6Address]) -> None:
+def _sweep(api: VppApi, config: VppConfig, n3: Collection[IPv4Address | IPv6Address]) -> None:
     """Remove what a previous connection of ours left in a VPP that kept (some of) its state
-    though its deny-all ACL is gone (see :func:`kept_state`): tunnels from our N3 addresses,
-    ACLs with our tag. Policers cannot be found again (policer_details carries no index); a
-    leftover one makes the re-install of its session fail (the driver then lists it as missing)."""
+    though its deny-all ACL is gone (see :func:`kept_state`), so that the node setup and the
+    sessions can be made again: tunnels from our N3 addresses and the gtpu forward to
+    ``gtpu_forward``, ACLs with our tag, the addresses of our named interfaces, our memif
+    interfaces and sockets. Routes of the VRFs go with ``ip_table_replace_end``. Policers
+    cannot be found again (policer_details carries no index): a leftover one makes the
+    re-install of its session fail (the driver then lists it as missing)."""
     ours = {str(a) for a in n3}
+    forward = None if config.gtpu_forward is None else str(config.gtpu_forward)
     for tunnel in api.call("gtpu_tunnel_v2_dump", sw_if_index=_ANY):
-        if str(tunnel.src_address) in ours and not tunnel.is_forwarding:
+        if tunnel.is_forwarding:
+            if str(tunnel.dst_address) == forward:
+                args = {k: getattr(tunnel, k) for k in ("dst_address", "forwarding_type", "encap_vrf_id")}
+                api.call("gtpu_add_del_forward", is_add=False, decap_next_index=tunnel.decap_next_index, **args)
+        elif str(tunnel.src_address) in ours:
             args = {k: getattr(tunnel, k) for k in ("src_address", "dst_address", "mcast_sw_if_index")}
             args.update({k: getattr(tunnel, k) for k in ("encap_vrf_id", "decap_next_index", "teid", "tteid")})
             api.call("gtpu_add_del_tunnel_v2", is_add=False, **args)
     for acl in api.call("acl_dump", acl_index=_ANY):
         if str(acl.tag).startswith(TAG_PREFIX):
             api.call("acl_del", acl_index=acl.acl_index)
+    sides = (config.n3, *config.n6.values())
+    memifs = {(m.socket, m.id) for m in (s.interface for s in sides) if isinstance(m, Memif)}
+    for side in sides:
+        if isinstance(side.interface, str):
+            index = interface_index(api, side.interface)
+            api.call("sw_interface_add_del_address", sw_if_index=index, is_add=False, del_all=True)
+    if memifs:
+        sockets = {int(d.socket_id): str(d.socket_filename) for d in api.call("memif_socket_filename_dump")}
+        for memif in api.call("memif_dump"):
+            if (sockets.get(int(memif.socket_id)), int(memif.id)) in memifs:
+                api.call("memif_delete", sw_if_index=memif.sw_if_index)
+        for socket_id, filename in sockets.items():
+            if socket_id and any(filename == socket for socket, _ in memifs):
+                api.call(
+                    "memif_socket_filename_add_del_v2", is_add=False, socket_id=socket_id, socket_filename=filename
+                )
+
+
+def interface_index(api: VppApi, name: str) -> int:
+    """The sw_if_index of the interface VPP names ``name``."""
+    [found] = [d for d in api.call("sw_interface_dump") if str(d.interface_name) == name]
+    return int(found.sw_if_index)
 
 
 def kept_state(api: VppApi, indexes: Mapping[Key, int]) -> bool:
