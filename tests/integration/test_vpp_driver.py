@@ -230,10 +230,7 @@ def test_establishment_modification_and_deletion_leave_exactly_the_sessions_obje
             faster = pfcp.UpdateQER(qer_id=pfcp.QERID(1), mbr=pfcp.MBR(ul=20_000, dl=50_000))
             state = modified(state, update_qer=(faster,))
             driver.install(state)
-            assert [name for name, _ in vpp_emulator.calls if name != "control_ping"] == [
-                "gtpu_get_transfer_counts",  # usage under the old rules first
-                "policer_update",
-            ]
+            assert [name for name, _ in vpp_emulator.calls if name != "control_ping"] == ["policer_update"]
             assert set(vpp_emulator.state.policers) == index_before
             ul_policer = ("policer", f"edgecups:{SEID:x}:1:ul", 20_000, 125_000)
             assert ul_policer in session_records(vpp_emulator.state)
@@ -678,5 +675,26 @@ def test_the_sweep_takes_our_memif_interfaces_back_before_making_them_again(
             assert len([f for f in after.memif_sockets.values() if f == "/run/vpp/memif-n6.sock"]) == 1
             assert after.interfaces[interface.sw_if_index].ip4_table == TABLE
             assert session_records(after) == wanted
+
+    run(main)
+
+
+def test_usage_before_a_change_of_urrs_is_counted_under_the_old_ones(
+    vpp_emulator: VppEmulator, vpp_api_dir: Path
+) -> None:
+    from tests.unit.user_plane.test_agent import urr
+
+    async def main() -> None:
+        async with started(vpp_emulator, vpp_api_dir, poll_interval=3600) as (driver, _):
+            state = established(create_urr=(urr(1), urr(2)))  # both PDRs count on URR 1
+            driver.install(state)
+            index = tunnel_index(vpp_emulator.state)
+            vpp_emulator.count_traffic(index, rx_packets=1, rx_bytes=700)
+            to_two = pfcp.UpdatePDR(pdr_id=pfcp.PDRID(1), urr_id=(pfcp.URRID(2),))
+            state = modified(state, update_pdr=(to_two,))  # the uplink now counts on URR 2
+            driver.install(state)
+            vpp_emulator.count_traffic(index, rx_packets=1, rx_bytes=90)
+            reports = {r.urr_id: r for r in driver.query(SEID)}
+            assert (reports[1].ul_bytes, reports[2].ul_bytes) == (700, 90)
 
     run(main)

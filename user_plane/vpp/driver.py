@@ -184,11 +184,18 @@ class VppDriver:
         executor = self._require()
         seid, now = state.up_seid, self._clock()
         old = self._plans.get(seid)
-        if old is not None:
-            self._fold_session(seid, now)
         blocked = self._blocked_urrs(seid, state)
         plan = plan_session(state, self._ctx, blocked)  # DriverError naming the rule: nothing done yet
         self._check_owner(seid, plan)
+        if old is not None:
+            # Usage so far belongs to the rules in force: read the tunnels that stay but feed other
+            # URRs now, or all that stay when the URRs change (a deleted tunnel's last counts come
+            # with its delete reply).
+            held = self._states.get(seid)
+            urrs_changed = held is None or held.urrs != state.urrs
+            self._fold_session(
+                seid, now, [k for k, u in old.tunnels.items() if urrs_changed or plan.tunnels.get(k, u) != u]
+            )
         journal = self._apply(old.objects if old is not None else {}, plan.objects)
         try:
             self.forwarder.install(state, now)  # meters; TEID/UE owned by another session
@@ -336,11 +343,15 @@ class VppDriver:
 
     # -- usage ----------------------------------------------------------------------------------
 
-    def _fold_session(self, seid: int, now: float) -> None:
+    def _fold_session(self, seid: int, now: float, keys: Iterable[Key] | None = None) -> None:
+        """Read and fold a session's tunnels (``keys``: only these)."""
         plan = self._plans.get(seid)
         if plan is None or self.api is None:
             return
-        tunnels = {k: self._indexes[k] for k in plan.tunnels if k in self._indexes}
+        wanted = plan.tunnels if keys is None else keys
+        tunnels = {k: self._indexes[k] for k in wanted if k in self._indexes}
+        if not tunnels:
+            return
         try:
             self._feed.read(self.api, tunnels, now)
         except VppUnavailable as exc:
