@@ -15,10 +15,15 @@ sessions (one uplink and one downlink PDR, one QER with QFI 9, as bench/_session
 them for the software dataplane), then a handover of each (new gNB TEID: one
 ``gtpu_tunnel_update_tteid``), one usage poll of every tunnel (``gtpu_get_transfer_counts``
 pages), and ``remove`` of each. Per phase: sessions/s, VPP calls per session and calls/s
-(every API request the driver made, counter reads included: a change first reads the
-session's tunnel counters, so that usage is accounted under the rules in force). A
-request is a synchronous round trip over the API socket, so the rate is bound by the
+(every API request the driver made, counter reads included: a change that makes a kept
+tunnel feed other URRs first reads its counters; a removal reads them before the deletes).
+A request is a synchronous round trip over the API socket, so the rate is bound by the
 round trip: the driver in this process, VPP (or the emulator) in another.
+
+Measured on the 2-core VM shared with other jobs (2026-11-29), 2 000 sessions into the
+emulator: install 470-570 sessions/s at 4 calls/session (~1 900-2 300 calls/s); with an MBR
+250 sessions/s at 8 calls; a gNB TEID change 1 call (~1 700/s); removal 3 calls; one poll of
+2 000 tunnels' counters 2 calls, ~30 ms.
 
 By default VPP is the API emulator of tests/vpp_emulator, started in a child process (its
 Python handlers are much slower than VPP's C ones: compare the calls/s with a real VPP's
