@@ -19,20 +19,26 @@ Theory of operation:
   held by a packet-less :class:`user_plane.forward.Forwarder`, which also keeps the
   URR timers, the final reports of removed URRs and the rule checks). The gtpu tunnels'
   counters feed them: all tunnels with one ``gtpu_get_transfer_counts`` walk every
-  ``vpp.poll_interval`` (downlink minus the encapsulation overhead per packet), the
-  session's tunnels before a change or a query, and a deleted tunnel's final counters from
-  its delete reply. Threshold, quota and periodic reports become Session Report Requests;
-  an exhausted quota re-plans the session with its PDRs dropping.
+  ``vpp.poll_interval`` (downlink minus the encapsulation overhead per packet,
+  :mod:`user_plane.vpp.counters`), the session's tunnels before a query or a removal and
+  before a change that makes a kept tunnel feed other URRs, and a deleted tunnel's final
+  counters from its delete reply. Threshold, quota and periodic reports become Session
+  Report Requests; an exhausted quota re-plans the session with its PDRs dropping.
 * VPP restart: a ``control_ping`` every ``vpp.liveness_interval`` (and any call that finds
   the socket closed) marks VPP lost; the driver reconnects with jittered exponential
-  backoff (up to ``vpp.reconnect_max`` seconds), removes leftovers of its own (tunnels
-  from its N3 addresses, its ACLs and policers), sets the node up again and re-installs
-  every session it holds, between ``ip_table_replace_begin`` and ``ip_table_replace_end``
-  on every VRF so routes nobody re-added are swept. Meters are kept; traffic counted by
-  VPP since the last poll before the restart is lost. While VPP is away, installs fail
-  with 77 and :meth:`VppDriver.installed` is empty.
-* Not done by stock VPP (see :mod:`user_plane.vpp.plan`): buffering (BUFF drops), End
-  Marker, per-PDR counters within one tunnel, ABF. Advertised UP Function Features: none.
+  backoff (up to ``vpp.reconnect_max`` seconds). If VPP kept its state (only the
+  connection went: the node's deny-all ACL is still at its index), nothing is touched.
+  Otherwise (:mod:`user_plane.vpp.setup`) leftovers of its own are removed, the node is set
+  up again and every session it holds re-installed, between ``ip_table_replace_begin`` and
+  ``ip_table_replace_end`` on every VRF so routes nobody re-added are swept. This is the
+  driver's own resync, not the agent's: the agent cannot see VPP restart, and the driver
+  holds the states and their meters. Meters are kept; traffic counted by VPP since the last
+  poll before the restart is lost. While VPP is away, installs fail with 77 and
+  :meth:`VppDriver.installed` is empty; a session that cannot be re-installed is left out
+  of it (``missing``), so the agent's ``resync()`` tries it again.
+* Not done by stock VPP (see :mod:`user_plane.vpp.plan`): buffering (BUFF drops, no
+  Downlink Data Report), End Marker, per-PDR counters within one tunnel, several gNB
+  F-TEIDs per session. Advertised UP Function Features: none (FTUP is the agent's).
 """
 
 from __future__ import annotations
