@@ -105,11 +105,16 @@ def driver_of(agent: UpfAgent) -> VppDriver:
 def test_association_advertises_only_what_the_vpp_driver_implements(
     vpp_emulator: VppEmulator, vpp_api_dir: Path
 ) -> None:
-    async def scenario(agent: UpfAgent, cp: Cp, emulator: VppEmulator) -> None:
-        assert agent.features == pfcp.UPFeatures.FTUP  # the agent's own; BUCP, DDND, EMPU, QUOAC are not done
-        assert agent.driver.name == "vpp"
+    F = pfcp.UPFeatures
+    wanted = F.FTUP | F.BUCP | F.DDND | F.EMPU | F.QUOAC | F.MNOP  # what the software driver's forwarder does, and more
 
-    run_associated(vpp_emulator, vpp_api_dir, scenario)
+    async def scenario(agent: UpfAgent, cp: Cp, emulator: VppEmulator) -> None:
+        # the agent's own FTUP only: no buffering (BUCP, DDND), End Marker (EMPU), Quota Action (QUOAC)...
+        assert agent.features == F.FTUP and agent.driver.features == F(0)
+        again = await cp.node.associate(cp.up)  # what the CP reads in the Association Setup Response
+        assert again.info.up_function_features == pfcp.UPFunctionFeatures(F.FTUP)
+
+    run_associated(vpp_emulator, vpp_api_dir, scenario, features=wanted)
 
 
 def test_establishment_allocates_f_teids_and_programs_vpp(vpp_emulator: VppEmulator, vpp_api_dir: Path) -> None:
