@@ -49,7 +49,7 @@ def test_a_configuration_with_problems_exits_1_before_anything_starts(tmp_path: 
     vpp = tmp_path / "vpp.yaml"
     vpp.write_text(EXAMPLE.read_text().replace("driver: software", "driver: vpp"))
     result = runner.invoke(app, ["upf", "--config", str(vpp)])
-    assert result.exit_code == upf_commands.EXIT_INVALID and "'vpp' is not available" in result.stderr
+    assert result.exit_code == upf_commands.EXIT_INVALID and "vpp: required with driver: vpp" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_an_agent_that_cannot_bind_exits_3(tmp_path: Path, monkeypatch: pytest.M
     text = EXAMPLE.read_text().replace("198.18.0.2", "192.0.2.1")
     cfg.write_text(text)
     driver = FakeDriver()
-    monkeypatch.setattr(upf_commands, "_software_driver", lambda config: driver)
+    monkeypatch.setattr(upf_commands, "_driver", lambda config: driver)
     result = runner.invoke(app, ["upf", "--config", str(cfg)])
     assert result.exit_code == upf_commands.EXIT_START_FAILED, result.output
     assert "the agent could not start" in result.stderr and "Cannot assign requested address" in result.stderr
