@@ -57,7 +57,7 @@ _EMULATOR = """
 import sys
 from pathlib import Path
 from tests.vpp_emulator import VppEmulator
-with VppEmulator(Path(sys.argv[1]), Path(sys.argv[2]), interfaces=["n3-eth", "n6-eth"]):
+with VppEmulator(Path(sys.argv[1]), Path(sys.argv[2]), interfaces=["n3-eth", "n6-eth"], record_calls=False):
     print("ready", flush=True)
     sys.stdin.read()
 """
