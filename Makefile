@@ -90,6 +90,8 @@ bench: $(STAMP) system-deps accel ebpf
 	$(BIN)/python bench/upf_pfcp.py
 	$(BIN)/python bench/upf_dataplane.py
 	$(BIN)/python bench/cp_sessions.py
+	$(BIN)/python bench/api_sessions.py
+	$(BIN)/python bench/vpp_sessions.py
 
 # The main job: the default simulated deployment (3 edge sites + 1 cloud site), traffic from every
 # UE with its checks and per-site table, then a teardown that runs also after a failed or
