@@ -5,7 +5,7 @@
 #   make lint    ruff and mypy only
 #   make accel   compile the codec and the UPF's control path in place (Cython; optional, pure Python is the reference)
 #   make ebpf    build the software dataplane's eBPF fast path (clang; optional, Python forwards without it)
-#   make bench   every benchmark: PFCP codec and node, UPF PFCP and dataplane, CP sessions (root, namespaces)
+#   make bench   every benchmark: PFCP codec and node, UPF PFCP and dataplane, CP sessions and API (root, namespaces), VPP driver
 #   make run     the simulated multi-site deployment: edgecups sim up, sim traffic, sim down (root)
 #   make clean   caches, build output and compiled modules (clean-accel); `make distclean` also .venv
 
