@@ -2,31 +2,37 @@
 
 Run from the repository root, as root (it builds network namespaces)::
 
-    .venv/bin/python bench/api_sessions.py                      # 5,000 + 5,000 sessions on SQLite
+    .venv/bin/python bench/api_sessions.py                      # 5,000 sessions per phase on SQLite
     .venv/bin/python bench/api_sessions.py --sessions 1000       # a quick run
     .venv/bin/python bench/api_sessions.py --workers 0,1,2       # API phases: in-process, 1 and 2 workers
 
 What is measured
 ----------------
-One control plane, two UPF agents, one database, two phases in the same run:
+One control plane, two UPF agents, one database, the phases below in the same run:
 
 * **direct**: ``cp.sessions.establish`` called on the control plane's own loop with
   ``--clients`` (64) establishments in flight: the figure of ``bench/cp_sessions.py``
   (issue 5), measured again here so that both figures see the same machine and load.
-* **api**: the same establishments (other subscribers) as ``SessionService.Create``
-  calls over gRPC on a unix socket, from ``--clients`` (64) clients, each with its own
-  channel, in a separate process (spawned), each client waiting for its answer
-  before it sends the next. The control plane serves them with the API server
-  ``edgecups cp`` runs (control_plane.app.start with the API).
+* **api w=N**: the same establishments (other subscribers) as ``SessionService.Create``
+  calls over gRPC from ``--clients`` (64) clients, each with its own channel, in a separate
+  process (spawned), each client waiting for its answer before it sends the next; one phase
+  per ``--workers`` count (default ``0,1``). w=0 is the API server ``edgecups cp`` runs
+  in its own process (control_plane.app.start with the API) on a unix socket; w=N>0 are N
+  front-end worker processes (``api: {workers: N}``, control_plane/api/frontend, started
+  with the same function ``edgecups cp`` uses) forwarding to this control plane: one on a
+  unix socket, more on a TCP loopback port in the cp namespace (shared with SO_REUSEPORT;
+  the client process then runs in that namespace).
 
 Reported per phase: creates/s over the wall time, p50/p99 latency, CPU
 microseconds per create of the control plane's process (its loop, store and gRPC
-threads), of the agents, and (api) of the client process; then api/direct and the
-API's cost, 1 - api/direct, against the target (issue 6: the API costs < 30%).
+threads), of the front-end workers (summed), of the agents, and (api) of the client
+process; then per API phase api/direct and the API's cost, 1 - api/direct, against the
+target (issue 6: the API costs < 30%), and the CPU the API adds: the control plane's
+beyond the direct figure, and with the workers' CPU counted in.
 
 The control plane runs in this process (as in cp_sessions.py), in the cp namespace;
 the agents are ``edgecups upf`` processes in theirs. The database must hold exactly
-2 x ``--sessions`` active sessions at the end (checked; a failure exits 1).
+(1 + API phases) x ``--sessions`` active sessions at the end (checked; a failure exits 1).
 Nothing is asserted on timing: ratios are reported.
 """
 
@@ -52,7 +58,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cp_sessions import UPFS, CpThread, database, database_check, request, run_all, wait_associated
-from bench.pfcp_node import cpu_model, percentile, process_cpu_seconds
+from bench.pfcp_node import cpu_model, machine_busy_seconds, percentile, process_cpu_seconds
 
 DEFAULT_SESSIONS = 5_000
 DEFAULT_CLIENTS = 64
@@ -114,6 +120,17 @@ def _spent(before: list[float | None], after: list[float | None]) -> list[float 
     return [None if a is None or b is None else b - a for a, b in zip(before, after, strict=True)]
 
 
+def _machine() -> tuple[float | None, float]:
+    return machine_busy_seconds(), time.monotonic()
+
+
+def _other_cores(before: tuple[float | None, float], after: tuple[float | None, float], ours: float) -> float | None:
+    """Cores kept busy during a phase by processes other than this benchmark's (the machine is shared)."""
+    if before[0] is None or after[0] is None:
+        return None
+    return max(0.0, (after[0] - before[0] - ours) / (after[1] - before[1]))
+
+
 def _api_phase(cp: Any, runner: CpThread, ns: str, workdir: Path, config: Any, agents: list[int],
                workers: int, first: int, sessions: int, clients: int) -> dict[str, Any]:  # fmt: skip
     """One API phase: the in-process server (``workers`` 0, already running) or a fresh set of workers."""
@@ -139,12 +156,14 @@ def _api_phase(cp: Any, runner: CpThread, ns: str, workdir: Path, config: Any, a
         out = spawn.Queue()
         client = spawn.Process(target=_client_process, args=(target, first, sessions, clients, out), daemon=True)
         before = _cpu(agents + worker_pids)
+        machine = _machine()
         if target.startswith("unix:"):
             client.start()
         else:
             run_in_netns(ns, client.start)  # a process started from that thread lives in the namespace
         answer = out.get(timeout=max(600.0, sessions / 10))
         spent = _spent(before, _cpu(agents + worker_pids))
+        others = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent) + answer["cpu_s"])
         client.join(30)
     finally:
         if pool is not None:
@@ -153,10 +172,12 @@ def _api_phase(cp: Any, runner: CpThread, ns: str, workdir: Path, config: Any, a
     if pool is not None:
         parts = spent[1 + len(agents) :]
         workers_cpu = None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
-    return _phase(
+    phase = _phase(
         f"api w={workers}", sessions, answer["wall_s"], answer["latencies"], answer["errors"],
         spent[0] or 0.0, spent[1 : 1 + len(agents)], answer["cpu_s"], workers_cpu, workers,
     )  # fmt: skip
+    phase["other_cores"] = others
+    return phase
 
 
 def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1)) -> dict[str, Any]:
@@ -190,10 +211,11 @@ def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1))
                 async def establish(n: int) -> object:
                     return await cp.sessions.establish(request(n))
 
-                before = _cpu(agents)
+                before, machine = _cpu(agents), _machine()
                 wall, latencies, errors = runner.call(run_all(sessions, clients, establish), timeout=None)
                 spent = _spent(before, _cpu(agents))
                 direct = _phase("direct", sessions, wall, latencies, errors, spent[0] or 0.0, spent[1:], None)
+                direct["other_cores"] = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent))
                 for k, count in enumerate(workers, start=1):
                     first = k * sessions
                     phase = _api_phase(
@@ -223,15 +245,17 @@ def format_report(result: dict[str, Any]) -> str:
         "(w=0: the CP's own gRPC server; w<=1 on a unix socket, w>=2 on TCP loopback)",
         "",
         f"{'phase':<8} {'sessions':>8} {'creates/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CP us/create':>12} "
-        f"{'workers us':>10} {'agents us/create':>16} {'client us':>9} {'errors':>6}",
+        f"{'workers us':>10} {'agents us/create':>16} {'client us':>9} {'errors':>6} {'other load':>10}",
     ]
     for r in (direct, *api):
         agents = "/".join("-" if a is None else f"{a:.0f}" for a in r["agents_us_per_create"])
         client = "-" if r["client_us_per_create"] is None else f"{r['client_us_per_create']:.0f}"
         workers = "-" if r.get("workers_us_per_create") is None else f"{r['workers_us_per_create']:.0f}"
+        others = "-" if r.get("other_cores") is None else f"{r['other_cores']:.2f} cores"
         lines.append(
             f"{r['phase']:<8} {r['sessions']:>8} {r['rate']:>9.0f} {r['p50_ms'] or 0:>7.1f} {r['p99_ms'] or 0:>7.1f} "
-            f"{r['cp_us_per_create']:>12.0f} {workers:>10} {agents:>16} {client:>9} {sum(r['errors'].values()):>6}"
+            f"{r['cp_us_per_create']:>12.0f} {workers:>10} {agents:>16} {client:>9} {sum(r['errors'].values()):>6} "
+            f"{others:>10}"
         )
         for what, count in r["errors"].items():
             lines.append(f"    error x{count}: {what}")
@@ -254,7 +278,8 @@ def format_report(result: dict[str, Any]) -> str:
         )
     lines.append(
         "CP us added: the control plane's own CPU per create beyond direct calls; + workers us: with the "
-        "front-end workers' CPU, the API's whole cost"
+        "front-end workers' CPU, the API's whole cost. other load: cores busy with processes outside this "
+        "benchmark (a shared machine makes the rates move with it)"
     )
     return "\n".join(lines)
 

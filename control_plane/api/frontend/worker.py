@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -177,7 +178,7 @@ class CoreLink(asyncio.Protocol):
                 self._conn.cancel(call_id)
                 self._flush_soon()
 
-    async def stream(self, method: str, payload: bytes) -> AsyncIterator[codec.Message | codec.End]:
+    async def stream(self, method: str, payload: bytes) -> AsyncGenerator[codec.Message | codec.End, None]:
         if not self.connected:
             yield _GONE
             return
@@ -233,11 +234,13 @@ def _forward_unary(link: CoreLink, method: str) -> Callable[..., Coroutine[Any, 
 
 def _forward_stream(link: CoreLink, method: str) -> Callable[..., AsyncIterator[bytes]]:
     async def forward(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
-        async for event in link.stream(method, request):
-            if isinstance(event, codec.Message):
-                yield event.payload
-            elif event.code != 0:
-                await _abort(context, event)
+        # aclosing: when gRPC closes this stream (the client went away), the core hears of it now.
+        async with contextlib.aclosing(link.stream(method, request)) as events:
+            async for event in events:
+                if isinstance(event, codec.Message):
+                    yield event.payload
+                elif event.code != 0:
+                    await _abort(context, event)
 
     return forward
 
