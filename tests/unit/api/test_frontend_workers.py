@@ -7,6 +7,8 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from control_plane.api.auth import ApiToken, token_sha256
 from control_plane.api.client import SessionClient
 from control_plane.api.frontend.core import method_handlers
 from control_plane.api.frontend.pool import WorkerPool, start_workers
+from control_plane.api.frontend.worker import WorkerSpec
 from control_plane.api.generated.edgecups.v1 import sessions_pb2 as pb
 from control_plane.api.generated.edgecups.v1 import sessions_pb2_grpc as pb_grpc
 from control_plane.api.generated.edgecups.v1 import status_pb2 as spb
@@ -276,3 +279,19 @@ def test_workers_in_the_configuration() -> None:
     assert parse_config({**BASE, "api": {**unix, "workers": 1}}).api_workers == 1
     with pytest.raises(ConfigError, match=r"api\.workers: 2 workers cannot share the unix socket"):
         parse_config({**BASE, "api": {**unix, "workers": 2}})
+
+
+def test_a_worker_without_its_core_exits_at_once(tmp_path: Path) -> None:
+    spec = WorkerSpec(core=str(tmp_path / "nobody.sock"), address="127.0.0.1", security=ApiSecurity(tls=None))
+    (tmp_path / "worker.json").write_text(spec.to_json())
+    command = [sys.executable, "-m", "control_plane.api.frontend.worker", str(tmp_path / "worker.json"), "--port", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"cannot reach the core at {tmp_path / 'nobody.sock'}" in done.stderr
+
+
+def test_the_worker_spec_round_trips(tmp_path: Path) -> None:
+    tokens = (ApiToken("ops", frozenset({"operator", "viewer"}), token_sha256("x")),)
+    for tls in (None, TlsFiles(Path("/a/cert.pem"), Path("/a/key.pem")), TlsFiles(Path("c"), Path("k"), Path("ca"))):
+        spec = WorkerSpec(core="/run/core.sock", address="::1", security=ApiSecurity(tls=tls, tokens=tokens))
+        assert WorkerSpec.from_json(spec.to_json()) == spec
