@@ -212,8 +212,12 @@ async def start(config: CpConfig, *, api: bool = True, manage_gc: bool = True) -
             node.close()
             store.close()
             raise
-        port = bound_port(server) if server is not None else workers.port if workers is not None else None
-        log.info("API (gRPC) on %s port %s, %d front-end workers", config.api_address, port, config.api_workers)
+        if workers is not None:
+            port = workers.port
+            log.info("API (gRPC) on %s port %d in %d front-end workers", config.api_address, port, workers.count)
+        else:
+            port = bound_port(server) if server is not None else None
+            log.info("API (gRPC) on %s port %s", config.api_address, port)
     cp = ControlPlane(config, store, node, sessions, associations, provisioning, events, server, port, telemetry)
     cp.api_workers = workers
     if config.metrics is not None:
