@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -188,11 +189,15 @@ def test_the_api_through_two_workers(tmp_path: Path) -> None:
 
         cp = CpProcess(ns, tmp_path, write_config(tmp_path, url, pki, tokens))
         workers: set[int] = set()
+        private: Path | None = None
         try:
             wait(lambda: "front-end workers" in cp.log() or cp.process.poll() is not None, "the API up", 60)
             assert cp.process.poll() is None, cp.log()
             workers = workers_of(cp.process.pid)
             assert len(workers) == 2, cp.log()
+            # The workers' private directory (spec and core socket): a killed CP cannot remove it.
+            private = Path(Path(f"/proc/{min(workers)}/cmdline").read_bytes().split(b"\0")[3].decode()).parent
+            assert private.stat().st_mode & 0o777 == 0o700 and (private / "core.sock").is_socket()
             assert in_cp(serving(pki))
             wait(lambda: bool(in_cp(upfs_up(pki, tokens["viewer"]))), "both UPFs associated")
             in_cp(every_call(pki, tokens))
@@ -213,3 +218,5 @@ def test_the_api_through_two_workers(tmp_path: Path) -> None:
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
             cp.stop()
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
