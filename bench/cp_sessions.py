@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import gc
 import json
 import logging
@@ -160,12 +161,19 @@ async def run_all(
 
 def request(n: int) -> Any:
     from control_plane.services.views import SessionRequest
-    from tests.harness.control_plane import DNN, SNSSAI, gnb_n3, supi, tai
+    from tests.harness.control_plane import DNN, SNSSAI, supi
 
     i = n % UPFS
-    return SessionRequest(
-        supi=supi(n), dnn=DNN, snssai=SNSSAI, tai=tai(i), gnb_teid=0x1000 + n, gnb_address=str(gnb_n3(i).ip)
-    )
+    tai, gnb = _per_upf(i)
+    return SessionRequest(supi=supi(n), dnn=DNN, snssai=SNSSAI, tai=tai, gnb_teid=0x1000 + n, gnb_address=gnb)
+
+
+@functools.cache
+def _per_upf(i: int) -> tuple[str, str]:
+    # The client's constants, worked out once: its CPU counts with the CP's (same process).
+    from tests.harness.control_plane import gnb_n3, tai
+
+    return tai(i), str(gnb_n3(i).ip)
 
 
 def rss_settled() -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from typing import Any
 
@@ -63,9 +64,15 @@ class UpfRecord:
 
     def n3_address(self, family: int = 4) -> str | None:
         for address in self.n3_addresses:
-            if ip_address(address).version == family:
+            if _ip_version(address) == family:
                 return address
         return None
+
+
+@lru_cache(maxsize=1024)
+def _ip_version(address: str) -> int:
+    # Asked on every establishment (the N3 address of the F-TEID) of a UPF's few addresses.
+    return ip_address(address).version
 
 
 @dataclass(frozen=True, slots=True)

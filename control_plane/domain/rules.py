@@ -445,7 +445,7 @@ def build_rules(ctx: RuleContext) -> SessionRules:
         )
 
     pdrs = [uplink(1, DEFAULT_PRECEDENCE, (), 1), downlink(2, DEFAULT_PRECEDENCE, ctx.dnn_network_instance, ())]
-    fars = [FarSpec(1, "forw", "core", N6, ctx.dnn_network_instance)]
+    fars = [_core_far(1, ctx.dnn_network_instance)]
     if ctx.gnb_teid is None or ctx.gnb_address is None:
         fars.append(FarSpec(2, "buff"))  # no gNB tunnel yet: buffer and notify the CP (§5.2.3.1)
     else:
@@ -459,8 +459,25 @@ def build_rules(ctx: RuleContext) -> SessionRules:
         sdf = tuple(edge.flow_descriptions)
         pdrs.append(uplink(2 * i + 3, edge.precedence, sdf, i + 3))
         pdrs.append(downlink(2 * i + 4, edge.precedence, edge.network_instance, sdf))
-        fars.append(FarSpec(i + 3, "forw", "core", N6, edge.network_instance))
+        fars.append(_core_far(i + 3, edge.network_instance))
     mbr_ul, mbr_dl = ctx.mbr if ctx.mbr is not None else (None, None)
-    qer = QerSpec(1, ctx.qfi, True, True, mbr_ul, mbr_dl)
-    urr = UrrSpec(1, ctx.volume_threshold, ctx.time_threshold)
+    qer = _qer(ctx.qfi, mbr_ul, mbr_dl)
+    urr = _urr(ctx.volume_threshold, ctx.time_threshold)
     return SessionRules(tuple(pdrs), tuple(fars), (qer,), (urr,))
+
+
+# The rules a policy decides alone are the same for every session of that policy: built
+# (and checked) once each, not once per establishment. Specs are immutable, so sharing is safe.
+@lru_cache(maxsize=1024)
+def _core_far(far_id: int, instance: str) -> FarSpec:
+    return FarSpec(far_id, "forw", "core", N6, instance)
+
+
+@lru_cache(maxsize=1024)
+def _qer(qfi: int, mbr_ul: int | None, mbr_dl: int | None) -> QerSpec:
+    return QerSpec(1, qfi, True, True, mbr_ul, mbr_dl)
+
+
+@lru_cache(maxsize=1024)
+def _urr(volume_threshold: int | None, time_threshold: int | None) -> UrrSpec:
+    return UrrSpec(1, volume_threshold, time_threshold)
