@@ -42,6 +42,7 @@ __all__ = [
     "AuthInterceptor",
     "caller_name",
     "required_roles",
+    "set_caller_name",
     "token_sha256",
 ]
 
@@ -91,6 +92,12 @@ else:  # not subscriptable at run time
 def caller_name() -> str | None:
     """The name of the token the current API call presented (None outside an authenticated call)."""
     return _caller.get()
+
+
+def set_caller_name(name: str | None) -> None:
+    """Name the caller of the API call running in this task: for a call whose token a front-end
+    worker checked (control_plane.api.frontend), so handlers see what they see in-process."""
+    _caller.set(name)
 
 
 def token_sha256(token: str) -> str:

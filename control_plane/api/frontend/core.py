@@ -194,7 +194,7 @@ class _WorkerLink(asyncio.Protocol):
         if message is None:
             return
         # The worker checked the token; handlers see its name as they would in-process (auth.caller_name).
-        auth._caller.set(request.caller or None)
+        auth.set_caller_name(request.caller or None)
         try:
             response = await handler.unary_unary(message, _CONTEXT)
             end = End(request.call_id, 0, payload=handler.response_serializer(response))
@@ -209,7 +209,7 @@ class _WorkerLink(asyncio.Protocol):
         message = self._parse(request, handler)
         if message is None:
             return
-        auth._caller.set(request.caller or None)
+        auth.set_caller_name(request.caller or None)
         credit = self._credit[request.call_id]
         serialize = handler.response_serializer
         try:
