@@ -265,10 +265,14 @@ def spec_to_json(spec: Spec | FTeidSpec) -> dict[str, Any]:
     return out
 
 
+def _json_text(spec: Spec) -> str:
+    return json.dumps(spec_to_json(spec), separators=(",", ":"))
+
+
 @lru_cache(maxsize=4096)
 def spec_json_text(spec: Spec) -> str:
     """:func:`spec_to_json` as JSON text (cached: specs are immutable)."""
-    return json.dumps(spec_to_json(spec), separators=(",", ":"))
+    return _json_text(spec)
 
 
 def _parse(kind: RuleKind, body: object) -> Spec:
@@ -326,6 +330,18 @@ class SessionRules:
             for u in pdr.urr_ids:
                 _check(u in urrs, f"PDR {pdr.pdr_id} names URR {u}, which is not there")
 
+    @classmethod
+    def checked_by_construction(
+        cls, pdrs: tuple[PdrSpec, ...], fars: tuple[FarSpec, ...], qers: tuple[QerSpec, ...], urrs: tuple[UrrSpec, ...]
+    ) -> SessionRules:
+        """Rules :func:`build_rules` put together, sorted, unique and referring to each other by
+        construction (its tests compare them with the checking constructor's): the checks are
+        skipped, as every establishment would run them on the same numbering."""
+        rules = object.__new__(cls)
+        for name, value in (("pdrs", pdrs), ("fars", fars), ("qers", qers), ("urrs", urrs)):
+            object.__setattr__(rules, name, value)
+        return rules
+
     def by_id(self, kind: RuleKind) -> dict[int, Spec]:
         """The rules of one kind by ID."""
         return {rule_id(s): s for s in getattr(self, kind + "s")}
@@ -348,9 +364,14 @@ class SessionRules:
         return [(kind, rule_id(s), spec_to_json(s)) for kind in KINDS for s in getattr(self, kind + "s")]
 
     def row_texts(self) -> list[tuple[RuleKind, int, str]]:
-        """:meth:`rows` with each body as its JSON text, what the table stores (serialized
-        once per distinct rule: most sessions of a policy share their QER, URR and uplink FAR)."""
-        return [(kind, rule_id(s), spec_json_text(s)) for kind in KINDS for s in getattr(self, kind + "s")]
+        """:meth:`rows` with each body as its JSON text, what the table stores. The rules a
+        policy decides (QER, URR, FARs towards N6) are shared by its sessions and serialized
+        once each; a PDR (its UE address) and a FAR towards the gNB are the session's own."""
+        out: list[tuple[RuleKind, int, str]] = [("pdr", s.pdr_id, _json_text(s)) for s in self.pdrs]
+        out += [("far", s.far_id, _json_text(s) if s.ohc_teid is not None else spec_json_text(s)) for s in self.fars]
+        out += [("qer", s.qer_id, spec_json_text(s)) for s in self.qers]
+        out += [("urr", s.urr_id, spec_json_text(s)) for s in self.urrs]
+        return out
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple[str, int, object]]) -> SessionRules:
@@ -463,7 +484,7 @@ def build_rules(ctx: RuleContext) -> SessionRules:
     mbr_ul, mbr_dl = ctx.mbr if ctx.mbr is not None else (None, None)
     qer = _qer(ctx.qfi, mbr_ul, mbr_dl)
     urr = _urr(ctx.volume_threshold, ctx.time_threshold)
-    return SessionRules(tuple(pdrs), tuple(fars), (qer,), (urr,))
+    return SessionRules.checked_by_construction(tuple(pdrs), tuple(fars), (qer,), (urr,))
 
 
 # The rules a policy decides alone are the same for every session of that policy: built

@@ -115,6 +115,12 @@ def test_session_rules_sorts_and_checks_references() -> None:
         SessionRules((), (FarSpec(2, "drop"), FarSpec(2, "buff")))
 
 
+def test_build_rules_output_is_what_the_checking_constructor_makes_of_it() -> None:
+    for ctx in (context(), context(n3_fteid=None, edge_rules=(EDGE,)), context(gnb_teid=None, gnb_address=None)):
+        built = build_rules(ctx)
+        assert SessionRules(built.pdrs[::-1], built.fars[::-1], built.qers, built.urrs) == built
+
+
 def test_rows_and_json_round_trip() -> None:
     rules = build_rules(context(n3_fteid=None, edge_rules=(EDGE,)))
     rows = rules.rows()
