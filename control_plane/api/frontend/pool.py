@@ -6,6 +6,10 @@ and starts ``count`` worker processes one after another, each waiting for its RE
 once its gRPC server listens): start-up fails if one exits first. Port 0 lets the first worker
 pick a free port, which the others and every restarted worker then share.
 
+A control plane killed without stopping (SIGKILL) leaves its directory behind: the next
+start removes such directories of this user that nobody listens in any more
+(:func:`sweep_stale_directories`).
+
 A worker that dies is started again after a delay that doubles from 0.5 s up to 10 s (back to
 0.5 s once a worker has served for a minute), each time logged. :meth:`WorkerPool.stop` stops
 them with SIGTERM (they finish their calls with a 1 s grace), SIGKILL after 5 s.
@@ -16,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
+import stat
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, cast
@@ -33,7 +40,7 @@ from control_plane.api.status_service import StatusServicer
 from control_plane.config import CpConfig
 from control_plane.services.views import SessionApi
 
-__all__ = ["WorkerPool", "start_api_workers", "start_workers"]
+__all__ = ["WorkerPool", "start_api_workers", "start_workers", "sweep_stale_directories"]
 
 log = logging.getLogger("control_plane.api.frontend")
 
@@ -200,7 +207,9 @@ async def start_workers(
     """
     if count < 1:
         raise ValueError(f"{count} workers: at least one is needed")
-    directory = Path(tempfile.mkdtemp(prefix="edgecups-api-"))  # 0700: only this user reaches the socket
+    for stale in sweep_stale_directories():
+        log.info("removed %s, left by a control plane that did not stop", stale)
+    directory = Path(tempfile.mkdtemp(prefix=_PREFIX))  # 0700: only this user reaches the socket
     spec = WorkerSpec(core=str(directory / "core.sock"), address=address, security=security, log_level=log_level)
     pool = WorkerPool(count, handlers, spec, directory, port)
     try:
@@ -225,3 +234,40 @@ async def start_api_workers(
         security=config.api_security,
         log_level=config.log_level,
     )
+
+
+_PREFIX: Final = "edgecups-api-"
+#: A directory younger than this may belong to a control plane still starting (no socket yet).
+_STALE_AFTER: Final = 60.0
+
+
+def sweep_stale_directories(parent: Path | None = None, *, now: float | None = None) -> list[Path]:
+    """Remove this user's workers' directories under ``parent`` (the temporary directory) whose
+    core socket nobody listens on any more, and which are older than a minute; the removed ones.
+
+    They hold token hashes and TLS file paths (0700/0600): left by a control plane that was
+    killed, they would pile up. A directory whose socket answers belongs to a running one."""
+    parent = Path(tempfile.gettempdir()) if parent is None else parent
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for directory in parent.glob(_PREFIX + "*"):
+        try:
+            info = directory.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or now - info.st_mtime < _STALE_AFTER:
+            continue
+        if _listening(directory / "core.sock"):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:  # no socket, or nobody accepts on it (ECONNREFUSED)
+            return False
+    return True

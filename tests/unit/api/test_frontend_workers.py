@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from control_plane.api.auth import ApiToken, token_sha256
 from control_plane.api.client import SessionClient
 from control_plane.api.frontend.core import method_handlers
-from control_plane.api.frontend.pool import WorkerPool, start_workers
+from control_plane.api.frontend.pool import WorkerPool, start_workers, sweep_stale_directories
 from control_plane.api.frontend.worker import WorkerSpec
 from control_plane.api.generated.edgecups.v1 import sessions_pb2 as pb
 from control_plane.api.generated.edgecups.v1 import sessions_pb2_grpc as pb_grpc
@@ -295,3 +296,29 @@ def test_the_worker_spec_round_trips(tmp_path: Path) -> None:
     for tls in (None, TlsFiles(Path("/a/cert.pem"), Path("/a/key.pem")), TlsFiles(Path("c"), Path("k"), Path("ca"))):
         spec = WorkerSpec(core="/run/core.sock", address="::1", security=ApiSecurity(tls=tls, tokens=tokens))
         assert WorkerSpec.from_json(spec.to_json()) == spec
+
+
+def test_directories_left_by_a_killed_control_plane_are_swept(tmp_path: Path) -> None:
+    def directory(name: str, *, listening: bool, age: float) -> tuple[Path, socket.socket]:
+        path = tmp_path / f"edgecups-api-{name}"
+        path.mkdir(mode=0o700)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path / "core.sock"))  # the socket file stays when its process dies
+        if listening:
+            server.listen()
+        else:
+            server.close()
+        os.utime(path, (time.time() - age, time.time() - age))
+        return path, server
+
+    dead, _ = directory("dead", listening=False, age=3600)
+    alive, server = directory("alive", listening=True, age=3600)
+    young, _ = directory("young", listening=False, age=1)
+    other = tmp_path / "something-else"
+    other.mkdir()
+    os.utime(other, (0, 0))
+    try:
+        assert sweep_stale_directories(tmp_path) == [dead]
+    finally:
+        server.close()
+    assert not dead.exists() and alive.exists() and young.exists() and other.exists()
