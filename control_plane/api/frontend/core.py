@@ -24,6 +24,7 @@ import grpc.aio
 from control_plane.api import auth
 from control_plane.api.frontend import codec
 from control_plane.api.frontend.codec import End
+from control_plane.api.frontend.link import FrameLink
 from control_plane.api.provisioning import ProvisioningServicer
 from control_plane.api.server import add_services
 from control_plane.api.status_service import StatusServicer
@@ -102,21 +103,18 @@ class _Credit:
         self.more = asyncio.Event()
 
 
-class _WorkerLink(asyncio.Protocol):
+class _WorkerLink(FrameLink[codec.CoreConnection]):
     """One worker's connection: its frames in, its calls' answers out."""
 
     def __init__(self, owner: CoreServer) -> None:
+        super().__init__(codec.CoreConnection(owner.handlers))
         self._owner = owner
-        self._conn = codec.CoreConnection(owner.handlers)
-        self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.Transport | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._credit: dict[int, _Credit] = {}
-        self._flush_scheduled = False
         self.pid: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast("asyncio.Transport", transport)
+        super().connection_made(transport)
         self._owner.links.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -162,17 +160,6 @@ class _WorkerLink(asyncio.Protocol):
     def _forget(self, call_id: int, _: object) -> None:
         self._tasks.pop(call_id, None)
         self._credit.pop(call_id, None)
-
-    def _flush_soon(self) -> None:
-        if not self._flush_scheduled and self._conn.outgoing:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        frames = self._conn.data_to_send()
-        if frames and self._transport is not None and not self._transport.is_closing():
-            self._transport.writelines(frames)
 
     def _end(self, end: End) -> None:
         try:

@@ -31,6 +31,7 @@ import grpc.aio
 
 from control_plane.api.auth import ApiToken, AuthInterceptor, caller_name
 from control_plane.api.frontend import codec
+from control_plane.api.frontend.link import FrameLink
 from control_plane.api.generated.edgecups.v1 import provisioning_pb2, sessions_pb2, status_pb2
 from control_plane.api.security import ApiSecurity, TlsFiles, add_standard_services, server_credentials
 
@@ -99,19 +100,13 @@ class _Calls:
         self.queues: dict[int, asyncio.Queue[codec.Message | codec.End]] = {}
 
 
-class CoreLink(asyncio.Protocol):
+class CoreLink(FrameLink[codec.WorkerConnection]):
     """The worker's connection to the core: calls out, answers in, one write per loop turn."""
 
     def __init__(self) -> None:
-        self._conn = codec.WorkerConnection()
-        self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.Transport | None = None
+        super().__init__(codec.WorkerConnection())
         self._calls = _Calls()
-        self._flush_scheduled = False
         self.lost: asyncio.Future[None] = self._loop.create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast("asyncio.Transport", transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         for call_id, waiter in self._calls.waiters.items():
@@ -144,17 +139,6 @@ class CoreLink(asyncio.Protocol):
             queue = self._calls.queues.get(event.call_id)
             if queue is not None:
                 queue.put_nowait(cast("codec.Message | codec.End", event))
-
-    def _flush_soon(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        frames = self._conn.data_to_send()
-        if frames and self._transport is not None and not self._transport.is_closing():
-            self._transport.writelines(frames)
 
     def ready(self, port: int) -> None:
         self._conn.ready(os.getpid(), port)
