@@ -53,6 +53,7 @@ __all__ = [
     "migration_job_name",
     "mqtt_host",
     "network_selection",
+    "serving_container",
 ]
 
 CP_CONFIG_PATH: Final = "/etc/edgecups/cp.yaml"
@@ -132,6 +133,26 @@ def _db_volumes(options: RenderOptions) -> tuple[list[Obj], list[Obj]]:
     return [volume], [{"name": "db-ca", "mountPath": "/etc/edgecups/db-ca", "readOnly": True}]
 
 
+def serving_container(probe: list[str], pfcp_port: int, *, liveness_delay: int, grpc_port: int | None = None) -> Obj:
+    """The ports and the `edgecups deploy probe` readiness and liveness probes of the control plane or an agent."""
+    ports = [{"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"}] if grpc_port is not None else []
+    ports += [
+        {"name": "pfcp", "containerPort": pfcp_port, "protocol": "UDP"},
+        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+    ]
+    return {
+        "ports": ports,
+        "readinessProbe": {"exec": {"command": probe}, "periodSeconds": 15, "timeoutSeconds": 5},
+        "livenessProbe": {
+            "exec": {"command": probe},
+            "initialDelaySeconds": liveness_delay,
+            "periodSeconds": 30,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+    }
+
+
 def _restricted() -> Obj:
     return {
         "runAsNonRoot": True,
@@ -199,20 +220,8 @@ def _cp_deployment(
         # The image's entrypoint is `edgecups cp` (deploy/docker/cp.Dockerfile).
         "args": ["--config", CP_CONFIG_PATH],
         "env": _db_env(options),
-        "ports": [
-            {"name": "grpc", "containerPort": API_PORT, "protocol": "TCP"},
-            {"name": "pfcp", "containerPort": PFCP_PORT, "protocol": "UDP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-        ],
         # grpc.health.v1 over the API's TLS (a kubelet grpc probe cannot speak TLS): NOT_SERVING while stopping.
-        "readinessProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 15, "timeoutSeconds": 5},
-        "livenessProbe": {
-            "exec": {"command": probe_cmd},
-            "initialDelaySeconds": 30,
-            "periodSeconds": 30,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
+        **serving_container(probe_cmd, PFCP_PORT, liveness_delay=30, grpc_port=API_PORT),
         "volumeMounts": [
             config_mount,
             {"name": "tls", "mountPath": "/etc/edgecups/tls", "readOnly": True},

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ..manifests import Manifest
-from .core import PROBE, mqtt_host, n4_cidr, network_selection
+from .core import PROBE, mqtt_host, n4_cidr, network_selection, serving_container
 from .objects import (
     CONFIG_HASH,
     METRICS_PORT,
@@ -216,18 +216,8 @@ def _upf_deployment(
         "image": options.upf_image,
         # The image's entrypoint is `edgecups upf` (deploy/docker/upf.Dockerfile).
         "args": ["--config", AGENT_CONFIG_PATH],
-        "ports": [
-            {"name": "pfcp", "containerPort": upf.spec["n4_port"], "protocol": "UDP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-        ],
         # A PFCP Heartbeat Request to the agent's own N4 address, answered or not (TS 29.244 §6.2.2).
-        "readinessProbe": {"exec": {"command": probe}, "periodSeconds": 15, "timeoutSeconds": 5},
-        "livenessProbe": {
-            "exec": {"command": probe},
-            "initialDelaySeconds": 20,
-            "periodSeconds": 30,
-            "timeoutSeconds": 5,
-        },
+        **serving_container(probe, upf.spec["n4_port"], liveness_delay=20),
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": {
             "runAsUser": _UID,
