@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pfcp
 
-from .objects import NO_INDEX, Call, Key, Obj, Ref, Step
+from .objects import NO_INDEX, AddDel, Call, Key, Obj, Ref, Step
 
 __all__ = ["Acl", "AclBinding", "AclRule", "Policer", "PolicerBinding"]
 
@@ -46,17 +46,11 @@ class Policer(Obj):
             "violate_action": {"type": 0, "dscp": 0},  # DROP
         }
 
-    def _add(self) -> Call:
+    def _create_call(self) -> Call:
         return Call("policer_add", {"name": self.name, "infos": self._infos()}, produces=self.key)
 
-    def _del(self) -> Call:
+    def _delete_call(self) -> Call:
         return Call("policer_del", {"policer_index": Ref(self.key)}, releases=self.key)
-
-    def create(self) -> list[Step]:
-        return [Step(self._add(), (self._del(),), self.rule)]
-
-    def delete(self) -> list[Step]:
-        return [Step(self._del(), (self._add(),), self.rule)]
 
     def update(self, old: Obj) -> list[Step] | None:
         assert isinstance(old, Policer)
@@ -68,7 +62,7 @@ class Policer(Obj):
 
 
 @dataclass(frozen=True, slots=True)
-class PolicerBinding(Obj):
+class PolicerBinding(AddDel):
     """A policer on a tunnel interface: input (uplink, after decapsulation, before the
     lookup in the VRF) or output (downlink, before encapsulation)."""
 
@@ -88,12 +82,6 @@ class PolicerBinding(Obj):
     def _call(self, apply: bool) -> Call:
         msg = "policer_input_v2" if self.uplink else "policer_output_v2"
         return Call(msg, {"policer_index": Ref(self.policer), "sw_if_index": Ref(self.tunnel), "apply": apply})
-
-    def create(self) -> list[Step]:
-        return [Step(self._call(True), (self._call(False),), self.rule)]
-
-    def delete(self) -> list[Step]:
-        return [Step(self._call(False), (self._call(True),), self.rule)]
 
 
 # -------------------------------------------------------------------------------------- ACLs
@@ -143,14 +131,11 @@ class Acl(Obj):
         args = {"acl_index": index, "tag": self.tag, "count": len(self.rules), "r": [r.to_api() for r in self.rules]}
         return Call("acl_add_replace", args, produces=self.key if isinstance(index, int) else None)
 
-    def _del(self) -> Call:
+    def _create_call(self) -> Call:
+        return self._add_replace(NO_INDEX)
+
+    def _delete_call(self) -> Call:
         return Call("acl_del", {"acl_index": Ref(self.key)}, releases=self.key)
-
-    def create(self) -> list[Step]:
-        return [Step(self._add_replace(NO_INDEX), (self._del(),), self.rule)]
-
-    def delete(self) -> list[Step]:
-        return [Step(self._del(), (self._add_replace(NO_INDEX),), self.rule)]
 
     def update(self, old: Obj) -> list[Step] | None:
         assert isinstance(old, Acl)
@@ -180,11 +165,11 @@ class AclBinding(Obj):
         args = {"sw_if_index": Ref(self.tunnel), "count": len(acls), "n_input": len(inputs), "acls": acls}
         return Call("acl_interface_set_acl_list", args)
 
-    def create(self) -> list[Step]:
-        return [Step(self._call(self.inputs, self.outputs), (self._call((), ()),), self.rule)]
+    def _create_call(self) -> Call:
+        return self._call(self.inputs, self.outputs)
 
-    def delete(self) -> list[Step]:
-        return [Step(self._call((), ()), (self._call(self.inputs, self.outputs),), self.rule)]
+    def _delete_call(self) -> Call:
+        return self._call((), ())
 
     def update(self, old: Obj) -> list[Step] | None:
         assert isinstance(old, AclBinding)

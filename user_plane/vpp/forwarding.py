@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Final
 
 import pfcp
 
-from .objects import NO_INDEX, Call, Key, Obj, Ref, Step
+from .objects import NO_INDEX, AddDel, Call, Key, Obj, Ref, Step
 
 __all__ = ["DECAP_IP4", "DECAP_IP6", "AbfAttach", "AbfPolicy", "Route", "Tunnel"]
 
@@ -118,7 +118,7 @@ class Tunnel(Obj):
 
 
 @dataclass(frozen=True, slots=True)
-class Route(Obj):
+class Route(AddDel):
     """A UE prefix in its Network Instance's VRF: via the session's tunnel, or DROP
     (FAR DROP or BUFF, closed downlink gate, exhausted quota, no gNB F-TEID yet)."""
 
@@ -154,12 +154,6 @@ class Route(Obj):
         route = {"table_id": self.table, "prefix": self.prefix, "n_paths": 1, "paths": [path]}
         return Call("ip_route_add_del", {"is_add": is_add, "is_multipath": False, "route": route})
 
-    def create(self) -> list[Step]:
-        return [Step(self._call(True), (self._call(False),), self.rule)]
-
-    def delete(self) -> list[Step]:
-        return [Step(self._call(False), (self._call(True),), self.rule)]
-
     def update(self, old: Obj) -> list[Step] | None:
         assert isinstance(old, Route)
         # A non-multipath add replaces the route's paths (fib_table_entry_update).
@@ -183,7 +177,7 @@ def _lookup_path(table: int, ip6: bool) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class AbfPolicy(Obj):
+class AbfPolicy(AddDel):
     """ACL-based forwarding: packets the ACL permits are looked up in another VRF (an uplink
     PDR whose FAR forwards to another Network Instance than the tunnel's). The policy ID is
     the client's choice (allocated by the executor)."""
@@ -216,15 +210,9 @@ class AbfPolicy(Obj):
             releases=None if is_add else self.key,
         )
 
-    def create(self) -> list[Step]:
-        return [Step(self._call(True), (self._call(False),), self.rule)]
-
-    def delete(self) -> list[Step]:
-        return [Step(self._call(False), (self._call(True),), self.rule)]
-
 
 @dataclass(frozen=True, slots=True)
-class AbfAttach(Obj):
+class AbfAttach(AddDel):
     """An ABF policy on a tunnel interface (uplink, after decapsulation); lower priority first."""
 
     rank: ClassVar[int] = 2
@@ -249,9 +237,3 @@ class AbfAttach(Obj):
             "is_ipv6": self.ip6,
         }
         return Call("abf_itf_attach_add_del", {"is_add": is_add, "attach": attach})
-
-    def create(self) -> list[Step]:
-        return [Step(self._call(True), (self._call(False),), self.rule)]
-
-    def delete(self) -> list[Step]:
-        return [Step(self._call(False), (self._call(True),), self.rule)]

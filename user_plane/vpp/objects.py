@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Final
 
 import pfcp
 
-__all__ = ["NO_INDEX", "Call", "Key", "Obj", "Ref", "Step", "diff", "refs_in"]
+__all__ = ["NO_INDEX", "AddDel", "Call", "Key", "Obj", "Ref", "Step", "diff", "refs_in"]
 
 #: ~0: "no interface / no index" in VPP's API.
 NO_INDEX: Final = 0xFFFFFFFF
@@ -100,14 +100,34 @@ class Obj:
         return set()
 
     def create(self) -> list[Step]:
-        raise NotImplementedError
+        """By default one call makes the object and :meth:`_delete_call` undoes it."""
+        return [Step(self._create_call(), (self._delete_call(),), self.rule)]
 
     def delete(self) -> list[Step]:
+        return [Step(self._delete_call(), (self._create_call(),), self.rule)]
+
+    def _create_call(self) -> Call:
+        raise NotImplementedError
+
+    def _delete_call(self) -> Call:
         raise NotImplementedError
 
     def update(self, old: Obj) -> list[Step] | None:
         """Steps that change ``old`` into this object in place; None: delete and re-create."""
         return None
+
+
+class AddDel(Obj):
+    """An object one VPP message makes and takes back, with an is_add (or apply) flag."""
+
+    def _call(self, is_add: bool) -> Call:
+        raise NotImplementedError
+
+    def _create_call(self) -> Call:
+        return self._call(True)
+
+    def _delete_call(self) -> Call:
+        return self._call(False)
 
 
 # ------------------------------------------------------------------------------------- diff
