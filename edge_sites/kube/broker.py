@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .objects import METRICS_PORT, MQTT_PORT, SITE_LABEL, Obj, RenderError, labels, meta, selector
+from .objects import METRICS_PORT, MQTT_PORT, SITE_LABEL, Obj, RenderError, labels, meta, network_policy, selector
 from .settings import RenderOptions
 
 __all__ = ["BROKER_USERS", "broker_objects", "container_mosquitto_conf", "monitoring_objects"]
@@ -116,17 +116,8 @@ def broker_objects(options: RenderOptions, cp_site: str, mosquitto_conf: str, ac
             "ports": [{"name": "mqtts", "port": MQTT_PORT, "targetPort": "mqtts", "protocol": "TCP"}],
         },
     }
-    policy: Obj = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta("edgecups-mqtt", ns, _BROKER),
-        "spec": {
-            "podSelector": {"matchLabels": selector(_BROKER)},
-            "policyTypes": ["Ingress"],
-            # The control plane and the agents publish; operators' tools (edgecups-viewer) read from outside.
-            "ingress": [{"ports": [{"port": MQTT_PORT, "protocol": "TCP"}]}],
-        },
-    }
+    # The control plane and the agents publish; operators' tools (edgecups-viewer) read from outside.
+    policy = network_policy("edgecups-mqtt", ns, _BROKER, ingress=[{"ports": [{"port": MQTT_PORT, "protocol": "TCP"}]}])
     return [config, claim, deployment, service, policy]
 
 

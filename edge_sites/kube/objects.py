@@ -26,6 +26,7 @@ __all__ = [
     "labels",
     "meta",
     "network_attachment",
+    "network_policy",
     "secret_volume",
     "selector",
     "to_yaml",
@@ -145,6 +146,24 @@ def network_attachment(
         "kind": "NetworkAttachmentDefinition",
         "metadata": metadata,
         "spec": {"config": json.dumps(config, indent=2)},
+    }
+
+
+def network_policy(
+    name: str, namespace: str, component: str, *, ingress: list[Obj] | None = None, egress: list[Obj] | None = None
+) -> Obj:
+    """A NetworkPolicy for the pods of ``component``: each direction given is governed, an empty list denies it all."""
+    spec: Obj = {"podSelector": {"matchLabels": selector(component)}, "policyTypes": []}
+    for direction, rules in (("Ingress", ingress), ("Egress", egress)):
+        if rules is not None:
+            spec["policyTypes"].append(direction)
+        if rules:
+            spec[direction.lower()] = rules
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(name, namespace, component),
+        "spec": spec,
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .objects import API_PORT, METRICS_PORT, MQTT_PORT, Obj, meta, selector
+from .objects import API_PORT, METRICS_PORT, MQTT_PORT, Obj, network_policy, selector
 from .settings import RenderOptions
 
 __all__ = ["network_policies"]
@@ -28,41 +28,9 @@ def network_policies(options: RenderOptions, db_cluster: str) -> list[Obj]:
     to_db: Obj = {"ports": [{"port": 5432, "protocol": "TCP"}]}
     if options.database_url is None:
         to_db["to"] = [{"podSelector": {"matchLabels": {"cnpg.io/cluster": db_cluster}}}]
-    # PFCP (N4) and the UPFs' N3/N6 run on Multus attachments, which NetworkPolicies do not govern:
-    # these cover the pod network only (API, metrics, MQTT, database, DNS).
-    cp: Obj = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta("edgecups-cp", ns, _CP),
-        "spec": {
-            "podSelector": {"matchLabels": selector(_CP)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {"ports": [{"port": API_PORT, "protocol": "TCP"}]},  # TLS and tokens guard the API itself
-                {"from": [monitoring], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]},
-            ],
-            "egress": [dns, to_mqtt, to_db],
-        },
-    }
-    migration: Obj = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta("edgecups-migration", ns, "migration"),
-        "spec": {
-            "podSelector": {"matchLabels": selector("migration")},
-            "policyTypes": ["Ingress", "Egress"],
-            "egress": [dns, to_db],
-        },
-    }
-    upf: Obj = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta("edgecups-upf", ns, "upf"),
-        "spec": {
-            "podSelector": {"matchLabels": selector("upf")},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [monitoring], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}],
-            "egress": [dns, to_mqtt],
-        },
-    }
+    scrape = {"from": [monitoring], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}
+    api = {"ports": [{"port": API_PORT, "protocol": "TCP"}]}  # TLS and tokens guard the API itself
+    cp = network_policy("edgecups-cp", ns, _CP, ingress=[api, scrape], egress=[dns, to_mqtt, to_db])
+    migration = network_policy("edgecups-migration", ns, "migration", ingress=[], egress=[dns, to_db])
+    upf = network_policy("edgecups-upf", ns, "upf", ingress=[scrape], egress=[dns, to_mqtt])
     return [cp, migration, upf]
