@@ -147,6 +147,7 @@ def probe_cp(
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from control_plane.api.security import channel_credentials
     from control_plane.config import ConfigError, load_config
 
     try:
@@ -159,20 +160,17 @@ def probe_cp(
     if address in ("0.0.0.0", "::", ""):
         address = "127.0.0.1" if address != "::" else "::1"
     target = address if address.startswith("unix:") else f"{_bracket(address)}:{settings.api_port}"
-    tls = settings.api_security.tls if settings.api_security is not None else None
     try:
-        if tls is None:
+        if settings.api_security.tls is None:
             channel = grpc.insecure_channel(target)
         else:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=ca.read_bytes() if ca else None,
-                private_key=key.read_bytes() if key else None,
-                certificate_chain=cert.read_bytes() if cert else None,
-            )
+            credentials = channel_credentials(ca, cert, key)
             options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
             channel = grpc.secure_channel(target, credentials, options=options)
     except OSError as exc:
         _fail([f"cannot read a TLS file: {exc.strerror or exc}: {exc.filename}"])
+    except ValueError as exc:  # a client certificate without its key, or a key without its certificate
+        _fail([str(exc)])
     with channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
