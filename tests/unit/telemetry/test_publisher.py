@@ -47,9 +47,13 @@ def viewer(broker: Mosquitto, client_id: str = "viewer") -> Collector:
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
+    """Wait for what the publisher's own task does; a test that times out says what never came."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"never happened within {timeout} s: {what}") from None
 
 
 def payloads(messages: list[Message], topic: str) -> list[bytes]:

@@ -10,7 +10,7 @@ reporting why; a wrong password is refused by the broker itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from edge_sites.telemetry.config import TlsFiles, parse_mqtt
 from edge_sites.telemetry.publisher import Backoff, Publisher
 from tests.harness.mosquitto import Mosquitto, TlsListener, mosquitto_unavailable_reason
 from tests.harness.tls import Pki, make_pki
+from tests.unit.telemetry.test_publisher import until
 
 pytestmark = pytest.mark.skipif(mosquitto_unavailable_reason() is not None, reason=mosquitto_unavailable_reason() or "")
 
@@ -64,12 +65,6 @@ def config(broker: Mosquitto, tmp_path: Path, tls: TlsFiles, user: str = "edge-1
     return MqttConfig("127.0.0.1", broker.port, username=user, password_file=file, tls=tls)
 
 
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 async def delivered(site: MqttConfig, viewer: MqttConfig) -> list[tuple[str, bytes]]:
     """Publish one usage message as ``site``; what a TLS subscriber ``viewer`` receives."""
     received: list[tuple[str, bytes]] = []
@@ -86,7 +81,7 @@ async def delivered(site: MqttConfig, viewer: MqttConfig) -> list[tuple[str, byt
         assert await subscriber.wait_connected(15), subscriber.last_error  # subscribed once connected
         publisher.start()
         publisher.publish(USAGE, b"over tls")
-        await until(lambda: bool(received))
+        await until(lambda: bool(received), "the message over TLS")
         assert publisher.connected and publisher.counters["connection failures"] == 0
     finally:
         await publisher.stop()
@@ -102,7 +97,7 @@ async def rejected(site: MqttConfig) -> Publisher:
     publisher = Publisher(site, client_id="site", backoff=FAST, ack_timeout=2.0)
     publisher.start()
     publisher.publish(USAGE, b"kept")  # returns at once whatever the broker says
-    await until(lambda: publisher.counters["connection failures"] >= 2)
+    await until(lambda: publisher.counters["connection failures"] >= 2, "retries")
     assert not publisher.connected and publisher.buffered == 1 and publisher.last_error
     await publisher.stop(timeout=1.0)
     return publisher
