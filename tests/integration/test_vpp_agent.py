@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 import pfcp
-from tests.integration.test_vpp_driver import GNB, config, route, session_records, tunnel, tunnel_index
+from tests.integration.test_vpp_driver import GNB, config, route, session_records, tunnel, tunnel_index, until
 from tests.unit.user_plane.test_agent import (
     DEADLINE,
     HOST,
@@ -317,8 +317,7 @@ def test_restart_driver_and_a_vpp_restart_install_the_desired_state_again(
         assert session_records(emulator.state) == wanted
         emulator.restart()
         driver = driver_of(agent)
-        while driver.reconnects == 0:
-            await asyncio.sleep(0.02)
+        await until(lambda: driver.reconnects > 0)
         assert session_records(emulator.state) == wanted
         assert agent.resync().reinstalled == 0  # the driver holds the desired state already
         response = await cp.request(pfcp.SessionDeletionRequest(seid=up_seid))
@@ -332,13 +331,11 @@ def test_while_vpp_is_away_requests_get_77(vpp_emulator: VppEmulator, vpp_api_di
     async def scenario(agent: UpfAgent, cp: Cp, emulator: VppEmulator) -> None:
         emulator.stop()  # VPP gone, nobody answers
         driver = driver_of(agent)
-        while driver.ready:
-            await asyncio.sleep(0.02)
+        await until(lambda: not driver.ready)
         response = await cp.establish(1)
         assert cause_of(response) == Cause.SYSTEM_FAILURE and agent.sessions == {}
         emulator.start()
-        while not driver.ready:
-            await asyncio.sleep(0.02)
+        await until(lambda: driver.ready)
         up_seid = await established(cp, 2)
         teid = local_teid(agent, up_seid)
         assert session_records(emulator.state) == {tunnel(teid=teid), route((str(GNB), teid))}

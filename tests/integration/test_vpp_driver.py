@@ -74,6 +74,13 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(main(), 20))
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for what the driver does on its own timers (poll, liveness, reconnect); ``run``'s
+    deadline bounds the wait."""
+    while not condition():
+        await asyncio.sleep(0.02)
+
+
 # -- the emulator's state, as comparable records ------------------------------------------------
 
 
@@ -326,16 +333,14 @@ def test_a_volume_threshold_reached_in_vpp_is_reported_and_an_exhausted_quota_dr
             driver.install(established(create_urr=(quota,)))
             index = tunnel_index(vpp_emulator.state)
             vpp_emulator.count_traffic(index, rx_packets=2, rx_bytes=1200)
-            while not events:
-                await asyncio.sleep(0.02)  # the periodic poll (poll_interval 0.05 s)
+            await until(lambda: bool(events))  # the periodic poll (poll_interval 0.05 s)
             [usage] = events
             assert isinstance(usage, SessionUsage) and usage.up_seid == SEID
             [report] = usage.reports
             assert (report.trigger, report.ul_bytes, report.ul_packets) == (T.VOLTH, 1200, 2)
             assert session_records(vpp_emulator.state) == BASIC  # still forwarding
             vpp_emulator.count_traffic(index, rx_packets=4, rx_bytes=2000)
-            while len(events) < 2:
-                await asyncio.sleep(0.02)
+            await until(lambda: len(events) >= 2)
             assert isinstance(events[1], SessionUsage) and events[1].reports[0].trigger & T.VOLQU
             # quota exhausted (§5.2.2.2): VPP now drops both directions
             assert session_records(vpp_emulator.state) == {
@@ -388,8 +393,7 @@ def test_a_vpp_restart_is_noticed_and_everything_is_installed_again(
             wanted = session_records(vpp_emulator.state)
             node = vpp_emulator.state.routes[(TABLE, IPv4Network("0.0.0.0/0"))]
             vpp_emulator.restart()
-            while driver.reconnects == 0:
-                await asyncio.sleep(0.02)
+            await until(lambda: driver.reconnects > 0)
             assert vpp_emulator.restarts == 1
             assert session_records(vpp_emulator.state) == wanted
             assert vpp_emulator.state.routes[(TABLE, IPv4Network("0.0.0.0/0"))] == node
@@ -409,14 +413,12 @@ def test_a_lost_connection_to_a_vpp_that_kept_its_state_changes_nothing(
             driver.install(state)
             before = vpp_emulator.state
             vpp_emulator.stop()  # the API socket goes away; VPP (the model) keeps everything
-            while driver.ready:
-                await asyncio.sleep(0.02)
+            await until(lambda: not driver.ready)
             with pytest.raises(DriverError, match="not connected"):
                 driver.install(modified(state, update_far=(downlink_far(teid=0x5001),)))
             vpp_emulator.reset_calls()
             vpp_emulator.start()
-            while not driver.ready:
-                await asyncio.sleep(0.02)
+            await until(lambda: driver.ready)
             assert vpp_emulator.state == before  # nothing torn down, nothing added twice
             changes = [n for n, _ in vpp_emulator.calls if n not in ("sockclnt_create", "control_ping", "acl_dump")]
             assert changes in ([], ["gtpu_get_transfer_counts"])
@@ -496,8 +498,7 @@ def test_vpp_dying_in_the_middle_of_a_request_fails_it_and_the_rest_comes_back(
             with pytest.raises(DriverError) as caught:
                 driver.install(second)
             assert caught.value.failed_rule is None  # not a rule's fault: 77
-            while driver.reconnects == 0:
-                await asyncio.sleep(0.02)
+            await until(lambda: driver.reconnects > 0)
             assert session_records(vpp_emulator.state) == wanted  # the first session only, re-installed
             assert driver.installed() == {SEID: first}
 
@@ -628,11 +629,9 @@ def test_a_vpp_that_kept_part_of_its_state_is_swept_and_set_up_again(
             finally:
                 other.disconnect()
             vpp_emulator.stop()  # the connection goes; VPP keeps (part of) its state
-            while driver.ready:
-                await asyncio.sleep(0.02)
+            await until(lambda: not driver.ready)
             vpp_emulator.start()
-            while not driver.ready:
-                await asyncio.sleep(0.02)
+            await until(lambda: driver.ready)
             after = vpp_emulator.state
             assert (TABLE, IPv4Network("198.19.9.9/32")) not in after.routes  # swept at replace_end
             assert session_records(after) == session_records(wanted) == BASIC
@@ -664,11 +663,9 @@ def test_the_sweep_takes_our_memif_interfaces_back_before_making_them_again(
             finally:
                 other.disconnect()
             vpp_emulator.stop()
-            while driver.ready:
-                await asyncio.sleep(0.02)
+            await until(lambda: not driver.ready)
             vpp_emulator.start()
-            while not driver.ready:
-                await asyncio.sleep(0.02)
+            await until(lambda: driver.ready)
             after = vpp_emulator.state
             [interface] = after.memif_interfaces.values()  # one memif, made again
             assert interface.id == 3 and after.memif_sockets[interface.socket_id] == "/run/vpp/memif-n6.sock"
