@@ -7,10 +7,12 @@ from typing import Final
 from .objects import METRICS_PORT, MQTT_PORT, SITE_LABEL, Obj, RenderError, labels, meta, network_policy, selector
 from .settings import RenderOptions
 
-__all__ = ["BROKER_USERS", "broker_objects", "container_mosquitto_conf", "monitoring_objects"]
+__all__ = ["BROKER_USERS", "CP_USER", "VIEWER_USER", "broker_objects", "container_mosquitto_conf", "monitoring_objects"]
 
 #: Broker users that are not sites (deploy/mosquitto/acl); no site may take these names.
-BROKER_USERS: Final = ("edgecups-cp", "edgecups-viewer")
+CP_USER: Final = "edgecups-cp"
+VIEWER_USER: Final = "edgecups-viewer"
+BROKER_USERS: Final = (CP_USER, VIEWER_USER)
 _BROKER: Final = "broker"
 _MOSQUITTO_UID: Final = 1883  # the eclipse-mosquitto image's mosquitto user
 

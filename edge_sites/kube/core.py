@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import yaml
 
-from .broker import broker_objects, monitoring_objects
+from .broker import CP_USER, broker_objects, monitoring_objects
 from .objects import (
     API_PORT,
     CONFIG_HASH,
@@ -113,7 +113,7 @@ def cp_config(options: RenderOptions) -> dict[str, Any]:
         "mqtt": {
             "host": mqtt_host(options),
             "port": MQTT_PORT,
-            "username": "edgecups-cp",
+            "username": CP_USER,
             "password_file": "/etc/edgecups/mqtt/password",
             "tls": {"ca": "/etc/edgecups/mqtt/ca.crt"},
         },

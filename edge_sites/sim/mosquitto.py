@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+# The broker users that are not sites: named once, with the deployment that installs the ACL.
+from ..kube.broker import BROKER_USERS as RESERVED_USERS
+from ..kube.broker import CP_USER, VIEWER_USER
 from .netns import netns_socket
 
 __all__ = [
@@ -53,10 +56,6 @@ __all__ = [
 
 #: The ACL operators install (deploy/mosquitto/acl in the repository).
 DEPLOYED_ACL: Final = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
-#: The broker users of deploy/mosquitto/acl that are not sites (no site may be named like them).
-CP_USER: Final = "edgecups-cp"
-VIEWER_USER: Final = "edgecups-viewer"
-RESERVED_USERS: Final = (CP_USER, VIEWER_USER)
 _POLL: Final = 0.05
 
 
