@@ -177,7 +177,6 @@ async def start(config: CpConfig, *, api: bool = True, manage_gc: bool = True) -
         telemetry = CpTelemetry(
             config.mqtt,
             node_id=config.node_id,
-            store=store,
             inventory=inventory,
             associations=associations,
             events=events,

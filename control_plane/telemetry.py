@@ -34,8 +34,6 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
-from sqlalchemy import Connection
-
 import pfcp
 from edge_sites.telemetry import MqttConfig, PayloadError, decode, encode
 from edge_sites.telemetry.payloads import event_payload
@@ -43,12 +41,10 @@ from edge_sites.telemetry.publisher import Publisher
 from edge_sites.telemetry.topics import STATUS_FILTER, event_topic, parse_upf_topic
 from pfcp.aio import PfcpNode, RequestTimeout
 
-from . import repo
 from .errors import ResourceExhausted
 from .inventory import Inventory, UpfRecord
 from .n4.peers import AssociationManager
 from .provisioning.feed import EventFeed, EventView
-from .store import Store
 
 __all__ = ["CpTelemetry"]
 
@@ -63,7 +59,6 @@ class CpTelemetry:
         config: MqttConfig,
         *,
         node_id: str,
-        store: Store,
         inventory: Inventory,
         associations: AssociationManager,
         events: EventFeed,
@@ -71,7 +66,6 @@ class CpTelemetry:
         recovery_time_stamp: int,
         heartbeat_interval: float,
     ) -> None:
-        self.store = store
         self.inventory = inventory
         self.associations = associations
         self.events = events
@@ -149,7 +143,7 @@ class CpTelemetry:
         except PayloadError as exc:
             log.warning("MQTT: status on %s ignored: %s", topic, exc)
             return
-        upf = next((u for u in self.inventory.upfs.values() if u.node_id == parsed.node_id), None)
+        upf = self.inventory.upf_by_node.get(parsed.node_id)
         if upf is None:
             return  # not provisioned (yet): association will decide when it is
         if upf.site != parsed.site or status["node_id"] != upf.node_id or status["site"] != upf.site:
@@ -177,7 +171,7 @@ class CpTelemetry:
     async def _probe(self, upf: UpfRecord, why: str) -> None:
         wake = self._probing[upf.id]
         try:
-            await self.store.run(lambda conn: _record(conn, upf, "down", why))
+            await self.associations.record_health(upf, "down", why)  # marked down by _offline
             while upf.health == "down" and self.associations.associated(upf):
                 wake.clear()
                 try:
@@ -187,7 +181,8 @@ class CpTelemetry:
                 if isinstance(response, pfcp.HeartbeatResponse):
                     if upf.health == "down" and self.associations.associated(upf):
                         if response.recovery_time_stamp.to_unix() == upf.recovery_time_stamp:
-                            await self._up(upf, "PFCP heartbeat answered after the MQTT status offline")
+                            answered = "PFCP heartbeat answered after the MQTT status offline"
+                            await self.associations.set_health(upf, "up", answered)
                     return  # else a restart (newer stamp): PFCP re-associates and marks it up
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.heartbeat_interval)
@@ -197,14 +192,3 @@ class CpTelemetry:
     async def _heartbeat_now(self, upf: UpfRecord) -> None:
         with contextlib.suppress(RequestTimeout, ConnectionError):
             await self.node.request(upf.peer, self._heartbeat)
-
-    async def _up(self, upf: UpfRecord, why: str) -> None:
-        upf.health = "up"
-        log.warning("UPF %s is up (%s)", upf.node_id, why)
-        await self.store.run(lambda conn: _record(conn, upf, "up", why))
-
-
-def _record(conn: Connection, upf: UpfRecord, health: str, why: str) -> None:
-    # As the association manager records health: the row, and the event that says why.
-    repo.record_upf_state(conn, upf.id, {"health": health})
-    repo.insert_event(conn, f"upf.{health}", upf_node_id=upf.node_id, detail={"why": why})

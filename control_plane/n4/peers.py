@@ -139,7 +139,7 @@ class AssociationManager:
             try:
                 established = await self.node.associate(upf.peer, session_retention=self._retention)
             except (AssociationFailed, ConnectionError) as exc:
-                await self._set_health(upf, "down", f"association failed: {exc}")
+                await self.set_health(upf, "down", f"association failed: {exc}")
                 delay = self.reassociate_interval * random.uniform(0.8, 1.2)
                 # Woken early (the UPF restarted) or the delay is over: both mean try again.
                 with contextlib.suppress(TimeoutError):
@@ -161,17 +161,22 @@ class AssociationManager:
                 repo.insert_event(conn, "upf.restarted", upf_node_id=upf.node_id, detail={"stamp": stamp})
 
         await self.sessions.store.run(record)
-        await self._set_health(upf, "up", "restarted" if restarted else "associated")
+        await self.set_health(upf, "up", "restarted" if restarted else "associated")
         task = asyncio.get_running_loop().create_task(
             reconcile.reconcile_upf(self.sessions, upf, restarted=restarted), name=f"reconcile-{upf.node_id}"
         )
         self.reconciling[upf.id] = task
 
-    async def _set_health(self, upf: UpfRecord, health: str, why: str) -> None:
+    async def set_health(self, upf: UpfRecord, health: str, why: str) -> None:
+        """Mark ``upf`` up or down (selection sees it at once), then record it (nothing if unchanged)."""
         if upf.health == health:
             return
         upf.health = health
         log.warning("UPF %s is %s (%s)", upf.node_id, health, why)
+        await self.record_health(upf, health, why)
+
+    async def record_health(self, upf: UpfRecord, health: str, why: str) -> None:
+        """Store a health ``upf`` already has: its row, and the event that says why."""
 
         def record(conn: Connection) -> None:
             repo.record_upf_state(conn, upf.id, {"health": health})
@@ -195,7 +200,7 @@ class AssociationManager:
         if isinstance(event, PeerRestarted):
             log.warning("UPF %s restarted (newer Recovery Time Stamp): associating again", upf.node_id)
         else:
-            await self._set_health(upf, "down", type(event).__name__)
+            await self.set_health(upf, "down", type(event).__name__)
             marked = await reconcile.mark_lost(self.sessions, upf)
             log.warning("UPF %s lost: %d sessions marked lost", upf.node_id, marked)
             moved = await reconcile.fail_over(self.sessions, upf)
