@@ -189,19 +189,14 @@ def _value(value: object, spec: Field, path: str, errors: list[str]) -> None:
 
 
 def _is(value: object, json_type: str) -> bool:
-    if json_type == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if json_type == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if json_type == "string":
-        return isinstance(value, str)
-    if json_type == "bool":
-        return isinstance(value, bool)
-    if json_type == "object":
-        return isinstance(value, dict)
-    if json_type == "list":
-        return isinstance(value, list)
-    raise AssertionError(f"unknown JSON type {json_type!r} in a schema")
+    """Whether ``value`` is of the schema's ``json_type``; an int is a number too, a bool is neither."""
+    if json_type not in _SCHEMA_TYPES:
+        raise AssertionError(f"unknown JSON type {json_type!r} in a schema")
+    actual = _json_type(value)
+    return actual == json_type or (json_type == "number" and actual == "int")
+
+
+_SCHEMA_TYPES: Final = frozenset({"int", "number", "string", "bool", "object", "list"})
 
 
 def _json_type(value: object) -> str:
