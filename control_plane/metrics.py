@@ -13,9 +13,9 @@ Theory of operation:
   into plain bucket counts read at scrape time like the endpoint's.
 * The HTTP server is prometheus_client's, on a thread of its own; a scrape asks the
   event loop for the families and waits (:class:`LoopCollector`): the state they
-  read belongs to the loop. The server, the collector and the PFCP families are the
-  same as the UPF agent's (user_plane/metrics.py): the two planes may not import
-  each other. deploy/grafana/README.md lists every metric with its labels.
+  read belongs to the loop. The server, the collector and the PFCP families are
+  edge_sites/telemetry/prometheus.py's, shared with the UPF agent (user_plane/metrics.py):
+  the two planes may not import each other. deploy/grafana/README.md lists every metric with its labels.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -52,9 +52,6 @@ from .n4.peers import AssociationManager
 from .services.sessions import SessionManager
 from .services.views import SessionRequest, SessionView
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
     "ESTABLISHMENT_BUCKETS",
     "LoopCollector",
@@ -69,7 +66,6 @@ log = logging.getLogger("control_plane.metrics")
 #: Upper bounds (seconds) of the establishment latency buckets: a database commit and a PFCP
 #: round trip at best, T1 x (N1 + 1) of an unanswered UPF at worst.
 ESTABLISHMENT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_ACCEPTED = int(pfcp.CauseValue.REQUEST_ACCEPTED)
 _PFCP_PEER = ["remote", "upf", "site"]
 
 
@@ -212,6 +208,3 @@ def _establishment_families(establishments: Mapping[tuple[str, str, str], list[f
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-# -- the same as user_plane/metrics.py (the planes may not import each other) -------------------------
