@@ -165,9 +165,7 @@ class AgentTelemetry:
         )
         self._metrics: asyncio.Task[None] | None = None
 
-    def _status(
-        self, state: Literal["online", "offline"], reason: Literal["started", "stopped", "connection-lost"]
-    ) -> Outgoing:
+    def _status(self, state: State, reason: Reason) -> Outgoing:
         payload = status_payload(
             state=state,
             reason=reason,
