@@ -125,31 +125,34 @@ def _insert_rules(conn: Connection, rows: Sequence[tuple[int, str, int, Mapping[
     """
     if not rows:
         return
-    sql, order = _raw_rule_insert(conn)
+    # The driver skips the column type that checks kinds (db.base.StrEnumType: no CHECK in the database).
+    unknown = {kind for _, kind, _, _ in rows} - _RULE_KINDS
+    if unknown:
+        raise ValueError(f"session rule kind {min(unknown)!r} is not one of {sorted(_RULE_KINDS)}")
+    sql, index = _raw_rule_insert(conn)
     texts = [(sid, kind, rid, body if isinstance(body, str) else json.dumps(body)) for sid, kind, rid, body in rows]
-    for _sid, kind, _rid, _body in texts:
-        if kind not in _RULE_KINDS:
-            raise ValueError(f"session rule kind {kind!r} is not one of {sorted(_RULE_KINDS)}")
-    if order is None:  # a named paramstyle (psycopg's pyformat)
+    if index is None:  # a named paramstyle (psycopg's pyformat)
         conn.exec_driver_sql(sql, [dict(zip(_RULE_COLUMNS, row, strict=True)) for row in texts])
     else:
-        index = [_RULE_COLUMNS.index(name) for name in order]
         conn.exec_driver_sql(sql, [tuple(row[i] for i in index) for row in texts])
 
 
 _RULE_COLUMNS = ("session_id", "kind", "rule_id", "body")
 _RULE_KINDS = frozenset(kind.value for kind in RuleKind)
-_RAW_RULE_INSERTS: dict[str, tuple[str, Sequence[str] | None]] = {}
+_RAW_RULE_INSERTS: dict[str, tuple[str, tuple[int, ...] | None]] = {}
 
 
-def _raw_rule_insert(conn: Connection) -> tuple[str, Sequence[str] | None]:
+def _raw_rule_insert(conn: Connection) -> tuple[str, tuple[int, ...] | None]:
+    """The statement in the dialect's paramstyle and, when positional, the columns' order in it."""
     dialect = conn.dialect
     key = f"{dialect.name}+{dialect.driver}"
     found = _RAW_RULE_INSERTS.get(key)
     if found is None:
         statement = insert(_RULES).values({column: bindparam(column) for column in _RULE_COLUMNS})
         compiled = statement.compile(dialect=dialect)
-        found = _RAW_RULE_INSERTS[key] = (compiled.string, compiled.positiontup)
+        order = compiled.positiontup
+        index = None if order is None else tuple(_RULE_COLUMNS.index(name) for name in order)
+        found = _RAW_RULE_INSERTS[key] = (compiled.string, index)
     return found
 
 
