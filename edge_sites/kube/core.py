@@ -28,8 +28,8 @@ from .broker import CP_USER, broker_objects, monitoring_objects
 from .objects import (
     API_PORT,
     CONFIG_HASH,
+    IMAGE_UID,
     METRICS_PORT,
-    MQTT_PORT,
     NETWORKS_ANNOTATION,
     PFCP_PORT,
     SITE_LABEL,
@@ -38,9 +38,13 @@ from .objects import (
     dns_label,
     labels,
     meta,
+    mqtt_client_config,
+    mqtt_client_volume,
     network_attachment,
+    restricted,
     secret_volume,
     selector,
+    serving_container,
 )
 from .policies import network_policies
 from .settings import RenderOptions, SiteSettings
@@ -51,9 +55,7 @@ __all__ = [
     "core_objects",
     "cp_config",
     "migration_job_name",
-    "mqtt_host",
     "network_selection",
-    "serving_container",
 ]
 
 CP_CONFIG_PATH: Final = "/etc/edgecups/cp.yaml"
@@ -61,11 +63,6 @@ CP_CONFIG_PATH: Final = "/etc/edgecups/cp.yaml"
 PROBE: Final = ("python", "-m", "control_plane.cli.deploy_commands", "probe")
 DB_CLUSTER: Final = "edgecups-db"
 _CP: Final = "control-plane"
-_UID: Final = 10001  # the images' edgecups user (deploy/docker)
-
-
-def mqtt_host(options: RenderOptions) -> str:
-    return f"edgecups-mqtt.{options.namespace}.svc"
 
 
 def migration_job_name(image: str) -> str:
@@ -110,13 +107,7 @@ def cp_config(options: RenderOptions) -> dict[str, Any]:
         },
         "log_level": "info",
         "metrics": {"address": "0.0.0.0", "port": METRICS_PORT},
-        "mqtt": {
-            "host": mqtt_host(options),
-            "port": MQTT_PORT,
-            "username": CP_USER,
-            "password_file": "/etc/edgecups/mqtt/password",
-            "tls": {"ca": "/etc/edgecups/mqtt/ca.crt"},
-        },
+        "mqtt": mqtt_client_config(options.namespace, CP_USER),
     }
 
 
@@ -133,37 +124,13 @@ def _db_volumes(options: RenderOptions) -> tuple[list[Obj], list[Obj]]:
     return [volume], [{"name": "db-ca", "mountPath": "/etc/edgecups/db-ca", "readOnly": True}]
 
 
-def serving_container(probe: list[str], pfcp_port: int, *, liveness_delay: int, grpc_port: int | None = None) -> Obj:
-    """The ports and the `edgecups deploy probe` readiness and liveness probes of the control plane or an agent."""
-    ports = [{"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"}] if grpc_port is not None else []
-    ports += [
-        {"name": "pfcp", "containerPort": pfcp_port, "protocol": "UDP"},
-        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-    ]
-    return {
-        "ports": ports,
-        "readinessProbe": {"exec": {"command": probe}, "periodSeconds": 15, "timeoutSeconds": 5},
-        "livenessProbe": {
-            "exec": {"command": probe},
-            "initialDelaySeconds": liveness_delay,
-            "periodSeconds": 30,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
-    }
-
-
-def _restricted() -> Obj:
-    return {
-        "runAsNonRoot": True,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
 def _pod_security() -> Obj:
-    return {"runAsUser": _UID, "runAsGroup": _UID, "fsGroup": _UID, "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsUser": IMAGE_UID,
+        "runAsGroup": IMAGE_UID,
+        "fsGroup": IMAGE_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _migration_job(options: RenderOptions, config_volume: Obj, mount: Obj) -> Obj:
@@ -174,7 +141,7 @@ def _migration_job(options: RenderOptions, config_volume: Obj, mount: Obj) -> Ob
         "command": ["edgecups", "db", "upgrade", "--config", CP_CONFIG_PATH],
         "env": _db_env(options),
         "volumeMounts": [mount, *db_mounts],
-        "securityContext": _restricted(),
+        "securityContext": restricted(),
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
     }
     return {
@@ -212,7 +179,7 @@ def _cp_deployment(
         "command": ["/bin/sh", "-c", f"until edgecups db check --config {CP_CONFIG_PATH}; do sleep 5; done"],
         "env": _db_env(options),
         "volumeMounts": [config_mount, *db_mounts],
-        "securityContext": _restricted(),
+        "securityContext": restricted(),
     }
     container = {
         "name": "cp",
@@ -231,7 +198,7 @@ def _cp_deployment(
             *db_mounts,
         ],
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
-        "securityContext": _restricted(),
+        "securityContext": restricted(),
     }
     n4 = network_selection("edgecups-cp-n4", "n4", [n4_cidr(options.cp_pfcp_address, settings)])
     return {
@@ -261,26 +228,12 @@ def _cp_deployment(
                         config_volume,
                         secret_volume("tls", "edgecups-cp-tls", ["tls.crt", "tls.key", "ca.crt"]),
                         secret_volume("tokens", "edgecups-cp-tokens", ["tokens.yaml"]),
-                        _mqtt_client_volume("edgecups-mqtt-cp"),
+                        mqtt_client_volume("edgecups-mqtt-cp"),
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                         *db_volumes,
                     ],
                 },
             },
-        },
-    }
-
-
-def _mqtt_client_volume(password_secret: str) -> Obj:
-    """The broker user's password and the broker's CA certificate, in one directory."""
-    return {
-        "name": "mqtt",
-        "projected": {
-            "defaultMode": 0o440,
-            "sources": [
-                {"secret": {"name": password_secret, "items": [{"key": "password", "path": "password"}]}},
-                {"secret": {"name": "edgecups-mqtt-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            ],
         },
     }
 

@@ -1,4 +1,5 @@
-"""Small builders shared by the rendered objects: metadata, labels, names, volumes, NetworkAttachmentDefinitions."""
+"""Small builders shared by the rendered objects: metadata, labels, names, volumes, container parts (ports,
+probes, security contexts, the MQTT client's files), NetworkAttachmentDefinitions and NetworkPolicies."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ __all__ = [
     "APP_LABELS",
     "COMPONENT",
     "CONFIG_HASH",
+    "IMAGE_UID",
     "METRICS_PORT",
     "MQTT_PORT",
     "NAD_API",
@@ -25,10 +27,14 @@ __all__ = [
     "dns_label",
     "labels",
     "meta",
+    "mqtt_client_config",
+    "mqtt_client_volume",
     "network_attachment",
     "network_policy",
+    "restricted",
     "secret_volume",
     "selector",
+    "serving_container",
     "to_yaml",
 ]
 
@@ -56,6 +62,7 @@ API_PORT: Final = 50051
 PFCP_PORT: Final = 8805
 METRICS_PORT: Final = 9090
 MQTT_PORT: Final = 8883
+IMAGE_UID: Final = 10001  # the images' edgecups user (deploy/docker)
 _RESOURCE_ANNOTATION: Final = "k8s.v1.cni.cncf.io/resourceName"
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
 
@@ -164,6 +171,62 @@ def network_policy(
         "kind": "NetworkPolicy",
         "metadata": meta(name, namespace, component),
         "spec": spec,
+    }
+
+
+def mqtt_client_config(namespace: str, username: str) -> Obj:
+    """The ``mqtt`` section of cp.yaml or upf.yaml: the broker's Service, over TLS, with the files of
+    :func:`mqtt_client_volume`."""
+    return {
+        "host": f"edgecups-mqtt.{namespace}.svc",
+        "port": MQTT_PORT,
+        "username": username,
+        "password_file": "/etc/edgecups/mqtt/password",
+        "tls": {"ca": "/etc/edgecups/mqtt/ca.crt"},
+    }
+
+
+def serving_container(probe: list[str], pfcp_port: int, *, liveness_delay: int, grpc_port: int | None = None) -> Obj:
+    """The ports and the `edgecups deploy probe` readiness and liveness probes of the control plane or an agent."""
+    ports = [{"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"}] if grpc_port is not None else []
+    ports += [
+        {"name": "pfcp", "containerPort": pfcp_port, "protocol": "UDP"},
+        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+    ]
+    return {
+        "ports": ports,
+        "readinessProbe": {"exec": {"command": probe}, "periodSeconds": 15, "timeoutSeconds": 5},
+        "livenessProbe": {
+            "exec": {"command": probe},
+            "initialDelaySeconds": liveness_delay,
+            "periodSeconds": 30,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+    }
+
+
+def restricted() -> Obj:
+    """A container security context of the restricted Pod Security Standard (the user comes from the pod)."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def mqtt_client_volume(password_secret: str) -> Obj:
+    """The broker user's password and the broker's CA certificate, in one directory."""
+    return {
+        "name": "mqtt",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {"secret": {"name": password_secret, "items": [{"key": "password", "path": "password"}]}},
+                {"secret": {"name": "edgecups-mqtt-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            ],
+        },
     }
 
 

@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ..manifests import Manifest
-from .core import PROBE, mqtt_host, n4_cidr, network_selection, serving_container
+from .core import PROBE, n4_cidr, network_selection
 from .objects import (
     CONFIG_HASH,
+    IMAGE_UID,
     METRICS_PORT,
-    MQTT_PORT,
     NETWORKS_ANNOTATION,
     SITE_LABEL,
     Obj,
@@ -37,8 +37,12 @@ from .objects import (
     dns_label,
     labels,
     meta,
+    mqtt_client_config,
+    mqtt_client_volume,
     network_attachment,
+    restricted,
     selector,
+    serving_container,
 )
 from .settings import RenderOptions, SiteSettings
 
@@ -49,7 +53,6 @@ AGENT_CONFIG_PATH: Final = "/etc/edgecups/upf.yaml"
 VPP_API_SOCKET: Final = "/run/vpp/api.sock"
 MEMIF_DIR: Final = "/run/edgecups/memif"
 VPP_API_DIR: Final = "/usr/share/vpp/api"
-_UID: Final = 10001  # the images' edgecups user (deploy/docker); also VPP's socket group
 _UPF_LABEL: Final = "edgecups.io/upf"
 
 
@@ -125,14 +128,8 @@ def agent_config(
         },
         "log_level": "info",
         "capacity": {"max_sessions": upf.spec["capacity"]},
-        "mqtt": {
-            "host": mqtt_host(options),
-            "port": MQTT_PORT,
-            "username": site,  # deploy/mosquitto/acl: a site's user publishes under its own branch only
-            "password_file": "/etc/edgecups/mqtt/password",
-            "tls": {"ca": "/etc/edgecups/mqtt/ca.crt"},
-            "site": site,
-        },
+        # deploy/mosquitto/acl: a site's user (named like the site) publishes under its own branch only.
+        "mqtt": {**mqtt_client_config(options.namespace, site), "site": site},
         "metrics": {"address": "0.0.0.0", "port": METRICS_PORT},
     }
 
@@ -151,7 +148,7 @@ def startup_conf(settings: SiteSettings, devices: Sequence[str]) -> tuple[str, s
         "  log /dev/stdout\n"
         "  cli-listen /run/vpp/cli.sock\n"
         # Files VPP creates (the API socket) get the agent's group, writable by the group.
-        f"  gid {_UID}\n"
+        f"  gid {IMAGE_UID}\n"
         "  startup-config /etc/vpp/setup.cli\n"
         "}\n"
         f"socksvr {{\n  socket-name {VPP_API_SOCKET}\n}}\n"
@@ -219,14 +216,7 @@ def _upf_deployment(
         # A PFCP Heartbeat Request to the agent's own N4 address, answered or not (TS 29.244 §6.2.2).
         **serving_container(probe, upf.spec["n4_port"], liveness_delay=20),
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-        "securityContext": {
-            "runAsUser": _UID,
-            "runAsGroup": _UID,
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": {"runAsUser": IMAGE_UID, "runAsGroup": IMAGE_UID, **restricted()},
         "volumeMounts": [
             {"name": "vpp-run", "mountPath": "/run/vpp"},
             {"name": "memif", "mountPath": MEMIF_DIR},
@@ -240,29 +230,9 @@ def _upf_deployment(
         "image": options.vpp_image,
         "command": ["cp", "-R", f"{VPP_API_DIR}/.", "/vpp-api/"],
         "volumeMounts": [{"name": "vpp-api", "mountPath": "/vpp-api"}],
-        "securityContext": {
-            "runAsUser": _UID,
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": {"runAsUser": IMAGE_UID, **restricted()},
     }
-    mqtt_volume = {
-        "name": "mqtt",
-        "projected": {
-            "defaultMode": 0o440,
-            "sources": [
-                {
-                    "secret": {
-                        "name": f"edgecups-mqtt-{dns_label(site)}",
-                        "items": [{"key": "password", "path": "password"}],
-                    }
-                },
-                {"secret": {"name": "edgecups-mqtt-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            ],
-        },
-    }
+    mqtt_volume = mqtt_client_volume(f"edgecups-mqtt-{dns_label(site)}")
     spread = {
         "weight": 100,
         "podAffinityTerm": {
@@ -291,7 +261,7 @@ def _upf_deployment(
                 "spec": {
                     "nodeSelector": {SITE_LABEL: site},
                     "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}},
-                    "securityContext": {"fsGroup": _UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": {"fsGroup": IMAGE_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                     "initContainers": [schemas],
                     "containers": [vpp, agent],
                     "volumes": [
