@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -68,7 +68,8 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
-def _near(word: str, choices: tuple[str, ...] | list[str]) -> str:
+def _near(word: str, choices: Iterable[str]) -> str:
+    """A hint naming the choice closest to ``word``, case aside: ``" (did you mean 'x'?)"``, or "" if none is close."""
     by_case = {choice.lower(): choice for choice in choices}  # "Upf" is close to "UPF"
     close = difflib.get_close_matches(word.lower(), list(by_case), n=1)
     return f" (did you mean {by_case[close[0]]!r}?)" if close else ""

@@ -16,19 +16,19 @@ Theory of operation:
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import yaml
 
+from .._checks import _near
 from ..manifests import Manifest, load_manifests
 from .broker import BROKER_USERS
 from .core import core_objects
@@ -140,11 +140,6 @@ def _check_options(
         errors.append(f"--cp-site: required: {found}, so name the site whose nodes run the control plane")
         return None
     return clouds[0]
-
-
-def _near(name: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(names), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_sites(sites: dict[str, Manifest], upfs: list[Manifest], errors: list[str]) -> None:

@@ -16,13 +16,13 @@ Theory of operation:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .._checks import _near
 from ..schema import describe
 
 __all__ = ["CNI_TYPES", "RenderOptions", "SiteSettings", "Settings", "UpfSettings", "parse_settings"]
@@ -195,9 +195,7 @@ def _site(raw: Mapping[str, Any], path: str, own: set[str], err: Any) -> SiteSet
 
     for key in raw:
         if key not in _SITE_KEYS:
-            close = difflib.get_close_matches(str(key), _SITE_KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            bad(str(key), f"unknown key{hint}; expected one of {', '.join(_SITE_KEYS)}")
+            bad(str(key), f"unknown key{_near(str(key), _SITE_KEYS)}; expected one of {', '.join(_SITE_KEYS)}")
     values: dict[str, Any] = {}
     cni = raw.get("cni", "macvlan")
     if cni not in CNI_TYPES:
