@@ -46,6 +46,7 @@ __all__ = [
     "HealthServicer",
     "SecurityConfigError",
     "TlsFiles",
+    "add_api_port",
     "add_standard_services",
     "channel_credentials",
     "is_loopback",
@@ -306,6 +307,21 @@ def server_credentials(sec: ApiSecurity) -> grpc.ServerCredentials:
         root_certificates=ca,
         require_client_auth=ca is not None,
     )
+
+
+def add_api_port(server: grpc.aio.Server, address: str, port: int, sec: ApiSecurity) -> int:
+    """Listen on ``address`` (a host and ``port``, or ``unix:PATH``), over TLS when ``sec`` has it; the port bound.
+
+    Raises OSError when gRPC cannot listen there (or a TLS file cannot be read).
+    """
+    host = f"[{address}]" if ":" in address and not address.startswith("unix:") else address
+    listen = address if address.startswith("unix:") else f"{host}:{port}"
+    try:
+        if sec.tls is not None:
+            return server.add_secure_port(listen, server_credentials(sec))
+        return server.add_insecure_port(listen)
+    except RuntimeError as error:
+        raise OSError(f"cannot listen on {listen}: {error}") from error
 
 
 def channel_credentials(ca: Path | None, cert: Path | None, key: Path | None) -> grpc.ChannelCredentials:

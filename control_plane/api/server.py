@@ -21,9 +21,9 @@ from control_plane.api.provisioning import ProvisioningServicer
 from control_plane.api.security import (
     ApiSecurity,
     HealthServicer,
+    add_api_port,
     add_standard_services,
     is_loopback,
-    server_credentials,
 )
 from control_plane.api.sessions import SessionServicer
 from control_plane.api.status_service import StatusServicer
@@ -92,15 +92,7 @@ async def start_api_server(
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     names = add_services(server, api, provisioning, status)
     _health[server] = await add_standard_services(server, names)
-    host = f"[{address}]" if ":" in address and not address.startswith("unix:") else address
-    listen = address if address.startswith("unix:") else f"{host}:{port}"
-    try:
-        if security.tls is not None:
-            bound = server.add_secure_port(listen, server_credentials(security))
-        else:
-            bound = server.add_insecure_port(listen)
-    except RuntimeError as error:
-        raise OSError(f"cannot listen on {host}:{port}: {error}") from error
+    bound = add_api_port(server, address, port, security)
     await server.start()
     _ports[server] = bound
     return server

@@ -33,7 +33,7 @@ from control_plane.api.auth import ApiToken, AuthInterceptor, caller_name
 from control_plane.api.frontend import codec
 from control_plane.api.frontend.link import FrameLink
 from control_plane.api.generated.edgecups.v1 import provisioning_pb2, sessions_pb2, status_pb2
-from control_plane.api.security import ApiSecurity, TlsFiles, add_standard_services, server_credentials
+from control_plane.api.security import ApiSecurity, TlsFiles, add_api_port, add_standard_services
 
 __all__ = ["WorkerSpec", "edgecups_methods", "main"]
 
@@ -240,15 +240,10 @@ async def serve(spec: WorkerSpec, port: int, stop: asyncio.Event) -> int:
     server.add_generic_rpc_handlers(_handlers(link))
     services = sorted({service for service, _ in edgecups_methods().values()})
     health = await add_standard_services(server, services)
-    host = f"[{spec.address}]" if ":" in spec.address and not spec.address.startswith("unix:") else spec.address
-    listen = spec.address if spec.address.startswith("unix:") else f"{host}:{port}"
     try:
-        if spec.security.tls is not None:
-            bound = server.add_secure_port(listen, server_credentials(spec.security))
-        else:
-            bound = server.add_insecure_port(listen)
-    except RuntimeError as error:
-        log.error("API worker %d: cannot listen on %s: %s", os.getpid(), listen, error)
+        bound = add_api_port(server, spec.address, port, spec.security)
+    except OSError as error:
+        log.error("API worker %d: %s", os.getpid(), error)
         return 1
     await server.start()
     link.ready(bound)
