@@ -56,6 +56,7 @@ __all__ = [
     "cp_config",
     "migration_job_name",
     "network_selection",
+    "with_prefix",
 ]
 
 CP_CONFIG_PATH: Final = "/etc/edgecups/cp.yaml"
@@ -78,9 +79,13 @@ def network_selection(name: str, interface: str, ips: list[str] | None = None) -
     return element
 
 
+def with_prefix(address: str, length: int | None) -> str:
+    """``address/length``; without a length, the usual subnet: /24 for IPv4, /64 for IPv6."""
+    return f"{address}/{length or (24 if ipaddress.ip_address(address).version == 4 else 64)}"
+
+
 def n4_cidr(address: str, settings: SiteSettings) -> str:
-    length = settings.n4_prefix_length or (24 if ":" not in address else 64)
-    return f"{address}/{length}"
+    return with_prefix(address, settings.n4_prefix_length)
 
 
 def database_url(options: RenderOptions) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ..manifests import Manifest
-from .core import PROBE, n4_cidr, network_selection
+from .core import PROBE, n4_cidr, network_selection, with_prefix
 from .objects import (
     CONFIG_HASH,
     IMAGE_UID,
@@ -77,10 +77,6 @@ def _pools(upf: Manifest, instance_dnns: dict[str, list[str]], pools: Sequence[M
     }
 
 
-def _prefix(address: str, length: int | None) -> str:
-    return f"{address}/{length or (24 if ipaddress.ip_address(address).version == 4 else 64)}"
-
-
 def agent_config(
     upf: Manifest, instances: dict[str, list[str]], pools: Sequence[Manifest], options: RenderOptions
 ) -> dict[str, Any]:
@@ -121,7 +117,7 @@ def agent_config(
             "api_dir": VPP_API_DIR,
             "n3": {
                 "interface": "host-n3",
-                "address": [_prefix(a, settings.n3_prefix_length) for a in upf.spec["n3_addresses"]],
+                "address": [with_prefix(a, settings.n3_prefix_length) for a in upf.spec["n3_addresses"]],
                 "table_id": 0,
             },
             "n6": vpp_n6,
