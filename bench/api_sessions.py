@@ -57,8 +57,18 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cp_sessions import UPFS, CpThread, database, database_check, request, run_all, wait_associated
-from bench.pfcp_node import cpu_model, machine_busy_seconds, percentile, process_cpu_seconds
+from bench.cp_sessions import (
+    UPFS,
+    CpThread,
+    cpu_now,
+    cpu_spent,
+    database,
+    database_check,
+    request,
+    run_all,
+    wait_associated,
+)
+from bench.pfcp_node import cpu_model, machine_busy_seconds, percentile
 
 DEFAULT_SESSIONS = 5_000
 DEFAULT_CLIENTS = 64
@@ -112,14 +122,6 @@ def _phase(name: str, count: int, wall: float, latencies: list[float], errors: C
     }
 
 
-def _cpu(pids: list[int]) -> list[float | None]:
-    return [time.process_time(), *(process_cpu_seconds(pid) for pid in pids)]
-
-
-def _spent(before: list[float | None], after: list[float | None]) -> list[float | None]:
-    return [None if a is None or b is None else b - a for a, b in zip(before, after, strict=True)]
-
-
 def _machine() -> tuple[float | None, float]:
     return machine_busy_seconds(), time.monotonic()
 
@@ -155,14 +157,14 @@ def _api_phase(cp: Any, runner: CpThread, ns: str, workdir: Path, config: Any, a
         spawn = multiprocessing.get_context("spawn")
         out = spawn.Queue()
         client = spawn.Process(target=_client_process, args=(target, first, sessions, clients, out), daemon=True)
-        before = _cpu(agents + worker_pids)
+        before = cpu_now(agents + worker_pids)
         machine = _machine()
         if target.startswith("unix:"):
             client.start()
         else:
             run_in_netns(ns, client.start)  # a process started from that thread lives in the namespace
         answer = out.get(timeout=max(600.0, sessions / 10))
-        spent = _spent(before, _cpu(agents + worker_pids))
+        spent = cpu_spent(before, cpu_now(agents + worker_pids))
         others = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent) + answer["cpu_s"])
         client.join(30)
     finally:
@@ -211,9 +213,9 @@ def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1))
                 async def establish(n: int) -> object:
                     return await cp.sessions.establish(request(n))
 
-                before, machine = _cpu(agents), _machine()
+                before, machine = cpu_now(agents), _machine()
                 wall, latencies, errors = runner.call(run_all(sessions, clients, establish), timeout=None)
-                spent = _spent(before, _cpu(agents))
+                spent = cpu_spent(before, cpu_now(agents))
                 direct = _phase("direct", sessions, wall, latencies, errors, spent[0] or 0.0, spent[1:], None)
                 direct["other_cores"] = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent))
                 for k, count in enumerate(workers, start=1):

@@ -76,7 +76,7 @@ from typing import Any, TypeVar
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.pfcp_node import cpu_model, percentile, process_cpu_seconds
+from bench.pfcp_node import cpu_model, percentile, process_cpu_seconds, thread_cpu_seconds
 from bench.upf_pfcp import rss_kib
 
 T = TypeVar("T")
@@ -263,15 +263,14 @@ def run_one(kind: str, sessions: int, inflight: int, delete: bool, profile: Path
                 commits, operations = cp.store.commits, cp.store.operations
                 # The CP's two busy threads (the loop, the store worker): where its CPU goes.
                 tids = [runner.call(_native_id()), runner.call(cp.store.run(lambda _conn: threading.get_native_id()))]
-                cpu = [time.process_time(), *(process_cpu_seconds(pid) for pid in agents)]
-                threads = [thread_cpu_seconds(tid) for tid in tids]
+                cpu, thread_cpu = cpu_now(agents), [thread_cpu_seconds(tid) for tid in tids]
 
                 async def establish(n: int) -> object:
                     return await cp.sessions.establish(request(n))
 
                 wall, latencies, errors = runner.call(run_all(sessions, inflight, establish), timeout=None)
-                cpu_after = [time.process_time(), *(process_cpu_seconds(pid) for pid in agents)]
-                threads_after = [thread_cpu_seconds(tid) for tid in tids]
+                spent = cpu_spent(cpu, cpu_now(agents))
+                thread_spent = cpu_spent(thread_cpu, [thread_cpu_seconds(tid) for tid in tids])
                 commits, operations = cp.store.commits - commits, cp.store.operations - operations
                 if profilers:
                     runner.call(cp.store.run(lambda _conn: profilers[1].disable()))
@@ -305,7 +304,6 @@ def run_one(kind: str, sessions: int, inflight: int, delete: bool, profile: Path
         and not errors
         and (deletion is None or (not deletion["errors"] and not deletion["left"]))
     )
-    spent = [None if a is None or b is None else b - a for a, b in zip(cpu, cpu_after, strict=True)]
     return {
         "db": kind,
         "db_note": PG_NOTE if kind == "postgresql" else SQLITE_NOTE,
@@ -318,10 +316,7 @@ def run_one(kind: str, sessions: int, inflight: int, delete: bool, profile: Path
         "commits": commits,
         "operations": operations,
         "cp_us_per_est": None if spent[0] is None else spent[0] / sessions * 1e6,
-        "cp_threads_us_per_est": [
-            None if a is None or b is None else (b - a) / sessions * 1e6
-            for a, b in zip(threads, threads_after, strict=True)
-        ],
+        "cp_threads_us_per_est": [None if t is None else t / sessions * 1e6 for t in thread_spent],
         "agents_us_per_est": [None if s is None else s / (sessions / UPFS) * 1e6 for s in spent[1:]],
         "rss_kib_before": rss_before,
         "rss_kib_after": rss_after,
@@ -333,18 +328,18 @@ def run_one(kind: str, sessions: int, inflight: int, delete: bool, profile: Path
     }
 
 
+def cpu_now(pids: Sequence[int]) -> list[float | None]:
+    """CPU seconds so far: this process's, then each of ``pids``' (None where unreadable)."""
+    return [time.process_time(), *(process_cpu_seconds(pid) for pid in pids)]
+
+
+def cpu_spent(before: Sequence[float | None], after: Sequence[float | None]) -> list[float | None]:
+    """What each of two :func:`cpu_now`-like readings spent in between (None where unreadable)."""
+    return [None if a is None or b is None else b - a for a, b in zip(before, after, strict=True)]
+
+
 async def _native_id() -> int:
     return threading.get_native_id()
-
-
-def thread_cpu_seconds(tid: int) -> float | None:
-    """User + system CPU seconds of thread ``tid`` of this process (Linux /proc; None elsewhere)."""
-    try:
-        with open(f"/proc/self/task/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _disable(profiler: cProfile.Profile) -> None:

@@ -292,10 +292,10 @@ def udp_drops(address: Address) -> int | None:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def process_cpu_times(pid: int) -> tuple[float, float] | None:
-    """(user, system) CPU seconds of process ``pid`` (Linux ``/proc``; None elsewhere)."""
+def _stat_cpu_times(path: str) -> tuple[float, float] | None:
+    """(user, system) CPU seconds from a ``/proc`` ``stat`` file (None when it cannot be read)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        with open(path, encoding="ascii") as fh:
             stat = fh.read()
     except OSError:
         return None
@@ -303,9 +303,20 @@ def process_cpu_times(pid: int) -> tuple[float, float] | None:
     return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
 
 
+def process_cpu_times(pid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of process ``pid`` (Linux ``/proc``; None elsewhere)."""
+    return _stat_cpu_times(f"/proc/{pid}/stat")
+
+
 def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of process ``pid`` (Linux ``/proc``; None elsewhere)."""
     times = process_cpu_times(pid)
+    return None if times is None else times[0] + times[1]
+
+
+def thread_cpu_seconds(tid: int) -> float | None:
+    """User + system CPU seconds of thread ``tid`` of this process (Linux ``/proc``; None elsewhere)."""
+    times = _stat_cpu_times(f"/proc/self/task/{tid}/stat")
     return None if times is None else times[0] + times[1]
 
 
