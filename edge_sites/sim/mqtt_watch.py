@@ -138,7 +138,8 @@ class Collector:
     def close(self) -> None:
         if self.loop.is_closed():
             return
-        with contextlib.suppress(Exception):
+        # A session that does not end in 5 s (a broker gone silent) is abandoned with its loop.
+        with contextlib.suppress(TimeoutError):
             asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
