@@ -28,6 +28,7 @@ from control_plane.api.generated.edgecups.v1 import sessions_pb2_grpc as pb_grpc
 from control_plane.api.security import (
     ApiSecurity,
     SecurityConfigError,
+    add_api_port,
     add_standard_services,
     new_token,
     parse_api_security,
@@ -416,3 +417,20 @@ def test_token_entry_refuses_an_unknown_role() -> None:
     }
     with pytest.raises(ValueError, match=r"roles: unknown role 'root'"):
         token_entry("ops", ["root"], token)
+
+
+def test_add_api_port_binds_and_reports_a_taken_port_as_oserror() -> None:
+    async def main() -> None:
+        first = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        second = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        try:
+            port = add_api_port(first, "127.0.0.1", 0, ApiSecurity(tls=None))
+            assert port > 0
+            await first.start()
+            with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+                add_api_port(second, "127.0.0.1", port, ApiSecurity(tls=None))
+        finally:
+            await first.stop(None)
+            await second.stop(None)
+
+    asyncio.run(main())
