@@ -49,9 +49,8 @@ from typing import Any, Final, Literal
 
 import yaml
 
+from edge_sites.kube.broker import BROKER_USERS
 from edge_sites.schema import SchemaError, validate_name
-
-from .mosquitto import RESERVED_USERS
 
 __all__ = [
     "DEFAULT_TOPOLOGY",
@@ -184,7 +183,7 @@ def _site(err: _Errors, data: object, path: str) -> SiteSpec | None:
     name, kind, tai = data.get("name"), data.get("kind"), data.get("tai")
     if not isinstance(name, str) or not _SITE_NAME.fullmatch(name):
         err(f"{path}.name", f"{name!r} is not a site name (lower-case letters, digits and '-', 1 to 24 characters)")
-    elif name in RESERVED_USERS:
+    elif name in BROKER_USERS:
         err(f"{path}.name", f"{name!r} is a user of the MQTT broker, not a site name (the site's user bears its name)")
     if kind not in ("edge", "cloud"):
         err(f"{path}.kind", f"{kind!r} is not edge or cloud")
