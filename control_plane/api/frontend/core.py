@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -177,29 +177,17 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
             return None
 
     async def _unary(self, request: codec.Request, handler: _Handler) -> None:
-        message = self._parse(request, handler)
-        if message is None:
-            return
-        # The worker checked the token; handlers see its name as they would in-process (auth.caller_name).
-        auth.set_caller_name(request.caller or None)
-        try:
+        async def answer(message: object) -> End:
             response = await handler.unary_unary(message, _CONTEXT)
-            end = End(request.call_id, 0, payload=handler.response_serializer(response))
-        except Aborted as abort:
-            end = End(request.call_id, abort.code.value[0], abort.details, abort.trailers)
-        except Exception:
-            log.exception("%s failed", request.method)
-            end = End(request.call_id, _INTERNAL, f"{request.method} failed inside the control plane; see its log")
-        self._end(end)
+            return End(request.call_id, 0, payload=handler.response_serializer(response))
+
+        await self._call(request, handler, answer)
 
     async def _stream(self, request: codec.Request, handler: _Handler) -> None:
-        message = self._parse(request, handler)
-        if message is None:
-            return
-        auth.set_caller_name(request.caller or None)
         credit = self._credit[request.call_id]
         serialize = handler.response_serializer
-        try:
+
+        async def answer(message: object) -> End | None:
             # aclosing: a cancelled call runs the generator's finally now (the feed forgets the watcher).
             async with contextlib.aclosing(handler.unary_stream(message, _CONTEXT)) as responses:
                 async for response in responses:
@@ -208,9 +196,24 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
                         await credit.more.wait()
                     credit.count -= 1
                     if not self._conn.send_message(request.call_id, serialize(response)):
-                        return
+                        return None  # the worker cancelled the call: nothing to end
                     self._flush_soon()
-            end = End(request.call_id, 0)
+            return End(request.call_id, 0)
+
+        await self._call(request, handler, answer)
+
+    async def _call(
+        self, request: codec.Request, handler: _Handler, answer: Callable[[object], Awaitable[End | None]]
+    ) -> None:
+        """Parse the request, run ``answer`` on it as the worker's caller, and end the call with its
+        End or with the status its failure maps to."""
+        message = self._parse(request, handler)
+        if message is None:
+            return
+        # The worker checked the token; handlers see its name as they would in-process (auth.caller_name).
+        auth.set_caller_name(request.caller or None)
+        try:
+            end = await answer(message)
         except Aborted as abort:
             end = End(request.call_id, abort.code.value[0], abort.details, abort.trailers)
         except codec.LocalProtocolError as error:
@@ -218,7 +221,8 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
         except Exception:
             log.exception("%s failed", request.method)
             end = End(request.call_id, _INTERNAL, f"{request.method} failed inside the control plane; see its log")
-        self._end(end)
+        if end is not None:
+            self._end(end)
 
     def close(self) -> None:
         if self._transport is not None:
