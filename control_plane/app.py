@@ -43,6 +43,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .api.frontend.pool import WorkerPool
+    from .api.security import ApiSecurity
     from .metrics import MetricsServer
     from .telemetry import CpTelemetry
 
@@ -185,53 +186,50 @@ async def start(config: CpConfig, *, api: bool = True, manage_gc: bool = True) -
             heartbeat_interval=config.timers.heartbeat_interval,
         )
         telemetry.start()
-    server = port = workers = None
-    if api and config.api_security is None:
-        log.warning("no api section in the configuration: the northbound API is off")
-    if api and config.api_security is not None:
-        try:
-            servicers = ProvisioningServicer(provisioning), StatusServicer(store, inventory, associations, events)
-            if config.api_workers:
-                from .api.frontend.pool import start_api_workers  # worker processes only when configured
+    cp = ControlPlane(config, store, node, sessions, associations, provisioning, events, None, None, telemetry)
+    try:  # from here on, a failure stops what started (cp.stop) before it is raised
+        if api and config.api_security is None:
+            log.warning("no api section in the configuration: the northbound API is off")
+        if api and config.api_security is not None:
+            await _start_api(cp, config.api_security)
+        if config.metrics is not None:
+            from .metrics import serve_metrics
 
-                workers = await start_api_workers(config, sessions, *servicers)
-            else:
-                server = await start_api_server(
-                    sessions,
-                    config.api_address,
-                    config.api_port,
-                    provisioning=servicers[0],
-                    status=servicers[1],
-                    security=config.api_security,
-                )
-        except BaseException:
-            if telemetry is not None:
-                await telemetry.stop()
-            await associations.stop()
-            node.close()
-            store.close()
-            raise
-        if workers is not None:
-            port = workers.port
-            log.info("API (gRPC) on %s port %d in %d front-end workers", config.api_address, port, workers.count)
-        else:
-            port = bound_port(server) if server is not None else None
-            log.info("API (gRPC) on %s port %s", config.api_address, port)
-    cp = ControlPlane(config, store, node, sessions, associations, provisioning, events, server, port, telemetry)
-    cp.api_workers = workers
-    if config.metrics is not None:
-        from .metrics import serve_metrics
-
-        try:
             cp.metrics = serve_metrics(config.metrics, node=node, sessions=sessions, associations=associations)
-        except BaseException:
-            await cp.stop()
-            raise
+    except BaseException:
+        await cp.stop()
+        raise
     if manage_gc:
         # Last: the freeze at its start takes in everything start-up loaded (edge_sites.gc_policy).
         gc_policy.acquire(YOUNG_GC_THRESHOLD)
         cp.manages_gc = True
     return cp
+
+
+async def _start_api(cp: ControlPlane, security: ApiSecurity) -> None:
+    """The northbound API: gRPC in this process, or in ``api.workers`` front-end processes."""
+    config = cp.config
+    status = StatusServicer(cp.store, cp.inventory, cp.associations, cp.events)
+    provisioning = ProvisioningServicer(cp.provisioning)
+    if config.api_workers:
+        from .api.frontend.pool import start_api_workers  # worker processes only when configured
+
+        cp.api_workers = await start_api_workers(config, cp.sessions, provisioning, status)
+        cp.api_port = cp.api_workers.port
+        log.info(
+            "API (gRPC) on %s port %d in %d front-end workers", config.api_address, cp.api_port, cp.api_workers.count
+        )
+        return
+    cp.api = await start_api_server(
+        cp.sessions,
+        config.api_address,
+        config.api_port,
+        provisioning=provisioning,
+        status=status,
+        security=security,
+    )
+    cp.api_port = bound_port(cp.api)
+    log.info("API (gRPC) on %s port %d", config.api_address, cp.api_port)
 
 
 async def serve(config: CpConfig, shutdown: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -98,3 +99,23 @@ def test_starts_on_a_migrated_database_and_keeps_its_recovery_time_stamp(tmp_pat
     first = asyncio.run(stamp())
     # A restart with its state intact keeps the stamp (TS 23.007 §19A: a new one means state was lost).
     assert asyncio.run(stamp()) == first
+
+
+def test_a_failed_api_start_releases_what_started_before_it(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "sqlite:///cp.db"))
+    upgrade(config.database_url)
+
+    async def fail_then_start(busy_port: int) -> int | None:
+        with pytest.raises(OSError):
+            await start(dataclasses.replace(config, api_port=busy_port), manage_gc=False)
+        # In the same loop: the failed start closed its N4 socket, so the same address binds again.
+        cp = await start(config, manage_gc=False)
+        try:
+            return cp.api_port
+        finally:
+            await cp.stop()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert asyncio.run(fail_then_start(taken.getsockname()[1]))
