@@ -152,3 +152,20 @@ def test_json_errors_for_scripts(deployment: Deployment, tmp_path: Path) -> None
     assert result.exit_code == 1
     error = json.loads(result.stderr.splitlines()[0])["error"]
     assert error["code"] == "NOT_FOUND"
+
+
+def test_a_deletion_prints_its_final_usage_as_a_table(deployment: Deployment) -> None:
+    env = deployment.env
+    assert cli(env, "session", "create", SUPI, *AT_EDGE_1).exit_code == 0
+    ((up_seid, state),) = deployment.driver.installed().items()
+    for urr_id in state.urrs:
+        deployment.driver.meter(up_seid, urr_id, ul_bytes=1200, dl_bytes=3400)
+    deleted = cli(env, "session", "delete", SUPI)
+    assert deleted.exit_code == 0, deleted.output
+    lines = deleted.stdout.splitlines()
+    table = lines[lines.index("final usage:") + 1 :]
+    assert table[0].split()[:3] == ["URR", "SEQN", "TRIGGERS"]
+    urrs = sorted(state.urrs)
+    assert [row.split()[0] for row in table[1:]] == [str(urr_id) for urr_id in urrs]
+    assert all(row.split()[3:6] == ["1200", "3400", "4600"] for row in table[1:]), table
+    assert "final_usage" not in deleted.stdout  # the table, not the field
