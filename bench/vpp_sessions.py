@@ -103,7 +103,7 @@ def _handed_over(state: SessionState) -> SessionState:
     return dataclasses.replace(state, fars={**state.fars, 2: dataclasses.replace(far, outer_header_creation=moved)})
 
 
-def _phase(name: str, driver: VppDriver, count: int, seconds: float, calls: int) -> dict[str, Any]:
+def _phase(name: str, count: int, seconds: float, calls: int) -> dict[str, Any]:
     return {
         "phase": name,
         "sessions": count,
@@ -125,16 +125,16 @@ async def _run(config: Any, count: int, mbr: int | None) -> dict[str, Any]:
             before, start = driver.calls, time.perf_counter()
             for state in batch:
                 driver.install(state)
-            report["phases"].append(_phase(name, driver, count, time.perf_counter() - start, driver.calls - before))
+            report["phases"].append(_phase(name, count, time.perf_counter() - start, driver.calls - before))
         before, start = driver.calls, time.perf_counter()
         driver.poll()
         report["phases"].append(
-            _phase("usage poll (all tunnels)", driver, count, time.perf_counter() - start, driver.calls - before)
+            _phase("usage poll (all tunnels)", count, time.perf_counter() - start, driver.calls - before)
         )
         before, start = driver.calls, time.perf_counter()
         for state in states:
             driver.remove(state.up_seid)
-        report["phases"].append(_phase("remove", driver, count, time.perf_counter() - start, driver.calls - before))
+        report["phases"].append(_phase("remove", count, time.perf_counter() - start, driver.calls - before))
     finally:
         await driver.stop()
     return report
