@@ -68,7 +68,7 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
-def _near(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A hint naming the choice closest to ``word``, case aside: ``" (did you mean 'x'?)"``, or "" if none is close."""
     by_case = {choice.lower(): choice for choice in choices}  # "Upf" is close to "UPF"
     close = difflib.get_close_matches(word.lower(), list(by_case), n=1)
@@ -196,7 +196,7 @@ def _choice(*choices: str) -> Check:
         if text is _INVALID:
             return text
         if text.lower() not in choices:
-            return err(path, f"{text!r} is not one of {', '.join(choices)}{_near(text.lower(), choices)}")
+            return err(path, f"{text!r} is not one of {', '.join(choices)}{did_you_mean(text.lower(), choices)}")
         return text.lower()
 
     return check
@@ -341,7 +341,7 @@ def _mapping(err: _Errors, value: object, path: str, fields: tuple[Field, ...], 
         if unknown not in names:
             err(
                 _child(path, str(unknown)),
-                f"unknown field{_near(str(unknown), names)}; expected one of {', '.join(names)}",
+                f"unknown field{did_you_mean(str(unknown), names)}; expected one of {', '.join(names)}",
             )
     out: dict[str, Any] = {}
     for f in fields:

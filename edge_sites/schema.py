@@ -42,7 +42,6 @@ from ._checks import (
     _list,
     _mapping,
     _name,
-    _near,
     _network,
     _network_instance,
     _node_id,
@@ -52,6 +51,7 @@ from ._checks import (
     _tai,
     canonical_snssai,
     describe,
+    did_you_mean,
 )
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "SchemaError",
     "canonical_snssai",
     "describe",
+    "did_you_mean",
     "to_document",
     "validate_name",
     "validate_object",
@@ -175,7 +176,7 @@ def _pool_prefix(err: _Errors, spec: dict[str, Any], path: str) -> None:
 def _check_kind(kind: str) -> None:
     if kind not in FIELDS:
         raise SchemaError(
-            [("kind", f"unknown kind {kind!r}{_near(str(kind), KINDS)}; expected one of {', '.join(KINDS)}")]
+            [("kind", f"unknown kind {kind!r}{did_you_mean(str(kind), KINDS)}; expected one of {', '.join(KINDS)}")]
         )
 
 

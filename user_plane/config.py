@@ -25,10 +25,9 @@ Theory of operation:
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 import yaml
 
-from edge_sites.schema import describe
+from edge_sites.schema import describe, did_you_mean
 from edge_sites.telemetry.config import MQTT_OPTIONS, MqttConfig, parse_mqtt
 from pfcp import PFCP_PORT, NodeID, UPFeatures, UPFunctionFeatures, flag_names
 from pfcp.transaction import RetransmitPolicy
@@ -419,11 +418,6 @@ def _fqdn_key(name: str) -> str:
     return name.rstrip(".").casefold()
 
 
-def _near(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class _Parser:
     # Walks the data once, collecting every problem with its path.
 
@@ -447,7 +441,8 @@ class _Parser:
             if not isinstance(key, str):
                 self.error(path, f"key {key!r} is not a string")
             elif key not in allowed:
-                self.error(_child(path, key), f"unknown key{_near(key, allowed)}; expected one of {', '.join(allowed)}")
+                hint = did_you_mean(key, allowed)
+                self.error(_child(path, key), f"unknown key{hint}; expected one of {', '.join(allowed)}")
             else:
                 out[key] = item
         for key in allowed:
@@ -584,7 +579,8 @@ class _Parser:
         # TS 29.244 §8.2.25 spells some names with a hyphen (ATSSS-LL, MT-EDT).
         member = UPFeatures.__members__.get(text.upper().replace("-", "_"))
         if member is None:
-            self.error(path, f"{text!r} is not a UP Function Feature{_near(text.upper(), UPFeatures.__members__)}")
+            hint = did_you_mean(text, UPFeatures.__members__)
+            self.error(path, f"{text!r} is not a UP Function Feature{hint}")
         return member
 
     def interface(self, value: object, path: str) -> str | None:
@@ -602,7 +598,7 @@ class _Parser:
         if text is None:
             return None
         if text.lower() not in choices:
-            self.error(path, f"{text!r} is not one of {', '.join(choices)}{_near(text.lower(), choices)}")
+            self.error(path, f"{text!r} is not one of {', '.join(choices)}{did_you_mean(text.lower(), choices)}")
             return None
         return text.lower()
 

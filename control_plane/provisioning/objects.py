@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from control_plane.errors import InvalidArgument
 from edge_sites.diff import FieldChange, differences
-from edge_sites.schema import KINDS, SchemaError
+from edge_sites.schema import KINDS, SchemaError, did_you_mean
 
 __all__ = ["Action", "Change", "FieldChange", "ObjectView", "Resource", "canonical_kind", "differences", "invalid"]
 
@@ -48,8 +47,7 @@ def canonical_kind(kind: str, field: str = "kind") -> str:
     for known in KINDS:
         if kind.lower() == known.lower():
             return known
-    close = difflib.get_close_matches(kind, KINDS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(kind, KINDS)
     raise InvalidArgument(f"unknown kind {kind!r}{hint}; expected one of {', '.join(KINDS)}", field=field)
 
 

@@ -28,7 +28,7 @@ from typing import Final
 
 import yaml
 
-from .._checks import _near
+from .._checks import did_you_mean
 from ..manifests import Manifest, load_manifests
 from .broker import BROKER_USERS
 from .core import core_objects
@@ -124,14 +124,15 @@ def _check_options(
             errors.append(f"{flag}: {image!r} is not an image reference")
     for name in options.sites:
         if name != "*" and name not in sites:
-            errors.append(f"settings: sites.{name}: no Site {name!r} in the manifests{_near(name, sites)}")
+            errors.append(f"settings: sites.{name}: no Site {name!r} in the manifests{did_you_mean(name, sites)}")
     upf_names = {u.name for u in upfs}
     for name in options.upfs:
         if name not in upf_names:
-            errors.append(f"settings: upfs.{name}: no UPF {name!r} in the manifests{_near(name, upf_names)}")
+            errors.append(f"settings: upfs.{name}: no UPF {name!r} in the manifests{did_you_mean(name, upf_names)}")
     if options.cp_site is not None:
         if options.cp_site not in sites:
-            errors.append(f"--cp-site: no Site {options.cp_site!r} in the manifests{_near(options.cp_site, sites)}")
+            hint = did_you_mean(options.cp_site, sites)
+            errors.append(f"--cp-site: no Site {options.cp_site!r} in the manifests{hint}")
             return None
         return options.cp_site
     clouds = [name for name, m in sites.items() if m.spec["kind"] == "cloud"]

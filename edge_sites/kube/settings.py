@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .._checks import _near
+from .._checks import did_you_mean
 from ..schema import describe
 
 __all__ = ["CNI_TYPES", "RenderOptions", "SiteSettings", "Settings", "UpfSettings", "parse_settings"]
@@ -195,7 +195,7 @@ def _site(raw: Mapping[str, Any], path: str, own: set[str], err: Any) -> SiteSet
 
     for key in raw:
         if key not in _SITE_KEYS:
-            bad(str(key), f"unknown key{_near(str(key), _SITE_KEYS)}; expected one of {', '.join(_SITE_KEYS)}")
+            bad(str(key), f"unknown key{did_you_mean(str(key), _SITE_KEYS)}; expected one of {', '.join(_SITE_KEYS)}")
     values: dict[str, Any] = {}
     cni = raw.get("cni", "macvlan")
     if cni not in CNI_TYPES:
