@@ -33,7 +33,7 @@ def write_config(tmp_path: Path, pki: Pki, tokens: dict[str, str]) -> Path:
     )
     config = {
         "n4": {"address": "127.0.0.1", "port": free_udp_port()},
-        "database": {"url": "sqlite:///cp.db"},
+        "database": {"url": f"sqlite:///{tmp_path / 'cp.db'}"},
         "api": {
             "address": "127.0.0.1",
             "port": 0,
