@@ -179,14 +179,17 @@ class _Reader:
         buffer += data
         out: list[memoryview] = []
         offset, end = 0, len(buffer)
-        while end - offset >= 4:
-            (size,) = _LENGTH.unpack_from(buffer, offset)
-            if size > self._max or size < 5:
-                raise ProtocolError(f"a frame of {size} bytes (allowed: 5..{self._max})")
-            if end - offset - 4 < size:
-                break
-            out.append(memoryview(bytes(buffer[offset + 4 : offset + 4 + size])))
-            offset += 4 + size
+        # Each frame is copied out through a view (slicing the bytearray would copy it twice); the
+        # view is released before the consumed bytes are deleted, which an exported buffer forbids.
+        with memoryview(buffer) as view:
+            while end - offset >= 4:
+                (size,) = _LENGTH.unpack_from(view, offset)
+                if size > self._max or size < 5:
+                    raise ProtocolError(f"a frame of {size} bytes (allowed: 5..{self._max})")
+                if end - offset - 4 < size:
+                    break
+                out.append(memoryview(bytes(view[offset + 4 : offset + 4 + size])))
+                offset += 4 + size
         del buffer[:offset]
         return out
 
