@@ -15,7 +15,7 @@ One control plane, two UPF agents, one database, the phases below in the same ru
   (issue 5), measured again here so that both figures see the same machine and load.
 * **api w=N**: the same establishments (other subscribers) as ``SessionService.Create``
   calls over gRPC from ``--clients`` (64) clients, each with its own channel, in a separate
-  process (spawned), each client waiting for its answer before it sends the next; one phase
+  process (spawned, on uvloop), each client waiting for its answer before it sends the next; one phase
   per ``--workers`` count (default ``0,1``). w=0 is the API server ``edgecups cp`` runs
   in its own process (control_plane.app.start with the API) on a unix socket; w=N>0 are N
   front-end worker processes (``api: {workers: N}``, control_plane/api/frontend, started
@@ -23,7 +23,9 @@ One control plane, two UPF agents, one database, the phases below in the same ru
   unix socket, more on a TCP loopback port in the cp namespace (shared with SO_REUSEPORT;
   the client process then runs in that namespace).
 
-Reported per phase: creates/s over the wall time, p50/p99 latency, CPU
+Reported per phase: creates/s over the wall time, p50/p99 latency, database operations per
+commit (the store's group commit: fewer sessions in the control plane at once make smaller
+batches, which cost more per session), CPU
 microseconds per create of the control plane's process (its loop, store and gRPC
 threads), of the front-end workers (summed), of the agents, and (api) of the client
 process; then per API phase api/direct and the API's cost, 1 - api/direct, against the
@@ -75,8 +77,13 @@ DEFAULT_CLIENTS = 64
 TARGET_COST = 0.30
 
 
-def _client_process(target: str, first: int, count: int, clients: int, out: Any) -> None:
-    """The API phase's load: ``clients`` channels creating sessions first..first+count-1."""
+def _client_process(target: str, first: int, count: int, clients: int, out: Any, go: Any) -> None:
+    """The API phase's load: ``clients`` channels creating sessions first..first+count-1.
+
+    Puts "connected" on ``out`` once every channel is up, starts the clock when ``go`` is set
+    (the parent reads the CPU counters in between), and puts its results on ``out`` at the end."""
+    import uvloop
+
     from control_plane.api.client import SessionClient
 
     async def main() -> dict[str, Any]:
@@ -85,6 +92,8 @@ def _client_process(target: str, first: int, count: int, clients: int, out: Any)
         for channel in channels:
             pool.put_nowait(channel)
             await channel.list_page(page_size=1)  # connected before the clock starts
+        out.put("connected")
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
 
         async def create(n: int) -> object:
             channel = await pool.get()
@@ -100,13 +109,17 @@ def _client_process(target: str, first: int, count: int, clients: int, out: Any)
             await channel.close()
         return {"wall_s": wall, "latencies": latencies, "errors": dict(errors), "cpu_s": cpu}
 
-    out.put(asyncio.run(main()))
+    # The load generator on uvloop, like the front-end workers: it shares the machine's cores with
+    # what it measures, so the less CPU it spends per call the less it takes from the API.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        out.put(runner.run(main()))
 
 
 def _phase(name: str, count: int, wall: float, latencies: list[float], errors: Counter[str] | dict[str, int],
            cp_cpu: float, agents_cpu: list[float | None], client_cpu: float | None,
            workers_cpu: float | None = None, workers: int = 0) -> dict[str, Any]:  # fmt: skip
     return {
+        "ops_per_commit": None,
         "phase": name,
         "workers": workers,
         "sessions": count,
@@ -120,6 +133,15 @@ def _phase(name: str, count: int, wall: float, latencies: list[float], errors: C
         "agents_us_per_create": [None if a is None else a / count * 1e6 for a in agents_cpu],
         "client_us_per_create": None if client_cpu is None else client_cpu / count * 1e6,
     }
+
+
+def _store_counts(cp: Any) -> tuple[int, int]:
+    return cp.store.commits, cp.store.operations
+
+
+def _ops_per_commit(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    commits = after[0] - before[0]
+    return (after[1] - before[1]) / commits if commits else None
 
 
 def _machine() -> tuple[float | None, float]:
@@ -155,14 +177,18 @@ def _api_phase(cp: Any, runner: CpThread, ns: str, workdir: Path, config: Any, a
     worker_pids = pool.pids() if pool is not None else []
     try:
         spawn = multiprocessing.get_context("spawn")
-        out = spawn.Queue()
-        client = spawn.Process(target=_client_process, args=(target, first, sessions, clients, out), daemon=True)
-        before = cpu_now(agents + worker_pids)
-        machine = _machine()
+        out, go = spawn.Queue(), spawn.Event()
+        client = spawn.Process(target=_client_process, args=(target, first, sessions, clients, out, go), daemon=True)
         if target.startswith("unix:"):
             client.start()
         else:
             run_in_netns(ns, client.start)  # a process started from that thread lives in the namespace
+        if out.get(timeout=120) != "connected":
+            raise RuntimeError("the client process did not connect")
+        # The counters start when the load does: the client's start-up (imports, 64 channels) is not in them.
+        before = cpu_now(agents + worker_pids)
+        machine = _machine()
+        go.set()
         answer = out.get(timeout=max(600.0, sessions / 10))
         spent = cpu_spent(before, cpu_now(agents + worker_pids))
         others = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent) + answer["cpu_s"])
@@ -213,16 +239,19 @@ def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1))
                 async def establish(n: int) -> object:
                     return await cp.sessions.establish(request(n))
 
-                before, machine = cpu_now(agents), _machine()
+                before, machine, store = cpu_now(agents), _machine(), _store_counts(cp)
                 wall, latencies, errors = runner.call(run_all(sessions, clients, establish), timeout=None)
                 spent = cpu_spent(before, cpu_now(agents))
                 direct = _phase("direct", sessions, wall, latencies, errors, spent[0] or 0.0, spent[1:], None)
                 direct["other_cores"] = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent))
+                direct["ops_per_commit"] = _ops_per_commit(store, _store_counts(cp))
                 for k, count in enumerate(workers, start=1):
                     first = k * sessions
+                    store = _store_counts(cp)
                     phase = _api_phase(
                         cp, runner, net.ns("cp"), workdir, config, agents, count, first, sessions, clients
                     )
+                    phase["ops_per_commit"] = _ops_per_commit(store, _store_counts(cp))
                     api.append(phase)
             finally:
                 if cp is not None:
@@ -246,16 +275,19 @@ def format_report(result: dict[str, Any]) -> str:
         f"{result['clients']} clients / in flight, 2 UPF agents; api w=N: N front-end worker processes "
         "(w=0: the CP's own gRPC server; w<=1 on a unix socket, w>=2 on TCP loopback)",
         "",
-        f"{'phase':<8} {'sessions':>8} {'creates/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CP us/create':>12} "
-        f"{'workers us':>10} {'agents us/create':>16} {'client us':>9} {'errors':>6} {'other load':>10}",
+        f"{'phase':<8} {'sessions':>8} {'creates/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ops/commit':>10} "
+        f"{'CP us/create':>12} {'workers us':>10} {'agents us/create':>16} {'client us':>9} {'errors':>6} "
+        f"{'other load':>10}",
     ]
     for r in (direct, *api):
         agents = "/".join("-" if a is None else f"{a:.0f}" for a in r["agents_us_per_create"])
         client = "-" if r["client_us_per_create"] is None else f"{r['client_us_per_create']:.0f}"
         workers = "-" if r.get("workers_us_per_create") is None else f"{r['workers_us_per_create']:.0f}"
         others = "-" if r.get("other_cores") is None else f"{r['other_cores']:.2f} cores"
+        batch = "-" if r["ops_per_commit"] is None else f"{r['ops_per_commit']:.1f}"
         lines.append(
             f"{r['phase']:<8} {r['sessions']:>8} {r['rate']:>9.0f} {r['p50_ms'] or 0:>7.1f} {r['p99_ms'] or 0:>7.1f} "
+            f"{batch:>10} "
             f"{r['cp_us_per_create']:>12.0f} {workers:>10} {agents:>16} {client:>9} {sum(r['errors'].values()):>6} "
             f"{others:>10}"
         )

@@ -8,7 +8,7 @@ configuration, the :class:`~control_plane.api.auth.AuthInterceptor` with the con
 health checking and reflection. Every edgecups.v1 method is a generic handler on bytes: the
 request is never parsed here, the answer never re-serialized. Health says SERVING only while
 the core is connected; when the core's socket closes (the control plane stopped or died) the
-worker stops serving and exits, so it never outlives its control plane.
+worker stops serving and exits, so it never outlives its control plane. The loop is uvloop's.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import grpc
 import grpc.aio
+import uvloop
 
 from control_plane.api.auth import ApiToken, AuthInterceptor, caller_name
 from control_plane.api.frontend import codec
@@ -277,7 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("API worker %d: cannot reach the core at %s: %s", os.getpid(), spec.core, error)
             return 1
 
-    return asyncio.run(run())
+    # uvloop: a worker is all event loop (gRPC's completion queue, the core's socket). On uvloop it
+    # spends ~15% less CPU per forwarded call than on asyncio's own loop (bench/api_sessions.py).
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run())
 
 
 if __name__ == "__main__":
