@@ -8,15 +8,20 @@ Run from the repository root, as root (it builds network namespaces)::
 
 What is measured
 ----------------
-One control plane, two UPF agents, one database, the phases below in the same run:
+One control plane, two UPF agents, one database, the phases below in the same run, each
+split into ``--rounds`` (4) rounds that take turns (direct, api w=0, api w=1, direct, ...):
+the machine's speed changes during a run on a shared host, and interleaving lets every
+phase see the same changes. A phase's figures are over all its rounds; the report also
+gives api/direct round by round.
 
 * **direct**: ``cp.sessions.establish`` called on the control plane's own loop with
   ``--clients`` (64) establishments in flight: the figure of ``bench/cp_sessions.py``
   (issue 5), measured again here so that both figures see the same machine and load.
 * **api w=N**: the same establishments (other subscribers) as ``SessionService.Create``
   calls over gRPC from ``--clients`` (64) clients, each with its own channel, in a separate
-  process (spawned, on uvloop), each client waiting for its answer before it sends the next; one phase
-  per ``--workers`` count (default ``0,1``). w=0 is the API server ``edgecups cp`` runs
+  process (spawned, on uvloop; one per phase for all its rounds, connected before the first), each client
+  waiting for its answer before it sends the next; one phase per ``--workers`` count
+  (default ``0,1``). w=0 is the API server ``edgecups cp`` runs
   in its own process (control_plane.app.start with the API) on a unix socket; w=N>0 are N
   front-end worker processes (``api: {workers: N}``, control_plane/api/frontend, started
   with the same function ``edgecups cp`` uses) forwarding to this control plane: one on a
@@ -34,7 +39,7 @@ beyond the direct figure, and with the workers' CPU counted in.
 
 The control plane runs in this process (as in cp_sessions.py), in the cp namespace;
 the agents are ``edgecups upf`` processes in theirs. The database must hold exactly
-(1 + API phases) x ``--sessions`` active sessions at the end (checked; a failure exits 1).
+(1 + API phases) x (``--warmup`` + ``--sessions``) active sessions at the end (checked; a failure exits 1).
 Nothing is asserted on timing: ratios are reported.
 """
 
@@ -43,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import multiprocessing
@@ -52,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,150 +80,226 @@ from bench.pfcp_node import cpu_model, machine_busy_seconds, percentile
 
 DEFAULT_SESSIONS = 5_000
 DEFAULT_CLIENTS = 64
+DEFAULT_ROUNDS = 4
+DEFAULT_WARMUP = 500
 TARGET_COST = 0.30
 
 
-def _client_process(target: str, first: int, count: int, clients: int, out: Any, go: Any) -> None:
-    """The API phase's load: ``clients`` channels creating sessions first..first+count-1.
+def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
+    """An API phase's load generator, one process for all its rounds: ``clients`` channels.
 
-    Puts "connected" on ``out`` once every channel is up, starts the clock when ``go`` is set
-    (the parent reads the CPU counters in between), and puts its results on ``out`` at the end."""
+    Puts "connected" on ``out`` once every channel is up; then, for each ``(first, count)`` on
+    ``commands``, creates sessions first..first+count-1 and puts the round's results on ``out``;
+    None ends it."""
     import uvloop
 
     from control_plane.api.client import SessionClient
 
-    async def main() -> dict[str, Any]:
+    async def main() -> None:
         channels = [SessionClient(target, timeout=60.0) for _ in range(clients)]
         pool: asyncio.Queue[SessionClient] = asyncio.Queue()
         for channel in channels:
             pool.put_nowait(channel)
             await channel.list_page(page_size=1)  # connected before the clock starts
+        # What this process imported stays out of the collector's view (gc.freeze): its full
+        # collections would otherwise traverse every module during the rounds, and a load
+        # generator should not spend that on the API's cores.
+        gc.freeze()
         out.put("connected")
-        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        loop = asyncio.get_running_loop()
+        while (command := await loop.run_in_executor(None, commands.get)) is not None:
+            first, count = command
 
-        async def create(n: int) -> object:
-            channel = await pool.get()
-            try:
-                return await channel.establish(request(first + n))
-            finally:
-                pool.put_nowait(channel)
+            async def create(n: int, first: int = first) -> object:
+                channel = await pool.get()
+                try:
+                    return await channel.establish(request(first + n))
+                finally:
+                    pool.put_nowait(channel)
 
-        cpu = time.process_time()
-        wall, latencies, errors = await run_all(count, clients, create)
-        cpu = time.process_time() - cpu
+            cpu = time.process_time()
+            wall, latencies, errors = await run_all(count, clients, create)
+            cpu = time.process_time() - cpu
+            out.put({"wall_s": wall, "latencies": latencies, "errors": dict(errors), "cpu_s": cpu})
         for channel in channels:
             await channel.close()
-        return {"wall_s": wall, "latencies": latencies, "errors": dict(errors), "cpu_s": cpu}
 
     # The load generator on uvloop, like the front-end workers: it shares the machine's cores with
     # what it measures, so the less CPU it spends per call the less it takes from the API.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        out.put(runner.run(main()))
+        runner.run(main())
 
 
-def _phase(name: str, count: int, wall: float, latencies: list[float], errors: Counter[str] | dict[str, int],
-           cp_cpu: float, agents_cpu: list[float | None], client_cpu: float | None,
-           workers_cpu: float | None = None, workers: int = 0) -> dict[str, Any]:  # fmt: skip
-    return {
-        "ops_per_commit": None,
-        "phase": name,
-        "workers": workers,
-        "sessions": count,
-        "wall_s": wall,
-        "rate": count / wall,
-        "p50_ms": percentile(latencies, 0.5),
-        "p99_ms": percentile(latencies, 0.99),
-        "errors": dict(errors),
-        "cp_us_per_create": cp_cpu / count * 1e6,
-        "workers_us_per_create": None if workers_cpu is None else workers_cpu / count * 1e6,
-        "agents_us_per_create": [None if a is None else a / count * 1e6 for a in agents_cpu],
-        "client_us_per_create": None if client_cpu is None else client_cpu / count * 1e6,
-    }
+class _Client:
+    """The parent's handle on a :func:`_client_process`."""
+
+    def __init__(self, target: str, ns: str, clients: int) -> None:
+        from tests.harness.netns import run_in_netns
+
+        spawn = multiprocessing.get_context("spawn")
+        self.commands, self.out = spawn.Queue(), spawn.Queue()
+        self.process = spawn.Process(
+            target=_client_process, args=(target, clients, self.commands, self.out), daemon=True
+        )
+        if target.startswith("unix:"):
+            self.process.start()
+        else:
+            run_in_netns(ns, self.process.start)  # a process started from that thread lives in the namespace
+        if self.out.get(timeout=120) != "connected":
+            raise RuntimeError("the client process did not connect")
+
+    def start_round(self, first: int, count: int) -> None:
+        self.commands.put((first, count))
+
+    def result(self, count: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self.out.get(timeout=max(600.0, count / 10))
+        return answer
+
+    def stop(self) -> None:
+        self.commands.put(None)
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
 
 
-def _store_counts(cp: Any) -> tuple[int, int]:
-    return cp.store.commits, cp.store.operations
+class _Counters:
+    """What a round's figures are differences of: CPU per process (this one first), the machine's
+    busy time, the store's commits and operations."""
+
+    def __init__(self, cp: Any, pids: list[int]) -> None:
+        self.cpu = cpu_now(pids)
+        self.machine = _machine()
+        self.store = (cp.store.commits, cp.store.operations)
 
 
-def _ops_per_commit(before: tuple[int, int], after: tuple[int, int]) -> float | None:
-    commits = after[0] - before[0]
-    return (after[1] - before[1]) / commits if commits else None
+@dataclasses.dataclass
+class _Tally:
+    """One phase's figures, summed over its rounds."""
+
+    name: str
+    agents: int
+    workers: int = 0
+    sessions: int = 0
+    wall: float = 0.0
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    errors: Counter[str] = dataclasses.field(default_factory=Counter)
+    cpu: list[float | None] = dataclasses.field(default_factory=list)  # this process, agents, workers
+    client: float | None = None
+    busy: float | None = 0.0  # the machine's busy seconds
+    ours: float = 0.0  # of which this benchmark's processes
+    commits: int = 0
+    operations: int = 0
+    rounds: list[float] = dataclasses.field(default_factory=list)  # creates/s of each round
+
+    def add(self, count: int, wall: float, latencies: list[float], errors: Counter[str] | dict[str, int],
+            before: _Counters, after: _Counters, client: float | None = None) -> None:  # fmt: skip
+        spent = cpu_spent(before.cpu, after.cpu)
+        self.cpu = spent if not self.cpu else [_plus(a, b) for a, b in zip(self.cpu, spent, strict=True)]
+        self.sessions += count
+        self.wall += wall
+        self.latencies += latencies
+        self.errors.update(errors)
+        if client is not None:
+            self.client = (self.client or 0.0) + client
+        if self.busy is None or before.machine[0] is None or after.machine[0] is None:
+            self.busy = None
+        else:
+            self.busy += after.machine[0] - before.machine[0]
+        self.ours += sum(x or 0.0 for x in spent) + (client or 0.0)
+        self.commits += after.store[0] - before.store[0]
+        self.operations += after.store[1] - before.store[1]
+        self.rounds.append(count / wall)
+
+    def report(self) -> dict[str, Any]:
+        count = self.sessions
+        workers = self.cpu[1 + self.agents :]
+        workers_cpu = None if not workers or any(w is None for w in workers) else sum(w or 0.0 for w in workers)
+        return {
+            "phase": self.name,
+            "workers": self.workers,
+            "sessions": count,
+            "wall_s": self.wall,
+            "rate": count / self.wall,
+            "round_rates": self.rounds,
+            "p50_ms": percentile(sorted(self.latencies), 0.5),
+            "p99_ms": percentile(sorted(self.latencies), 0.99),
+            "errors": dict(self.errors),
+            "ops_per_commit": self.operations / self.commits if self.commits else None,
+            "cp_us_per_create": (self.cpu[0] or 0.0) / count * 1e6,
+            "workers_us_per_create": None if workers_cpu is None else workers_cpu / count * 1e6,
+            "agents_us_per_create": [None if a is None else a / count * 1e6 for a in self.cpu[1 : 1 + self.agents]],
+            "client_us_per_create": None if self.client is None else self.client / count * 1e6,
+            # Cores kept busy by processes other than this benchmark's (the machine is shared).
+            "other_cores": None if self.busy is None else max(0.0, (self.busy - self.ours) / self.wall),
+        }
+
+
+def _plus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
 
 
 def _machine() -> tuple[float | None, float]:
     return machine_busy_seconds(), time.monotonic()
 
 
-def _other_cores(before: tuple[float | None, float], after: tuple[float | None, float], ours: float) -> float | None:
-    """Cores kept busy during a phase by processes other than this benchmark's (the machine is shared)."""
-    if before[0] is None or after[0] is None:
-        return None
-    return max(0.0, (after[0] - before[0] - ours) / (after[1] - before[1]))
+@dataclasses.dataclass
+class _Api:
+    """One API phase's server: the in-process one (w=0) or a pool of front-end workers, up for the whole run."""
+
+    workers: int
+    target: str
+    pool: Any = None
+    client: _Client | None = None
+
+    def pids(self) -> list[int]:
+        return list(self.pool.pids()) if self.pool is not None else []
 
 
-def _api_phase(cp: Any, runner: CpThread, ns: str, workdir: Path, config: Any, agents: list[int],
-               workers: int, first: int, sessions: int, clients: int) -> dict[str, Any]:  # fmt: skip
-    """One API phase: the in-process server (``workers`` 0, already running) or a fresh set of workers."""
+def _start_api(cp: Any, runner: CpThread, workdir: Path, config: Any, workers: int) -> _Api:
     from control_plane.api.frontend.pool import start_api_workers
     from control_plane.api.provisioning import ProvisioningServicer
     from control_plane.api.status_service import StatusServicer
-    from tests.harness.netns import run_in_netns
 
-    pool = None
     if workers == 0:
-        target = f"unix:{workdir / 'api.sock'}"
-    else:
-        # One worker listens on a unix socket like the in-process server; more share a TCP port
-        # (SO_REUSEPORT), on loopback in the cp namespace, where the client process then runs.
-        address = f"unix:{workdir / f'api-{workers}.sock'}" if workers == 1 else "127.0.0.1"
-        settings = dataclasses.replace(config, api_address=address, api_port=0, api_workers=workers)
-        status = StatusServicer(cp.store, cp.inventory, cp.associations, cp.events)
-        pool = runner.call(start_api_workers(settings, cp.sessions, ProvisioningServicer(cp.provisioning), status))
-        target = address if workers == 1 else f"127.0.0.1:{pool.port}"
-    worker_pids = pool.pids() if pool is not None else []
-    try:
-        spawn = multiprocessing.get_context("spawn")
-        out, go = spawn.Queue(), spawn.Event()
-        client = spawn.Process(target=_client_process, args=(target, first, sessions, clients, out, go), daemon=True)
-        if target.startswith("unix:"):
-            client.start()
-        else:
-            run_in_netns(ns, client.start)  # a process started from that thread lives in the namespace
-        if out.get(timeout=120) != "connected":
-            raise RuntimeError("the client process did not connect")
-        # The counters start when the load does: the client's start-up (imports, 64 channels) is not in them.
-        before = cpu_now(agents + worker_pids)
-        machine = _machine()
-        go.set()
-        answer = out.get(timeout=max(600.0, sessions / 10))
-        spent = cpu_spent(before, cpu_now(agents + worker_pids))
-        others = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent) + answer["cpu_s"])
-        client.join(30)
-    finally:
-        if pool is not None:
-            runner.call(pool.stop())
-    workers_cpu = None
-    if pool is not None:
-        parts = spent[1 + len(agents) :]
-        workers_cpu = None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
-    phase = _phase(
-        f"api w={workers}", sessions, answer["wall_s"], answer["latencies"], answer["errors"],
-        spent[0] or 0.0, spent[1 : 1 + len(agents)], answer["cpu_s"], workers_cpu, workers,
-    )  # fmt: skip
-    phase["other_cores"] = others
-    return phase
+        return _Api(0, f"unix:{workdir / 'api.sock'}")
+    # One worker listens on a unix socket like the in-process server; more share a TCP port
+    # (SO_REUSEPORT), on loopback in the cp namespace, where the client process then runs.
+    address = f"unix:{workdir / f'api-{workers}.sock'}" if workers == 1 else "127.0.0.1"
+    settings = dataclasses.replace(config, api_address=address, api_port=0, api_workers=workers)
+    status = StatusServicer(cp.store, cp.inventory, cp.associations, cp.events)
+    pool = runner.call(start_api_workers(settings, cp.sessions, ProvisioningServicer(cp.provisioning), status))
+    return _Api(workers, address if workers == 1 else f"127.0.0.1:{pool.port}", pool)
 
 
-def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1)) -> dict[str, Any]:
+def _api_round(cp: Any, api: _Api, agents: list[int], tally: _Tally | None, first: int, count: int) -> None:
+    """``count`` creates through ``api`` from its client process, added to ``tally`` (None: warm-up)."""
+    assert api.client is not None
+    before = _Counters(cp, agents + api.pids())
+    api.client.start_round(first, count)
+    answer = api.client.result(count)
+    after = _Counters(cp, agents + api.pids())
+    if tally is not None:
+        tally.add(count, answer["wall_s"], answer["latencies"], answer["errors"], before, after, answer["cpu_s"])
+
+
+def _rounds(sessions: int, rounds: int) -> list[tuple[int, int]]:
+    """(offset, count) of each round's share of a phase's ``sessions``."""
+    bounds = [sessions * k // rounds for k in range(rounds + 1)]
+    return [(bounds[k], bounds[k + 1] - bounds[k]) for k in range(rounds) if bounds[k + 1] > bounds[k]]
+
+
+def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1), rounds: int = 4,
+        warmup: int = DEFAULT_WARMUP) -> dict[str, Any]:  # fmt: skip
     from control_plane.app import start
     from control_plane.config import parse_config
     from tests.harness.control_plane import cp_n4, cp_network, provision
 
     phases = 1 + len(workers)
+    span = warmup + sessions  # subscribers per phase: phase k creates k*span .. (k+1)*span-1
     with tempfile.TemporaryDirectory(prefix="edgecups-bench-api-") as tmp, database(kind, Path(tmp)) as url:
         workdir = Path(tmp)
         socket = workdir / "api.sock"
-        provision(url, UPFS, subscribers=phases * sessions, capacity=phases * sessions)
+        provision(url, UPFS, subscribers=phases * span, capacity=phases * span)
         config = parse_config(
             {
                 "n4": {"address": str(cp_n4(0).ip)},
@@ -230,41 +312,62 @@ def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1))
         with cp_network(workdir, UPFS) as net:
             runner = CpThread(net.ns("cp"))
             cp = None
-            api: list[dict[str, Any]] = []
+            servers: list[_Api] = []
             try:
                 cp = runner.call(start(config, api=True))
                 runner.call(wait_associated(cp))
                 agents = [agent.process.pid for agent in net.agents]
+                for count in workers:
+                    servers.append(_start_api(cp, runner, workdir, config, count))
+                    servers[-1].client = _Client(servers[-1].target, net.ns("cp"), clients)
+                direct = _Tally("direct", len(agents))
+                api = [_Tally(f"api w={s.workers}", len(agents), s.workers) for s in servers]
 
-                async def establish(n: int) -> object:
-                    return await cp.sessions.establish(request(n))
+                def direct_from(offset: int) -> Callable[[int], Awaitable[object]]:
+                    async def establish(n: int) -> object:
+                        return await cp.sessions.establish(request(offset + n))
 
-                before, machine, store = cpu_now(agents), _machine(), _store_counts(cp)
-                wall, latencies, errors = runner.call(run_all(sessions, clients, establish), timeout=None)
-                spent = cpu_spent(before, cpu_now(agents))
-                direct = _phase("direct", sessions, wall, latencies, errors, spent[0] or 0.0, spent[1:], None)
-                direct["other_cores"] = _other_cores(machine, _machine(), sum(x or 0.0 for x in spent))
-                direct["ops_per_commit"] = _ops_per_commit(store, _store_counts(cp))
-                for k, count in enumerate(workers, start=1):
-                    first = k * sessions
-                    store = _store_counts(cp)
-                    phase = _api_phase(
-                        cp, runner, net.ns("cp"), workdir, config, agents, count, first, sessions, clients
-                    )
-                    phase["ops_per_commit"] = _ops_per_commit(store, _store_counts(cp))
-                    api.append(phase)
+                    return establish
+
+                # A warm-up round first, not measured: a new client's first calls cost it more
+                # (its channels, caches and the allocator settle). Then rounds interleave the
+                # phases, so a change in the machine's speed during the run (a shared host)
+                # reaches every phase alike instead of the ones that ran then.
+                plan = [(0, warmup, False)] if warmup else []
+                plan += [(warmup + offset, count, True) for offset, count in _rounds(sessions, rounds)]
+                for offset, count, measured in plan:
+                    before = _Counters(cp, agents)
+                    wall, latencies, errors = runner.call(run_all(count, clients, direct_from(offset)), timeout=None)
+                    if measured:
+                        direct.add(count, wall, latencies, errors, before, _Counters(cp, agents))
+                    for k, (server, tally) in enumerate(zip(servers, api, strict=True), start=1):
+                        _api_round(cp, server, agents, tally if measured else None, k * span + offset, count)
             finally:
+                for server in servers:
+                    if server.client is not None:
+                        server.client.stop()
+                    if server.pool is not None:
+                        runner.call(server.pool.stop())
                 if cp is not None:
                     runner.call(cp.stop())
                 runner.close()
             check = database_check(url)
+    phases_out = [direct.report(), *(t.report() for t in api)]
     ok = (
-        check["states"] == {"active": phases * sessions}
-        and check["distinct_ue_ipv4"] == phases * sessions
-        and not direct["errors"]
-        and not any(phase["errors"] for phase in api)
+        check["states"] == {"active": phases * span}
+        and check["distinct_ue_ipv4"] == phases * span
+        and not any(phase["errors"] for phase in phases_out)
     )
-    return {"db": kind, "clients": clients, "direct": direct, "api": api, "check": check, "ok": ok}
+    return {
+        "db": kind,
+        "clients": clients,
+        "rounds": rounds,
+        "warmup": warmup,
+        "direct": phases_out[0],
+        "api": phases_out[1:],
+        "check": check,
+        "ok": ok,
+    }
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -300,17 +403,20 @@ def format_report(result: dict[str, Any]) -> str:
         + ("OK" if result["ok"] else "FAILED"),
         "",
         f"{'phase':<8} {'API cost (1 - api/direct), target < 30%':>40} {'ratio':>6} {'api/direct':>10} "
-        f"{'CP us added':>11} {'+ workers us':>12}",
+        f"{'CP us added':>11} {'+ workers us':>12}  api/direct by round",
     ]
     for r in api:
         ratio = r["rate"] / direct["rate"]
         extra = r["cp_us_per_create"] - direct["cp_us_per_create"]
         total = extra + (r.get("workers_us_per_create") or 0.0)
+        by_round = " ".join(f"{a / d:.2f}" for a, d in zip(r["round_rates"], direct["round_rates"], strict=True))
         lines.append(
             f"{r['phase']:<8} {1 - ratio:>40.0%} {(1 - ratio) / TARGET_COST:>6.2f} {ratio:>10.2f} "
-            f"{extra:>11.0f} {total:>12.0f}"
+            f"{extra:>11.0f} {total:>12.0f}  {by_round}"
         )
     lines.append(
+        f"Each phase ran {result['warmup']} creates to warm up (not measured), then {result['rounds']} rounds, "
+        "interleaved (direct, api, ..., direct, api, ...); its figures are over all its rounds. "
         "CP us added: the control plane's own CPU per create beyond direct calls; + workers us: with the "
         "front-end workers' CPU, the API's whole cost. other load: cores busy with processes outside this "
         "benchmark (a shared machine makes the rates move with it)"
@@ -328,10 +434,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="0,1",
         help="API phases to run, by front-end worker count, comma-separated (0: the in-process server; default 0,1)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds each phase is split into, interleaved (4)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=DEFAULT_WARMUP, help="creates per phase before the measured rounds (500)"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 10_000 or args.clients < 1:
         parser.error("--sessions must be 1..10000 and --clients at least 1")
+    if not 1 <= args.rounds <= args.sessions:
+        parser.error("--rounds must be 1..--sessions")
+    if not 0 <= args.warmup <= 10_000:
+        parser.error("--warmup must be 0..10000")
     try:
         workers = [int(n) for n in args.workers.split(",")]
     except ValueError:
@@ -352,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"api_sessions: PostgreSQL unavailable: {why}", file=sys.stderr)
             return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    result = run(args.db, args.sessions, args.clients, workers)
+    result = run(args.db, args.sessions, args.clients, workers, args.rounds, args.warmup)
     print(format_report(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
