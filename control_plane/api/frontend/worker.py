@@ -35,12 +35,17 @@ from control_plane.api.frontend import codec
 from control_plane.api.frontend.link import FrameLink
 from control_plane.api.generated.edgecups.v1 import provisioning_pb2, sessions_pb2, status_pb2
 from control_plane.api.security import ApiSecurity, TlsFiles, add_api_port, add_standard_services
+from edge_sites import gc_policy
 
 __all__ = ["WorkerSpec", "edgecups_methods", "main"]
 
 log = logging.getLogger("control_plane.api.frontend")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+#: Generation 0's GC threshold while serving (edge_sites.gc_policy, as in the control plane and the
+#: agents): a call's objects die by reference counting; at CPython's 700 a young collection ran
+#: every few calls and full ones traversed gRPC's and protobuf's modules again and again.
+YOUNG_GC_THRESHOLD = 20_000
 _GONE = codec.End(0, grpc.StatusCode.UNAVAILABLE.value[0], "the control plane went away")
 
 
@@ -247,6 +252,7 @@ async def serve(spec: WorkerSpec, port: int, stop: asyncio.Event) -> int:
         log.error("API worker %d: %s", os.getpid(), error)
         return 1
     await server.start()
+    gc_policy.acquire(YOUNG_GC_THRESHOLD)  # after start-up: its freeze takes in what start-up loaded
     link.ready(bound)
     lost: asyncio.Future[Any] = asyncio.ensure_future(link.lost)
     stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
@@ -256,6 +262,7 @@ async def serve(spec: WorkerSpec, port: int, stop: asyncio.Event) -> int:
     if link.lost.done():
         log.warning("API worker %d: the control plane's core closed its socket; exiting", os.getpid())
     await server.stop(1.0)
+    gc_policy.release()
     return 0
 
 
