@@ -93,14 +93,17 @@ def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
     None ends it."""
     import uvloop
 
-    from control_plane.api.client import SessionClient
+    from control_plane.api.channel import open_channel
+    from control_plane.api.generated.edgecups.v1 import sessions_pb2 as pb
+    from control_plane.api.generated.edgecups.v1 import sessions_pb2_grpc as pb_grpc
 
     async def main() -> None:
-        channels = [SessionClient(target, timeout=60.0) for _ in range(clients)]
-        pool: asyncio.Queue[SessionClient] = asyncio.Queue()
+        channels = [open_channel(target) for _ in range(clients)]
+        stubs: asyncio.Queue[Any] = asyncio.Queue()
         for channel in channels:
-            pool.put_nowait(channel)
-            await channel.list_page(page_size=1)  # connected before the clock starts
+            stub = pb_grpc.SessionServiceStub(channel)
+            await stub.List(pb.ListSessionsRequest(page_size=1), timeout=60.0)  # connected before the clock starts
+            stubs.put_nowait(stub)
         # What this process imported stays out of the collector's view (gc.freeze): its full
         # collections would otherwise traverse every module during the rounds, and a load
         # generator should not spend that on the API's cores.
@@ -109,25 +112,44 @@ def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
         loop = asyncio.get_running_loop()
         while (command := await loop.run_in_executor(None, commands.get)) is not None:
             first, count = command
+            # The round's requests are built before its clock starts: the load is the calls. Each
+            # answer is parsed and checked (an active session with a UE address), as a caller would.
+            messages = [_create_message(pb, request(first + n)) for n in range(count)]
 
-            async def create(n: int, first: int = first) -> object:
-                channel = await pool.get()
+            async def create(n: int, messages: list[Any] = messages) -> object:
+                stub = await stubs.get()
                 try:
-                    return await channel.establish(request(first + n))
+                    session = await stub.Create(messages[n], timeout=60.0)
                 finally:
-                    pool.put_nowait(channel)
+                    stubs.put_nowait(stub)
+                if session.state != "active" or not session.ue_ipv4:
+                    raise RuntimeError(f"session {session.supi} answered {session.state!r}, UE {session.ue_ipv4!r}")
+                return session
 
             cpu = time.process_time()
             wall, latencies, errors = await run_all(count, clients, create)
             cpu = time.process_time() - cpu
             out.put({"wall_s": wall, "latencies": latencies, "errors": dict(errors), "cpu_s": cpu})
         for channel in channels:
-            await channel.close()
+            await channel.close(grace=None)
 
     # The load generator on uvloop, like the front-end workers: it shares the machine's cores with
     # what it measures, so the less CPU it spends per call the less it takes from the API.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
+
+
+def _create_message(pb: Any, req: Any) -> Any:
+    """The CreateSessionRequest for a :class:`~control_plane.services.views.SessionRequest`."""
+    return pb.CreateSessionRequest(
+        supi=req.supi,
+        dnn=req.dnn,
+        snssai=req.snssai,
+        tai=req.tai,
+        pdu_session_id=req.pdu_session_id,
+        gnb_teid=req.gnb_teid,
+        gnb_address=req.gnb_address,
+    )
 
 
 class _Client:
