@@ -137,12 +137,11 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
                 handler = self._owner.handlers[event.method]
                 if handler.response_streaming:
                     self._credit[event.call_id] = _Credit()
-                    coro = self._stream(event, handler)
-                else:
-                    coro = self._unary(event, handler)
-                task = self._loop.create_task(coro)
+                    task = self._loop.create_task(self._stream(event, handler))
+                    task.add_done_callback(partial(self._forget, event.call_id))
+                else:  # forgets itself when done
+                    task = self._loop.create_task(self._unary(event, handler))
                 self._tasks[event.call_id] = task
-                task.add_done_callback(partial(self._forget, event.call_id))
             elif isinstance(event, codec.Cancel):
                 cancelled = self._tasks.pop(event.call_id, None)
                 if cancelled is not None:
@@ -177,11 +176,20 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
             return None
 
     async def _unary(self, request: codec.Request, handler: _Handler) -> None:
-        async def answer(message: object) -> End:
-            response = await handler.unary_unary(message, _CONTEXT)
-            return End(request.call_id, 0, payload=handler.response_serializer(response))
-
-        await self._call(request, handler, answer)
+        # _call's steps inlined: this runs for every create, on the control plane's busiest thread.
+        try:
+            message = self._parse(request, handler)
+            if message is None:
+                return
+            auth.set_caller_name(request.caller or None)
+            try:
+                response = await handler.unary_unary(message, _CONTEXT)
+                end = End(request.call_id, 0, payload=handler.response_serializer(response))
+            except Exception as error:
+                end = self._failure(request, error)
+            self._end(end)
+        finally:
+            self._tasks.pop(request.call_id, None)
 
     async def _stream(self, request: codec.Request, handler: _Handler) -> None:
         credit = self._credit[request.call_id]
@@ -214,15 +222,20 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
         auth.set_caller_name(request.caller or None)
         try:
             end = await answer(message)
-        except Aborted as abort:
-            end = End(request.call_id, abort.code.value[0], abort.details, abort.trailers)
-        except codec.LocalProtocolError as error:
-            end = End(request.call_id, _INTERNAL, f"a message does not fit the API's frames: {error}")
-        except Exception:
-            log.exception("%s failed", request.method)
-            end = End(request.call_id, _INTERNAL, f"{request.method} failed inside the control plane; see its log")
+        except Exception as error:
+            end = self._failure(request, error)
         if end is not None:
             self._end(end)
+
+    @staticmethod
+    def _failure(request: codec.Request, error: Exception) -> End:
+        """The End of a call whose handler raised ``error``."""
+        if isinstance(error, Aborted):
+            return End(request.call_id, error.code.value[0], error.details, error.trailers)
+        if isinstance(error, codec.LocalProtocolError):
+            return End(request.call_id, _INTERNAL, f"a message does not fit the API's frames: {error}")
+        log.error("%s failed", request.method, exc_info=error)
+        return End(request.call_id, _INTERNAL, f"{request.method} failed inside the control plane; see its log")
 
     def close(self) -> None:
         if self._transport is not None:
