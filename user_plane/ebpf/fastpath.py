@@ -104,6 +104,8 @@ class SessionCounters:
 
 
 _ZERO: Final = SessionCounters()
+#: What a kernel without BPF_MAP_LOOKUP_BATCH for array maps answers: EINVAL, ENOTSUPP (524), EOPNOTSUPP.
+_NO_BATCH: Final = frozenset({22, 524, 95})
 
 
 @dataclass
@@ -120,6 +122,9 @@ class _Slot:
     dl_instance: str | None = None
     #: A volume threshold or quota is armed: punted packets need a fold before Python counts them.
     exact: bool = False
+    #: The usage element's bytes at the last fold (zeroed at allocation): fold_all skips a slot
+    #: whose element still reads the same.
+    seen: bytes = bytes(ctypes.sizeof(Usage))
     #: The keys of FastPath.teids and .ues that point at this slot (forgotten in O(1), not by a scan).
     watched_teids: list[int] = field(default_factory=list)
     watched_ues: list[bytes] = field(default_factory=list)
@@ -152,6 +157,7 @@ class FastPath:
         self._clock = clock
         self._slots: dict[int, _Slot] = {}  # by UP SEID
         self._free: list[int] = list(range(obj.max_sessions - 1, -1, -1))
+        self._high = 0  # 1 + the highest slot index ever used: fold_all reads usage[0:_high]
         self._quarantine: deque[tuple[float, int]] = deque()
         self.attachments: list[loader.TcAttachment] = []
         #: TEIDs / packed UE IPv4 addresses of sessions with a slot, for the Python path's
@@ -251,6 +257,7 @@ class FastPath:
         if not self._free:
             raise loader.BpfError(28, "no free fast-path slot")  # ENOSPC
         index = self._free.pop()
+        self._high = max(self._high, index + 1)
         # Nothing points at the slot (quarantine): zero its counters and buckets.
         self.obj.update("usage", ctypes.c_uint32(index), Usage())
         slot = _Slot(seid, index, offload, state)
@@ -309,10 +316,16 @@ class FastPath:
         if slot is None:
             return []
         epoch = time.monotonic_ns()
-        now = self._clock()
         u = Usage()
         if not self.obj.lookup("usage", ctypes.c_uint32(slot.index), u, BPF_F_LOCK):
             return []
+        return self._fold(slot, u, bytes(u), epoch)
+
+    def _fold(self, slot: _Slot, u: Usage, raw: bytes, epoch: int) -> list[UsageReport]:
+        """Fold ``u`` (``raw``: its bytes), read from the slot's usage element at ``epoch``."""
+        slot.seen = raw
+        up_seid = slot.seid
+        now = self._clock()
         f = slot.folded
         d_ul_p, d_ul_b = u.ul_packets - f.ul_packets, u.ul_bytes - f.ul_bytes
         d_dl_p, d_dl_b = u.dl_packets - f.dl_packets, u.dl_bytes - f.dl_bytes
@@ -356,7 +369,37 @@ class FastPath:
                 into.setdefault(instance, SessionCounters()).add(u, ul, dl, minus=slot.folded)
 
     def fold_all(self) -> dict[int, list[UsageReport]]:
-        """:meth:`fold` every session with a slot; reports by UP SEID."""
+        """:meth:`fold` every session with a slot; reports by UP SEID.
+
+        It runs every FASTPATH_POLL seconds over every offloaded session: one syscall per
+        slot took ~8 µs each (at 8,000 sessions an agent spent a quarter as much CPU on this
+        poll as on establishing sessions at 1,000/s). So the usage elements of every slot
+        in use are read in one batch, and a slot whose bytes are those it had at its last
+        fold (no packet since: the counters, stamps and buckets move only with packets) is
+        skipped after a comparison."""
+        if not self._slots:
+            return {}
+        epoch = time.monotonic_ns()
+        try:
+            values = self.obj.lookup_range("usage", Usage, self._high, BPF_F_LOCK)
+        except loader.BpfError as exc:
+            if exc.errno not in _NO_BATCH:
+                raise
+            return self._fold_each()  # a kernel without batch lookups in array maps (before 5.6)
+        raw = bytes(values)
+        size = ctypes.sizeof(Usage)
+        out: dict[int, list[UsageReport]] = {}
+        for seid, slot in list(self._slots.items()):
+            start = slot.index * size
+            value = raw[start : start + size]
+            if value == slot.seen:
+                continue
+            reports = self._fold(slot, values[slot.index], value, epoch)
+            if reports:
+                out[seid] = reports
+        return out
+
+    def _fold_each(self) -> dict[int, list[UsageReport]]:
         out: dict[int, list[UsageReport]] = {}
         for seid in list(self._slots):
             reports = self.fold(seid)

@@ -1,8 +1,9 @@
 """ctypes bindings on Debian's ``libbpf.so.1`` for the fast path's object (upf.bpf.o).
 
 Only what the fast path needs: open/load the object, map fds and element
-operations (lookups with ``BPF_F_LOCK`` read a spin-locked value consistently),
-tc clsact attach/detach by ifindex, and ``BPF_PROG_TEST_RUN`` for byte-exact tests.
+operations (lookups with ``BPF_F_LOCK`` read a spin-locked value consistently;
+:meth:`BpfObject.lookup_range` reads many array elements in one syscall), tc clsact
+attach/detach by ifindex, and ``BPF_PROG_TEST_RUN`` for byte-exact tests.
 
 Theory of operation:
 
@@ -24,7 +25,7 @@ import ctypes.util
 import errno
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .build import BUILD_HINT, OBJECT, SOURCE, stale
 
@@ -236,6 +237,7 @@ def libbpf() -> ctypes.CDLL:
         "bpf_map_lookup_elem": (c_int, [c_int, vp, vp]),
         "bpf_map_lookup_elem_flags": (c_int, [c_int, vp, vp, ctypes.c_uint64]),
         "bpf_map_delete_elem": (c_int, [c_int, vp]),
+        "bpf_map_lookup_batch": (c_int, [c_int, vp, vp, vp, vp, vp, vp]),
         "bpf_tc_hook_create": (c_int, [vp]),
         "bpf_tc_hook_destroy": (c_int, [vp]),
         "bpf_tc_attach": (c_int, [vp, vp]),
@@ -250,6 +252,15 @@ def libbpf() -> ctypes.CDLL:
     lib.libbpf_set_print(_print)
     _lib = lib
     return lib
+
+
+_V = TypeVar("_V", bound=ctypes.Structure)
+
+
+class _BatchOpts(ctypes.Structure):
+    """struct bpf_map_batch_opts (libbpf)."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
 
 
 def _check(rc: int, what: str) -> int:
@@ -353,6 +364,26 @@ class BpfObject:
             return False
         _check(rc, f"lookup map {name}")
         return True
+
+    def lookup_range(self, name: str, value_type: type[_V], count: int, flags: int = 0) -> ctypes.Array[_V]:
+        """Elements 0..count-1 of array map ``name``, in one BPF_MAP_LOOKUP_BATCH (``flags`` per
+        element: BPF_F_LOCK reads each spin-locked value consistently, as :meth:`lookup` does)."""
+        values = (value_type * count)()
+        if count == 0:
+            return values
+        keys = (ctypes.c_uint32 * count)()
+        out_batch = ctypes.c_uint32()
+        filled = ctypes.c_uint32(count)
+        opts = _BatchOpts(ctypes.sizeof(_BatchOpts), flags, 0)
+        rc = libbpf().bpf_map_lookup_batch(
+            self.fds[name], None, ctypes.byref(out_batch), keys, values, ctypes.byref(filled), ctypes.byref(opts)
+        )
+        # ENOENT: the map ended before ``count`` (an array map has max_entries elements).
+        if rc < 0 and rc != -errno.ENOENT:
+            _check(rc, f"batch lookup in map {name}")
+        if filled.value != count:
+            raise BpfError(errno.ERANGE, f"map {name}: {filled.value} of {count} elements read")
+        return values
 
     def delete(self, name: str, key: ctypes._CData) -> bool:
         """False when the key was absent."""

@@ -37,7 +37,7 @@ from tests.unit.user_plane.test_ebpf_offload import (
 )
 from user_plane import gtpu
 from user_plane.ebpf.fastpath import FastPath
-from user_plane.ebpf.loader import TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, BpfObject
+from user_plane.ebpf.loader import TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, BpfError, BpfObject
 from user_plane.forward import Forwarder
 from user_plane.rules import Qer
 from user_plane.session import SessionState
@@ -271,3 +271,64 @@ def test_removal_and_change_update_the_maps(lab: Lab) -> None:
     downlink = lab.downlink_frame(ipv4_udp(DN, UE, b"r"))
     assert lab.run(downlink, lab.n6_index) == (TC_ACT_OK, downlink)
     assert lab.fastpath.counters()["ebpf.ul_packets"] == 2
+
+
+@needs_netns
+def test_the_poll_reads_every_slot_in_one_batch_and_folds_only_those_that_counted(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three sessions; packets for two of them (uplink for one, downlink for the other).
+    states = [
+        make_state(up_seid=0x100 + k, ue=IPv4Address(int(UE) + k), ul_teid=UL_TEID + k, urrs=(volume_urr(),))
+        for k in range(3)
+    ]
+    for state in states:
+        lab.install(state)
+    uplink = lab.uplink_frame(ipv4_udp(UE, DN, b"u" * 72), teid=UL_TEID)
+    for _ in range(3):
+        assert lab.run(uplink, lab.n3_index)[0] == TC_ACT_REDIRECT
+    downlink = lab.downlink_frame(ipv4_udp(DN, IPv4Address(int(UE) + 2), b"d" * 172))
+    for _ in range(2):
+        assert lab.run(downlink, lab.n6_index)[0] == TC_ACT_REDIRECT
+    single: list[str] = []
+    lookup = lab.obj.lookup
+
+    def counted(name: str, *args: Any) -> bool:
+        single.append(name)
+        return lookup(name, *args)
+
+    monkeypatch.setattr(lab.obj, "lookup", counted)
+    assert lab.fastpath.fold_all() == {}  # no threshold reached: nothing to report
+    assert single == []  # one batch read, no element read alone
+    query = {state.up_seid: lab.meters[state.up_seid][1].query(NOW + 1) for state in states}
+    assert (query[0x100].ul_packets, query[0x100].ul_bytes) == (3, 3 * 100)
+    assert (query[0x101].ul_packets, query[0x101].dl_packets) == (0, 0)
+    assert (query[0x102].dl_packets, query[0x102].dl_bytes) == (2, 2 * 200)
+    counters = lab.fastpath.counters()
+    assert (counters["ebpf.ul_packets"], counters["ebpf.dl_packets"]) == (3, 2)
+    # Nothing new: the next poll folds nothing (no limits rewritten), and a later packet is
+    # folded once, by the poll after it.
+    written: list[int] = []
+    monkeypatch.setattr(lab.fastpath, "_write_limits", lambda slot, meters: written.append(slot.seid))
+    assert lab.fastpath.fold_all() == {} and written == []
+    assert lab.run(uplink, lab.n3_index)[0] == TC_ACT_REDIRECT
+    lab.fastpath.fold_all()
+    assert written == [0x100]
+    assert lab.meters[0x100][1].query(NOW + 2).ul_packets == 1  # the query above restarted the count
+
+
+@needs_netns
+def test_a_kernel_without_batch_lookups_is_polled_slot_by_slot(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = make_state(urrs=(volume_urr(),))
+    lab.install(state)
+    assert lab.run(lab.uplink_frame(ipv4_udp(UE, DN, b"u" * 72)), lab.n3_index)[0] == TC_ACT_REDIRECT
+
+    def unsupported(*args: Any) -> Any:
+        raise BpfError(22, "batch lookup in map usage: Invalid argument")
+
+    monkeypatch.setattr(lab.obj, "lookup_range", unsupported)
+    assert lab.fastpath.fold_all() == {}
+    assert lab.meters[state.up_seid][1].query(NOW + 1).ul_bytes == 100
+    monkeypatch.setattr(lab.obj, "lookup_range", lambda *args: (_ for _ in ()).throw(BpfError(1, "EPERM")))
+    with pytest.raises(BpfError):  # any other failure is the caller's (FastPathGlue counts it)
+        lab.fastpath.fold_all()
