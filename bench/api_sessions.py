@@ -93,7 +93,7 @@ def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
     None ends it."""
     import uvloop
 
-    from control_plane.api.channel import open_channel
+    from control_plane.api.client import create_request, open_channel
     from control_plane.api.generated.edgecups.v1 import sessions_pb2 as pb
     from control_plane.api.generated.edgecups.v1 import sessions_pb2_grpc as pb_grpc
 
@@ -114,7 +114,7 @@ def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
             first, count = command
             # The round's requests are built before its clock starts: the load is the calls. Each
             # answer is parsed and checked (an active session with a UE address), as a caller would.
-            messages = [_create_message(pb, request(first + n)) for n in range(count)]
+            messages = [create_request(request(first + n)) for n in range(count)]
 
             async def create(n: int, messages: list[Any] = messages) -> object:
                 stub = await stubs.get()
@@ -137,19 +137,6 @@ def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
     # what it measures, so the less CPU it spends per call the less it takes from the API.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
-
-
-def _create_message(pb: Any, req: Any) -> Any:
-    """The CreateSessionRequest for a :class:`~control_plane.services.views.SessionRequest`."""
-    return pb.CreateSessionRequest(
-        supi=req.supi,
-        dnn=req.dnn,
-        snssai=req.snssai,
-        tai=req.tai,
-        pdu_session_id=req.pdu_session_id,
-        gnb_teid=req.gnb_teid,
-        gnb_address=req.gnb_address,
-    )
 
 
 class _Client:
@@ -233,7 +220,7 @@ class _Tally:
         self.rounds.append(count / wall)
 
     def report(self) -> dict[str, Any]:
-        count = self.sessions
+        count, latencies = self.sessions, sorted(self.latencies)
         workers = self.cpu[1 + self.agents :]
         workers_cpu = None if not workers or any(w is None for w in workers) else sum(w or 0.0 for w in workers)
         return {
@@ -243,8 +230,8 @@ class _Tally:
             "wall_s": self.wall,
             "rate": count / self.wall,
             "round_rates": self.rounds,
-            "p50_ms": percentile(sorted(self.latencies), 0.5),
-            "p99_ms": percentile(sorted(self.latencies), 0.99),
+            "p50_ms": percentile(latencies, 0.5),
+            "p99_ms": percentile(latencies, 0.99),
             "errors": dict(self.errors),
             "ops_per_commit": self.operations / self.commits if self.commits else None,
             "cp_us_per_create": (self.cpu[0] or 0.0) / count * 1e6,

@@ -55,8 +55,23 @@ __all__ = [  # the channel's names too, so callers need one import
     "SessionPage",
     "StatusClient",
     "Unreachable",
+    "create_request",
     "open_channel",
 ]
+
+
+def create_request(request: SessionRequest) -> pb.CreateSessionRequest:
+    """The SessionService.Create request for ``request``; InvalidArgument names a value that does not fit."""
+    return request_message(
+        pb.CreateSessionRequest,
+        supi=request.supi,
+        dnn=request.dnn,
+        snssai=request.snssai,
+        tai=request.tai,
+        pdu_session_id=request.pdu_session_id,
+        gnb_teid=request.gnb_teid,
+        gnb_address=request.gnb_address,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +97,7 @@ class SessionClient(BaseClient):
         self._stub = pb_grpc.SessionServiceStub(self._channel)  # typed as the AsyncStub for an aio channel
 
     async def establish(self, request: SessionRequest) -> SessionView:
-        message = request_message(
-            pb.CreateSessionRequest,
-            supi=request.supi,
-            dnn=request.dnn,
-            snssai=request.snssai,
-            tai=request.tai,
-            pdu_session_id=request.pdu_session_id,
-            gnb_teid=request.gnb_teid,
-            gnb_address=request.gnb_address,
-        )
+        message = create_request(request)
         return session_from_proto(await self._call(lambda: self._stub.Create(message, timeout=self._timeout)))
 
     async def modify(self, supi: str, pdu_session_id: int, request: ModifyRequest) -> SessionView:

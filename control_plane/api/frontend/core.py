@@ -137,11 +137,12 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
                 handler = self._owner.handlers[event.method]
                 if handler.response_streaming:
                     self._credit[event.call_id] = _Credit()
-                    task = self._loop.create_task(self._stream(event, handler))
-                    task.add_done_callback(partial(self._forget, event.call_id))
-                else:  # forgets itself when done
-                    task = self._loop.create_task(self._unary(event, handler))
+                    coro = self._stream(event, handler)
+                else:
+                    coro = self._unary(event, handler)
+                task = self._loop.create_task(coro)
                 self._tasks[event.call_id] = task
+                task.add_done_callback(partial(self._forget, event.call_id))
             elif isinstance(event, codec.Cancel):
                 cancelled = self._tasks.pop(event.call_id, None)
                 if cancelled is not None:
@@ -176,20 +177,11 @@ class _WorkerLink(FrameLink[codec.CoreConnection]):
             return None
 
     async def _unary(self, request: codec.Request, handler: _Handler) -> None:
-        # _call's steps inlined: this runs for every create, on the control plane's busiest thread.
-        try:
-            message = self._parse(request, handler)
-            if message is None:
-                return
-            auth.set_caller_name(request.caller or None)
-            try:
-                response = await handler.unary_unary(message, _CONTEXT)
-                end = End(request.call_id, 0, payload=handler.response_serializer(response))
-            except Exception as error:
-                end = self._failure(request, error)
-            self._end(end)
-        finally:
-            self._tasks.pop(request.call_id, None)
+        async def answer(message: object) -> End:
+            response = await handler.unary_unary(message, _CONTEXT)
+            return End(request.call_id, 0, payload=handler.response_serializer(response))
+
+        await self._call(request, handler, answer)
 
     async def _stream(self, request: codec.Request, handler: _Handler) -> None:
         credit = self._credit[request.call_id]

@@ -12,6 +12,8 @@ Punted packets must come back unchanged with TC_ACT_OK.
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -323,12 +325,15 @@ def test_a_kernel_without_batch_lookups_is_polled_slot_by_slot(lab: Lab, monkeyp
     lab.install(state)
     assert lab.run(lab.uplink_frame(ipv4_udp(UE, DN, b"u" * 72)), lab.n3_index)[0] == TC_ACT_REDIRECT
 
-    def unsupported(*args: Any) -> Any:
-        raise BpfError(22, "batch lookup in map usage: Invalid argument")
+    def failing(code: int) -> Callable[..., Any]:
+        def lookup_range(*args: Any) -> Any:
+            raise BpfError(code, f"batch lookup in map usage: {os.strerror(code)}")
 
-    monkeypatch.setattr(lab.obj, "lookup_range", unsupported)
+        return lookup_range
+
+    monkeypatch.setattr(lab.obj, "lookup_range", failing(errno.EINVAL))
     assert lab.fastpath.fold_all() == {}
     assert lab.meters[state.up_seid][1].query(NOW + 1).ul_bytes == 100
-    monkeypatch.setattr(lab.obj, "lookup_range", lambda *args: (_ for _ in ()).throw(BpfError(1, "EPERM")))
+    monkeypatch.setattr(lab.obj, "lookup_range", failing(errno.EPERM))
     with pytest.raises(BpfError):  # any other failure is the caller's (FastPathGlue counts it)
         lab.fastpath.fold_all()
