@@ -44,9 +44,11 @@ install: $(STAMP)
 
 # Debian packages the tests use: tshark (the PFCP and GTP-U oracle, and editcap), iproute2 (ip netns),
 # clang and libbpf-dev (build the eBPF fast path, user_plane/ebpf/upf.bpf.c; libbpf1 comes with iproute2).
+# g++, pkg-config and libgrpc++-dev build bench/api_sessions.py's native load generator (bench/loadgen).
 # Absolute paths may be globs (Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off PATH).
 SYSTEM_TOOLS := tshark:tshark ip:iproute2 clang:clang /usr/include/bpf/bpf_helpers.h:libbpf-dev \
-  /usr/lib/postgresql/*/bin/initdb:postgresql /usr/sbin/mosquitto:mosquitto
+  /usr/lib/postgresql/*/bin/initdb:postgresql /usr/sbin/mosquitto:mosquitto \
+  g++:g++ pkg-config:pkg-config /usr/include/grpcpp/grpcpp.h:libgrpc++-dev
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; \
 	  if [ "$${tool#/}" != "$$tool" ]; then ls -d $$tool >/dev/null 2>&1; else command -v "$$tool" >/dev/null 2>&1; fi \

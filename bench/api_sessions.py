@@ -18,9 +18,14 @@ gives api/direct round by round.
   ``--clients`` (64) establishments in flight: the figure of ``bench/cp_sessions.py``
   (issue 5), measured again here so that both figures see the same machine and load.
 * **api w=N**: the same establishments (other subscribers) as ``SessionService.Create``
-  calls over gRPC from ``--clients`` (64) clients, each with its own channel, in a separate
-  process (spawned, on uvloop; one per phase for all its rounds, connected before the first), each client
-  waiting for its answer before it sends the next; one phase per ``--workers`` count
+  calls over gRPC from ``--clients`` (64) clients sharing ``--connections`` (1, as ghz's
+  default) connections, each client waiting for its answer before it sends the next, from a
+  load-generator process (one per phase for all its rounds, connected before the first):
+  ``--client native`` (the default; bench/loadgen/create_load.cc, gRPC C++, see
+  bench/native_load.py: the load generator shares the two cores with what it measures, and
+  a Python gRPC client spends twice its CPU per call) or ``--client python`` (grpc.aio on
+  uvloop, spawned); each builds a round's requests with the API's own builder before the
+  round's clock starts, and every answer is parsed and checked; one phase per ``--workers`` count
   (default ``0,1``). w=0 is the API server ``edgecups cp`` runs
   in its own process (control_plane.app.start with the API) on a unix socket; w=N>0 are N
   front-end worker processes (``api: {workers: N}``, control_plane/api/frontend, started
@@ -76,6 +81,7 @@ from bench.cp_sessions import (
     run_all,
     wait_associated,
 )
+from bench.native_load import NativeClient, NativeUnavailable, build
 from bench.pfcp_node import cpu_model, machine_busy_seconds, percentile
 
 DEFAULT_SESSIONS = 5_000
@@ -85,25 +91,29 @@ DEFAULT_WARMUP = 500
 TARGET_COST = 0.30
 
 
-def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
-    """An API phase's load generator, one process for all its rounds: ``clients`` channels.
+def _client_process(target: str, clients: int, connections: int, commands: Any, out: Any) -> None:
+    """An API phase's load generator, one process for all its rounds: ``clients`` over ``connections`` channels.
 
     Puts "connected" on ``out`` once every channel is up; then, for each ``(first, count)`` on
     ``commands``, creates sessions first..first+count-1 and puts the round's results on ``out``;
     None ends it."""
+    import grpc.aio
     import uvloop
 
-    from control_plane.api.client import create_request, open_channel
+    from control_plane.api.client import create_request
     from control_plane.api.generated.edgecups.v1 import sessions_pb2 as pb
     from control_plane.api.generated.edgecups.v1 import sessions_pb2_grpc as pb_grpc
 
     async def main() -> None:
-        channels = [open_channel(target) for _ in range(clients)]
+        # A local subchannel pool per channel: one connection each (gRPC would otherwise share one
+        # among all channels to the same target with the same arguments).
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(connections)]
+        for channel in channels:  # connected before the clock starts
+            await pb_grpc.SessionServiceStub(channel).List(pb.ListSessionsRequest(page_size=1), timeout=60.0)
         stubs: asyncio.Queue[Any] = asyncio.Queue()
-        for channel in channels:
-            stub = pb_grpc.SessionServiceStub(channel)
-            await stub.List(pb.ListSessionsRequest(page_size=1), timeout=60.0)  # connected before the clock starts
-            stubs.put_nowait(stub)
+        for k in range(clients):
+            stubs.put_nowait(pb_grpc.SessionServiceStub(channels[k % connections]))
         # What this process imported stays out of the collector's view (gc.freeze): its full
         # collections would otherwise traverse every module during the rounds, and a load
         # generator should not spend that on the API's cores.
@@ -142,13 +152,14 @@ def _client_process(target: str, clients: int, commands: Any, out: Any) -> None:
 class _Client:
     """The parent's handle on a :func:`_client_process`."""
 
-    def __init__(self, target: str, ns: str, clients: int) -> None:
+    def __init__(self, target: str, ns: str, clients: int, connections: int) -> None:
         from tests.harness.netns import run_in_netns
 
         spawn = multiprocessing.get_context("spawn")
         self.commands, self.out = spawn.Queue(), spawn.Queue()
+        self._round = (0, 0)
         self.process = spawn.Process(
-            target=_client_process, args=(target, clients, self.commands, self.out), daemon=True
+            target=_client_process, args=(target, clients, connections, self.commands, self.out), daemon=True
         )
         if target.startswith("unix:"):
             self.process.start()
@@ -157,11 +168,14 @@ class _Client:
         if self.out.get(timeout=120) != "connected":
             raise RuntimeError("the client process did not connect")
 
-    def start_round(self, first: int, count: int) -> None:
-        self.commands.put((first, count))
+    def prepare(self, first: int, count: int) -> None:
+        self._round = (first, count)  # the process builds the requests before its clock starts
 
-    def result(self, count: int) -> dict[str, Any]:
-        answer: dict[str, Any] = self.out.get(timeout=max(600.0, count / 10))
+    def start_round(self) -> None:
+        self.commands.put(self._round)
+
+    def result(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.out.get(timeout=max(600.0, self._round[1] / 10))
         return answer
 
     def stop(self) -> None:
@@ -258,7 +272,7 @@ class _Api:
     workers: int
     target: str
     pool: Any = None
-    client: _Client | None = None
+    client: _Client | NativeClient | None = None
 
     def pids(self) -> list[int]:
         return list(self.pool.pids()) if self.pool is not None else []
@@ -283,9 +297,10 @@ def _start_api(cp: Any, runner: CpThread, workdir: Path, config: Any, workers: i
 def _api_round(cp: Any, api: _Api, agents: list[int], tally: _Tally | None, first: int, count: int) -> None:
     """``count`` creates through ``api`` from its client process, added to ``tally`` (None: warm-up)."""
     assert api.client is not None
+    api.client.prepare(first, count)
     before = _Counters(cp, agents + api.pids())
-    api.client.start_round(first, count)
-    answer = api.client.result(count)
+    api.client.start_round()
+    answer = api.client.result()
     after = _Counters(cp, agents + api.pids())
     if tally is not None:
         tally.add(count, answer["wall_s"], answer["latencies"], answer["errors"], before, after, answer["cpu_s"])
@@ -298,7 +313,7 @@ def _rounds(sessions: int, rounds: int) -> list[tuple[int, int]]:
 
 
 def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1), rounds: int = 4,
-        warmup: int = DEFAULT_WARMUP) -> dict[str, Any]:  # fmt: skip
+        warmup: int = DEFAULT_WARMUP, client: str = "native", connections: int = 1) -> dict[str, Any]:  # fmt: skip
     from control_plane.app import start
     from control_plane.config import parse_config
     from tests.harness.control_plane import cp_n4, cp_network, provision
@@ -328,7 +343,11 @@ def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1),
                 agents = [agent.process.pid for agent in net.agents]
                 for count in workers:
                     servers.append(_start_api(cp, runner, workdir, config, count))
-                    servers[-1].client = _Client(servers[-1].target, net.ns("cp"), clients)
+                    servers[-1].client = (
+                        NativeClient(servers[-1].target, net.ns("cp"), clients, connections, workdir)
+                        if client == "native"
+                        else _Client(servers[-1].target, net.ns("cp"), clients, connections)
+                    )
                 direct = _Tally("direct", len(agents))
                 api = [_Tally(f"api w={s.workers}", len(agents), s.workers) for s in servers]
 
@@ -370,6 +389,8 @@ def run(kind: str, sessions: int, clients: int, workers: Sequence[int] = (0, 1),
     return {
         "db": kind,
         "clients": clients,
+        "client": client,
+        "connections": connections,
         "rounds": rounds,
         "warmup": warmup,
         "direct": phases_out[0],
@@ -384,7 +405,8 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [
         "Northbound API benchmark: session creates through gRPC (64 clients) vs direct calls",
         f"python {platform.python_version()}, {cpu_model()}, {os.cpu_count()} cores, {result['db']}, "
-        f"{result['clients']} clients / in flight, 2 UPF agents; api w=N: N front-end worker processes "
+        f"{result['clients']} clients / in flight over {result['connections']} connection(s), "
+        f"{result['client']} load generator, 2 UPF agents; api w=N: N front-end worker processes "
         "(w=0: the CP's own gRPC server; w<=1 on a unix socket, w>=2 on TCP loopback)",
         "",
         f"{'phase':<8} {'sessions':>8} {'creates/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ops/commit':>10} "
@@ -449,10 +471,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--warmup", type=int, default=DEFAULT_WARMUP, help="creates per phase before the measured rounds (500)"
     )
+    parser.add_argument(
+        "--client",
+        choices=("native", "python"),
+        default="native",
+        help="the load generator: native (bench/loadgen, gRPC C++) or python (grpc.aio on uvloop); default native",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=1, help="connections the clients share, as ghz's --connections (1)"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 10_000 or args.clients < 1:
         parser.error("--sessions must be 1..10000 and --clients at least 1")
+    if not 1 <= args.connections <= args.clients:
+        parser.error("--connections must be 1..--clients")
     if not 1 <= args.rounds <= args.sessions:
         parser.error("--rounds must be 1..--sessions")
     if not 0 <= args.warmup <= 10_000:
@@ -477,7 +510,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"api_sessions: PostgreSQL unavailable: {why}", file=sys.stderr)
             return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    result = run(args.db, args.sessions, args.clients, workers, args.rounds, args.warmup)
+    if args.client == "native":
+        try:
+            build()
+        except NativeUnavailable as error:
+            print(f"api_sessions: the native load generator: {error}; or use --client python", file=sys.stderr)
+            return 2
+    result = run(args.db, args.sessions, args.clients, workers, args.rounds, args.warmup, args.client, args.connections)
     print(format_report(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
