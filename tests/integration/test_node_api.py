@@ -7,6 +7,7 @@
   was never awaited.
 * A second ``associate()`` while a setup is in progress fails at once, and the
   first one still completes (it used to wait forever).
+* Requests made in one loop turn leave together at its end, in one send.
 """
 
 from __future__ import annotations
@@ -159,3 +160,22 @@ def test_over_ipv6_a_peer_is_host_and_port_and_gets_its_answer() -> None:
     response, up_address = asyncio.run(asyncio.wait_for(run(), DEADLINE))
     assert _cause(response) == pfcp.CauseValue.REQUEST_ACCEPTED
     assert peers == [up_address] and len(up_address) == 2
+
+
+def test_requests_made_in_one_loop_turn_leave_in_one_send() -> None:
+    batches: list[int] = []
+
+    async def body(up: PfcpNode, cp_address: tuple[str, int]) -> None:
+        send = up._send
+
+        def counting(out: list[tuple[bytes, tuple[str, int]]]) -> None:
+            batches.append(len(out))
+            send(out)
+
+        up._send = counting  # type: ignore[method-assign]
+        flag = pfcp.NodeReportTypeFlags.UPFR
+        responses = await asyncio.gather(*(up.request(cp_address, _report(flag)) for _ in range(5)))
+        assert [_cause(r) for r in responses] == [pfcp.CauseValue.REQUEST_ACCEPTED] * 5
+
+    asyncio.run(asyncio.wait_for(_with_nodes(_accepted, body), DEADLINE))
+    assert batches == [5]  # the five requests left together, at the end of the turn that made them
