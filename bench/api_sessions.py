@@ -2,14 +2,14 @@
 
 Run from the repository root, as root (it builds network namespaces)::
 
-    .venv/bin/python bench/api_sessions.py                      # 5,000 sessions per phase on SQLite
+    .venv/bin/python bench/api_sessions.py                      # 10,000 sessions per phase on SQLite
     .venv/bin/python bench/api_sessions.py --sessions 1000       # a quick run
     .venv/bin/python bench/api_sessions.py --workers 0,1,2       # API phases: in-process, 1 and 2 workers
 
 What is measured
 ----------------
 One control plane, two UPF agents, one database, the phases below in the same run, each
-split into ``--rounds`` (4) rounds that take turns (direct, api w=0, api w=1, direct, ...):
+split into ``--rounds`` (8) rounds that take turns (direct, api w=0, api w=1, direct, ...):
 the machine's speed changes during a run on a shared host, and interleaving lets every
 phase see the same changes. A phase's figures are over all its rounds; the report also
 gives api/direct round by round.
@@ -84,9 +84,9 @@ from bench.cp_sessions import (
 from bench.native_load import NativeClient, NativeUnavailable, build
 from bench.pfcp_node import cpu_model, machine_busy_seconds, percentile
 
-DEFAULT_SESSIONS = 5_000
+DEFAULT_SESSIONS = 10_000
 DEFAULT_CLIENTS = 64
-DEFAULT_ROUNDS = 4
+DEFAULT_ROUNDS = 8
 DEFAULT_WARMUP = 500
 TARGET_COST = 0.30
 
@@ -457,7 +457,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help="creates per phase (5000)")
+    parser.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS, help="creates per phase (10000)")
     parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent API clients (64)")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
@@ -466,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="API phases to run, by front-end worker count, comma-separated (0: the in-process server; default 0,1)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds each phase is split into, interleaved (4)"
+        "--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds each phase is split into, interleaved (8)"
     )
     parser.add_argument(
         "--warmup", type=int, default=DEFAULT_WARMUP, help="creates per phase before the measured rounds (500)"
