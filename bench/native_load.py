@@ -10,6 +10,7 @@ comes back here and is parsed and checked (an active session with a UE address) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import struct
@@ -134,13 +135,16 @@ class NativeClient:
         return answer
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        # A program that exited already (a failed connect) leaves a broken pipe: nothing to tell it then.
+        with contextlib.suppress(OSError):
             self._stdin.write("quit\n")
-            self._stdin.flush()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._stdout.close()
         for path in (self._requests, self._answers):
             path.unlink(missing_ok=True)
