@@ -34,27 +34,36 @@ class NativeUnavailable(RuntimeError):
     """The native load generator cannot be built here (its compiler or gRPC C++ is missing)."""
 
 
-def buildable() -> bool:
-    """Whether :func:`build` can work here: the binary is current, or g++ and gRPC C++ are installed."""
-    if BINARY.exists() and BINARY.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return True
-    if shutil.which("g++") is None or shutil.which("pkg-config") is None:
-        return False
-    return subprocess.run(["pkg-config", "--exists", "grpc++"], check=False).returncode == 0
+def _current() -> bool:
+    return BINARY.exists() and BINARY.stat().st_mtime >= SOURCE.stat().st_mtime
 
 
-def build() -> Path:
-    """The binary, compiled first when it is missing or older than its source."""
-    if BINARY.exists() and BINARY.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return BINARY
+def _compile_flags() -> list[str]:
+    """gRPC C++'s compiler and linker flags; NativeUnavailable names what is missing."""
     if shutil.which("g++") is None or shutil.which("pkg-config") is None:
         raise NativeUnavailable(f"g++ and pkg-config are needed (make system-deps installs {' '.join(PACKAGES)})")
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "grpc++"], capture_output=True, text=True, check=False)
     if flags.returncode != 0:
         raise NativeUnavailable(f"gRPC C++ is not installed (make system-deps installs {' '.join(PACKAGES)})")
+    return flags.stdout.split()
+
+
+def buildable() -> bool:
+    """Whether :func:`build` can work here: the binary is current, or g++ and gRPC C++ are installed."""
+    try:
+        return _current() or bool(_compile_flags())
+    except NativeUnavailable:
+        return False
+
+
+def build() -> Path:
+    """The binary, compiled first when it is missing or older than its source."""
+    if _current():
+        return BINARY
+    flags = _compile_flags()
     BINARY.parent.mkdir(parents=True, exist_ok=True)
     partial = BINARY.with_suffix(".tmp")
-    command = ["g++", "-O2", "-std=c++17", "-o", str(partial), str(SOURCE), *flags.stdout.split()]
+    command = ["g++", "-O2", "-std=c++17", "-o", str(partial), str(SOURCE), *flags]
     compiled = subprocess.run(command, capture_output=True, text=True, check=False)
     if compiled.returncode != 0:
         raise NativeUnavailable(f"compiling {SOURCE.name} failed:\n{compiled.stderr[-2000:]}")

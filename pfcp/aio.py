@@ -228,7 +228,8 @@ class PfcpNode:
 
     def _scheduled_transmit(self) -> None:
         self._transmit_scheduled = False
-        self._transmit()
+        if self._sock is not None:  # closed in the meantime: its requests failed, nothing to send or time
+            self._transmit()
 
     def _drain_events(self) -> None:
         endpoint = self.endpoint

@@ -7,7 +7,8 @@
   was never awaited.
 * A second ``associate()`` while a setup is in progress fails at once, and the
   first one still completes (it used to wait forever).
-* Requests made in one loop turn leave together at its end, in one send.
+* Requests made in one loop turn leave together at its end, in one send; none leaves
+  once the node is closed in that turn.
 """
 
 from __future__ import annotations
@@ -179,3 +180,24 @@ def test_requests_made_in_one_loop_turn_leave_in_one_send() -> None:
 
     asyncio.run(asyncio.wait_for(_with_nodes(_accepted, body), DEADLINE))
     assert batches == [5]  # the five requests left together, at the end of the turn that made them
+
+
+def test_a_request_made_in_the_turn_that_closes_the_node_is_never_sent() -> None:
+    async def run() -> None:
+        node = PfcpNode(_config(UP_NODE))
+        await node.start(LOOPBACK, 0)
+        sent: list[int] = []
+        node._send = lambda out: sent.append(len(out))  # type: ignore[method-assign]
+        task = asyncio.ensure_future(node.request((LOOPBACK, 9), _report(pfcp.NodeReportTypeFlags.UPFR)))
+        await asyncio.sleep(0)  # the request is made; its send waits for the end of the turn
+        node.close()
+        try:
+            await task
+        except ConnectionAbortedError:
+            pass
+        else:
+            raise AssertionError("the request of a closed node answered")
+        await asyncio.sleep(0.05)
+        assert sent == [] and node._timer is None  # nothing sent, no retransmission timer armed
+
+    asyncio.run(asyncio.wait_for(run(), DEADLINE))

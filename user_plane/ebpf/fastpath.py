@@ -41,6 +41,7 @@ Theory of operation:
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import math
 import time
@@ -104,8 +105,9 @@ class SessionCounters:
 
 
 _ZERO: Final = SessionCounters()
-#: What a kernel without BPF_MAP_LOOKUP_BATCH for array maps answers: EINVAL, ENOTSUPP (524), EOPNOTSUPP.
-_NO_BATCH: Final = frozenset({22, 524, 95})
+#: What a kernel without BPF_MAP_LOOKUP_BATCH for array maps answers: EINVAL, ENOTSUPP (524, the
+#: kernel's own code, which Python's errno module does not name), EOPNOTSUPP.
+_NO_BATCH: Final = frozenset({errno.EINVAL, 524, errno.EOPNOTSUPP})
 
 
 @dataclass
